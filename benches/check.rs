@@ -1,0 +1,2 @@
+//! Criterion benchmarks of dtest-check (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks of dtest-exec (to be written).
+fn main() {}

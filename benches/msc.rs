@@ -1,0 +1,2 @@
+//! Criterion benchmarks of dtest-msc (to be written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the trace format (filled in below).
+fn main() {}

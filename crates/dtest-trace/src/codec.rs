@@ -1,0 +1,386 @@
+//! The byte-level codec of the trace format: the only module that knows
+//! bincode, varints and the record layout.
+//!
+//! # File layout (format 1.0)
+//!
+//! ```text
+//! magic    8 bytes   89 'D' 'T' 'R' 'A' 'C' 'E' 0a
+//! major    u16 LE    FORMAT_MAJOR
+//! minor    u16 LE    FORMAT_MINOR
+//! hlen     u32 LE    length of the header bytes
+//! hcrc     u32 LE    CRC-32 of the header bytes
+//! header   hlen bytes, bincode (standard config) of `Header`
+//! blocks   until the end of the file:
+//!   len    u32 LE    length of the block body
+//!   crc    u32 LE    CRC-32 of the body
+//!   body   len bytes: one or more events, back to back
+//! ```
+//!
+//! A block is written with one `write` call when the writer flushes, so a
+//! killed run leaves whole blocks and at most one torn block at the end of the
+//! file. A reader that meets the end of the file inside a block reports a torn
+//! tail (a warning); a bad checksum or a bad encoding anywhere is corruption.
+//!
+//! # Event layout
+//!
+//! ```text
+//! tag      u8        kind (bits 0-4) | dir (bits 5-6: 0 local, 1 send, 2 recv)
+//! actor    varint
+//! dtime    zigzag varint: time_ns minus the previous event's time_ns
+//! msg      (send)    zigzag varint: msg - (previous send's msg + 1)
+//!          (recv)    zigzag varint: previous send's msg - msg
+//! nclock   varint    number of clock entries that follow
+//! entries  nclock x (actor varint, zigzag varint of new - old value)
+//! data     (local, send) bincode of `EventData`; nothing for a receive
+//! ```
+//!
+//! Clock entries are relative to the actor's previous clock with its own
+//! entry ticked by one, so a local event or a send stores no entry at all and
+//! the size of an event does not grow with the number of actors. A receive's
+//! data is the data of its send, which the reader resolves by message id.
+
+use bincode::config::{self, Configuration};
+
+use crate::error::{Error, Result};
+use crate::model::{ActorId, Dir, EventData, Header, Kind};
+
+/// Magic bytes at the start of every trace file.
+pub const MAGIC: [u8; 8] = *b"\x89DTRACE\n";
+/// Format major version: readers refuse any other.
+pub const FORMAT_MAJOR: u16 = 1;
+/// Format minor version: readers read every older minor of their major.
+pub const FORMAT_MINOR: u16 = 0;
+/// Size of the fixed preamble before the header bytes.
+pub const PREAMBLE_LEN: usize = 8 + 2 + 2 + 4 + 4;
+/// Size of a block header.
+pub const BLOCK_HEADER_LEN: usize = 8;
+/// Largest block body a reader accepts; a larger length is corruption.
+pub const MAX_BLOCK_LEN: u32 = 256 << 20;
+/// Largest header a reader accepts.
+pub const MAX_HEADER_LEN: u32 = 64 << 20;
+
+fn cfg() -> Configuration {
+    config::standard()
+}
+
+/// Encodes the file preamble and header.
+pub fn encode_preamble(header: &Header, minor: u16) -> Result<Vec<u8>> {
+    let body = bincode::encode_to_vec(header, cfg())
+        .map_err(|e| Error::Usage(format!("cannot encode header: {e}")))?;
+    let mut out = Vec::with_capacity(PREAMBLE_LEN + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    out.extend_from_slice(&minor.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a header body (the bytes after the preamble).
+pub fn decode_header(bytes: &[u8], offset: u64) -> Result<Header> {
+    let (h, _): (Header, usize) = bincode::decode_from_slice(bytes, cfg()).map_err(|e| {
+        Error::Corrupt {
+            offset,
+            what: format!("bad header: {e}"),
+        }
+    })?;
+    Ok(h)
+}
+
+/// Appends `v` as an LEB128 varint.
+#[inline]
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Zigzag encoding of a signed value.
+#[inline]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+#[inline]
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A cursor over a block body that reports errors with file offsets.
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: u64,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor over `buf`, whose first byte is at file offset `base`.
+    pub fn new(buf: &'a [u8], base: u64) -> Cursor<'a> {
+        Cursor { buf, pos: 0, base }
+    }
+
+    /// Whether every byte was consumed.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// File offset of the next byte.
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::Corrupt {
+            offset: self.offset(),
+            what: what.to_string(),
+        }
+    }
+
+    /// Reads one byte.
+    #[inline]
+    pub fn byte(&mut self) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.corrupt("event runs past the end of its block")),
+        }
+    }
+
+    /// Reads an LEB128 varint.
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(self.corrupt("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(self.corrupt("varint too long"));
+            }
+        }
+    }
+
+    /// Decodes a bincode value.
+    pub fn data(&mut self) -> Result<EventData> {
+        let rest = &self.buf[self.pos..];
+        match bincode::decode_from_slice::<EventData, _>(rest, cfg()) {
+            Ok((d, n)) => {
+                self.pos += n;
+                Ok(d)
+            }
+            Err(e) => Err(self.corrupt(&format!("bad event data: {e}"))),
+        }
+    }
+}
+
+/// Packs kind and direction into a tag byte.
+#[inline]
+pub fn tag(kind: Kind, dir: Dir) -> u8 {
+    let d = match dir {
+        Dir::Local => 0,
+        Dir::Send => 1,
+        Dir::Recv => 2,
+    };
+    (kind as u8) | (d << 5)
+}
+
+/// Unpacks a tag byte.
+#[inline]
+pub fn untag(t: u8) -> Option<(Kind, Dir)> {
+    let kind = Kind::from_tag(t & 0x1f)?;
+    let dir = match (t >> 5) & 3 {
+        0 => Dir::Local,
+        1 => Dir::Send,
+        2 => Dir::Recv,
+        _ => return None,
+    };
+    if t & 0x80 != 0 {
+        return None;
+    }
+    Some((kind, dir))
+}
+
+/// Appends the bincode of `data`.
+pub fn put_data(out: &mut Vec<u8>, data: &EventData) -> Result<()> {
+    bincode::encode_into_std_write(data, out, cfg())
+        .map_err(|e| Error::Usage(format!("cannot encode event: {e}")))?;
+    Ok(())
+}
+
+/// State the event codec carries from one event to the next, identical on the
+/// writing and the reading side.
+#[derive(Debug, Clone)]
+pub struct CodecState {
+    /// Previous clock of every actor, `n * n` entries, row per actor.
+    pub clocks: Vec<u32>,
+    /// Number of actors.
+    pub n: usize,
+    /// Time of the previous event.
+    pub last_time: u64,
+    /// Message id of the previous send (`u64::MAX` before the first one).
+    pub last_send: u64,
+    /// Index of the next event.
+    pub next_index: u64,
+}
+
+impl CodecState {
+    /// The initial state for `n` actors.
+    pub fn new(n: usize) -> CodecState {
+        CodecState {
+            clocks: vec![0; n * n],
+            n,
+            last_time: 0,
+            last_send: u64::MAX,
+            next_index: 0,
+        }
+    }
+
+    /// The previous clock of `actor`.
+    pub fn clock(&self, actor: ActorId) -> &[u32] {
+        let a = actor as usize;
+        &self.clocks[a * self.n..(a + 1) * self.n]
+    }
+
+    /// Encodes the message id field.
+    #[inline]
+    pub fn put_msg(&mut self, out: &mut Vec<u8>, dir: Dir, msg: u64) {
+        match dir {
+            Dir::Send => {
+                let expected = self.last_send.wrapping_add(1);
+                put_varint(out, zigzag(msg.wrapping_sub(expected) as i64));
+                self.last_send = msg;
+            }
+            Dir::Recv => put_varint(out, zigzag(self.last_send.wrapping_sub(msg) as i64)),
+            Dir::Local => {}
+        }
+    }
+
+    /// Decodes the message id field.
+    #[inline]
+    pub fn get_msg(&mut self, c: &mut Cursor<'_>, dir: Dir) -> Result<Option<u64>> {
+        match dir {
+            Dir::Send => {
+                let d = unzigzag(c.varint()?);
+                let msg = self.last_send.wrapping_add(1).wrapping_add(d as u64);
+                self.last_send = msg;
+                Ok(Some(msg))
+            }
+            Dir::Recv => {
+                let d = unzigzag(c.varint()?);
+                Ok(Some(self.last_send.wrapping_sub(d as u64)))
+            }
+            Dir::Local => Ok(None),
+        }
+    }
+
+    /// Encodes `clock` for `actor` as the entries that differ from the
+    /// actor's previous clock with its own entry ticked, and makes it the
+    /// actor's previous clock. `clock` must have `n` entries.
+    #[inline]
+    pub fn put_clock(&mut self, out: &mut Vec<u8>, actor: ActorId, clock: &[u32]) {
+        let a = actor as usize;
+        let n = self.n;
+        let row = &mut self.clocks[a * n..(a + 1) * n];
+        row[a] = row[a].wrapping_add(1);
+        let count_pos = out.len();
+        out.push(0);
+        let mut count: u64 = 0;
+        for (i, (old, &new)) in row.iter_mut().zip(clock).enumerate() {
+            if *old != new {
+                put_varint(out, i as u64);
+                put_varint(out, zigzag(i64::from(new) - i64::from(*old)));
+                *old = new;
+                count += 1;
+            }
+        }
+        if count < 0x80 {
+            out[count_pos] = count as u8;
+        } else {
+            // Rare: more than 127 changed entries. Re-encode the count in place.
+            let mut tmp = Vec::new();
+            put_varint(&mut tmp, count);
+            out.splice(count_pos..count_pos + 1, tmp);
+        }
+    }
+
+    /// Decodes the clock entries of `actor` into `clock` (resized to `n`)
+    /// and makes it the actor's previous clock.
+    #[inline]
+    pub fn get_clock(
+        &mut self,
+        c: &mut Cursor<'_>,
+        actor: ActorId,
+        clock: &mut Vec<u32>,
+    ) -> Result<()> {
+        let a = actor as usize;
+        let n = self.n;
+        let row = &mut self.clocks[a * n..(a + 1) * n];
+        row[a] = row[a].wrapping_add(1);
+        let count = c.varint()?;
+        for _ in 0..count {
+            let i = c.varint()?;
+            let d = unzigzag(c.varint()?);
+            let Some(slot) = row.get_mut(i as usize) else {
+                return Err(Error::Corrupt {
+                    offset: c.offset(),
+                    what: format!("clock entry for actor {i}, but the trace has {n} actors"),
+                });
+            };
+            let v = i64::from(*slot) + d;
+            if !(0..=i64::from(u32::MAX)).contains(&v) {
+                return Err(Error::Corrupt {
+                    offset: c.offset(),
+                    what: "clock entry out of range".into(),
+                });
+            }
+            *slot = v as u32;
+        }
+        clock.clear();
+        clock.extend_from_slice(row);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_and_zigzag_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut c = Cursor::new(&out, 0);
+            assert_eq!(c.varint().unwrap(), v);
+            assert!(c.is_empty());
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX, -300] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn tags_round_trip() {
+        for k in Kind::ALL {
+            for d in [Dir::Local, Dir::Send, Dir::Recv] {
+                assert_eq!(untag(tag(k, d)), Some((k, d)));
+            }
+        }
+        assert_eq!(untag(0x1f), None);
+        assert_eq!(untag(0x60), None);
+    }
+}

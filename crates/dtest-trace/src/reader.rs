@@ -1,0 +1,364 @@
+//! Streaming reader: one event at a time, constant memory in the trace length.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use crate::clock::VectorClock;
+use crate::codec::{self, CodecState, Cursor, BLOCK_HEADER_LEN, PREAMBLE_LEN};
+use crate::error::{Error, Result};
+use crate::model::{Dir, Event, EventData, Header, Kind, MsgId};
+
+/// Something a reader noticed that does not stop it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// The file ends inside a block (a killed run): events from `offset` on
+    /// are lost, every event before it was read.
+    Torn {
+        /// Offset of the torn block.
+        offset: u64,
+    },
+    /// The file was written by a newer minor version of the format.
+    NewerMinor {
+        /// The file's minor version.
+        minor: u16,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::Torn { offset } => write!(
+                f,
+                "trace is truncated at byte {offset} (torn last record); events up to there were read"
+            ),
+            Warning::NewerMinor { minor } => write!(
+                f,
+                "trace written by a newer format version {}.{minor}; reading it as {}.{}",
+                codec::FORMAT_MAJOR,
+                codec::FORMAT_MAJOR,
+                codec::FORMAT_MINOR
+            ),
+        }
+    }
+}
+
+/// Reads a trace event by event.
+///
+/// [`Reader::next_event`] lends the current event; its clock is the full
+/// vector clock, reconstructed from the stored differences. Receives carry
+/// their send's data (kept while the message is in flight).
+#[derive(Debug)]
+pub struct Reader<R: Read> {
+    input: R,
+    header: Header,
+    minor: u16,
+    state: CodecState,
+    block: Vec<u8>,
+    block_pos: usize,
+    block_base: u64,
+    offset: u64,
+    current: Event,
+    pending: HashMap<MsgId, EventData>,
+    warnings: Vec<Warning>,
+    saw_end: bool,
+    done: bool,
+    bytes_payload: u64,
+}
+
+/// Reads as much as possible into `buf`; returns the number of bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Reader<BufReader<File>> {
+    /// Opens a trace file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = File::open(path)?;
+        Reader::new(BufReader::with_capacity(256 << 10, f))
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads the preamble and the header.
+    pub fn new(mut input: R) -> Result<Self> {
+        let mut pre = [0u8; PREAMBLE_LEN];
+        let got = read_full(&mut input, &mut pre)?;
+        if got < 8 || pre[..8] != codec::MAGIC {
+            if got < 8 && codec::MAGIC.starts_with(&pre[..got]) && got > 0 {
+                return Err(Error::TruncatedHeader { offset: got as u64 });
+            }
+            return Err(Error::NotATrace { offset: 0 });
+        }
+        if got < PREAMBLE_LEN {
+            return Err(Error::TruncatedHeader { offset: got as u64 });
+        }
+        let major = u16::from_le_bytes([pre[8], pre[9]]);
+        let minor = u16::from_le_bytes([pre[10], pre[11]]);
+        if major != codec::FORMAT_MAJOR {
+            return Err(Error::UnsupportedVersion {
+                offset: 8,
+                major,
+                minor,
+                supported: codec::FORMAT_MAJOR,
+            });
+        }
+        let hlen = u32::from_le_bytes([pre[12], pre[13], pre[14], pre[15]]);
+        let hcrc = u32::from_le_bytes([pre[16], pre[17], pre[18], pre[19]]);
+        if hlen > codec::MAX_HEADER_LEN {
+            return Err(Error::Corrupt {
+                offset: 12,
+                what: format!("header length {hlen} is implausible"),
+            });
+        }
+        let mut hbuf = vec![0u8; hlen as usize];
+        let got = read_full(&mut input, &mut hbuf)?;
+        if got < hbuf.len() {
+            return Err(Error::TruncatedHeader {
+                offset: (PREAMBLE_LEN + got) as u64,
+            });
+        }
+        if crc32fast::hash(&hbuf) != hcrc {
+            return Err(Error::Corrupt {
+                offset: PREAMBLE_LEN as u64,
+                what: "header checksum mismatch".into(),
+            });
+        }
+        let header = codec::decode_header(&hbuf, PREAMBLE_LEN as u64)?;
+        let n = header.actors.len();
+        let mut warnings = Vec::new();
+        if minor > codec::FORMAT_MINOR {
+            warnings.push(Warning::NewerMinor { minor });
+        }
+        let offset = (PREAMBLE_LEN + hbuf.len()) as u64;
+        Ok(Reader {
+            input,
+            header,
+            minor,
+            state: CodecState::new(n),
+            block: Vec::new(),
+            block_pos: 0,
+            block_base: offset,
+            offset,
+            current: Event {
+                index: 0,
+                actor: 0,
+                time_ns: 0,
+                dir: Dir::Local,
+                msg: None,
+                clock: VectorClock::new(n),
+                data: EventData::Close {
+                    reason: String::new(),
+                },
+            },
+            pending: HashMap::new(),
+            warnings,
+            saw_end: false,
+            done: false,
+            bytes_payload: 0,
+        })
+    }
+
+    /// The trace header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The format version of the file (major, minor).
+    pub fn version(&self) -> (u16, u16) {
+        (codec::FORMAT_MAJOR, self.minor)
+    }
+
+    /// Warnings so far (a torn tail shows up once the end is reached).
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// Whether the trace has its `end` event (meaningful once read through).
+    pub fn is_complete(&self) -> bool {
+        self.saw_end
+    }
+
+    /// The byte offset of the first byte not yet consumed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Total payload bytes (input and output) of the events read so far.
+    pub fn payload_bytes(&self) -> u64 {
+        self.bytes_payload
+    }
+
+    /// Loads the next block; returns false at the end of the trace.
+    fn next_block(&mut self) -> Result<bool> {
+        let mut bh = [0u8; BLOCK_HEADER_LEN];
+        let got = read_full(&mut self.input, &mut bh)?;
+        if got == 0 {
+            return Ok(false);
+        }
+        let start = self.offset;
+        if got < BLOCK_HEADER_LEN {
+            self.warnings.push(Warning::Torn { offset: start });
+            return Ok(false);
+        }
+        let len = u32::from_le_bytes([bh[0], bh[1], bh[2], bh[3]]);
+        let crc = u32::from_le_bytes([bh[4], bh[5], bh[6], bh[7]]);
+        if len == 0 || len > codec::MAX_BLOCK_LEN {
+            return Err(Error::Corrupt {
+                offset: start,
+                what: format!("block length {len} is implausible"),
+            });
+        }
+        self.block.resize(len as usize, 0);
+        let got = read_full(&mut self.input, &mut self.block)?;
+        if got < len as usize {
+            self.warnings.push(Warning::Torn { offset: start });
+            return Ok(false);
+        }
+        if crc32fast::hash(&self.block) != crc {
+            return Err(Error::Corrupt {
+                offset: start,
+                what: "block checksum mismatch".into(),
+            });
+        }
+        self.block_base = start + BLOCK_HEADER_LEN as u64;
+        self.block_pos = 0;
+        self.offset = self.block_base + u64::from(len);
+        Ok(true)
+    }
+
+    /// Reads the next event; `None` at the end of the trace.
+    pub fn next_event(&mut self) -> Result<Option<&Event>> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.block_pos >= self.block.len() {
+            match self.next_block() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+        match self.decode_one() {
+            Ok(()) => Ok(Some(&self.current)),
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn decode_one(&mut self) -> Result<()> {
+        let mut c = Cursor::new(&self.block[self.block_pos..], self.block_base + self.block_pos as u64);
+        let start = c.offset();
+        let t = c.byte()?;
+        let Some((kind, dir)) = codec::untag(t) else {
+            return Err(Error::Corrupt {
+                offset: start,
+                what: format!("bad event tag 0x{t:02x}"),
+            });
+        };
+        let actor = c.varint()?;
+        if actor >= self.state.n as u64 {
+            return Err(Error::Corrupt {
+                offset: start,
+                what: format!(
+                    "event on actor {actor}, but the trace has {} actors",
+                    self.state.n
+                ),
+            });
+        }
+        let actor = actor as u32;
+        let dt = codec::unzigzag(c.varint()?);
+        let time_ns = self.state.last_time.wrapping_add(dt as u64);
+        self.state.last_time = time_ns;
+        let msg = self.state.get_msg(&mut c, dir)?;
+        self.state.get_clock(&mut c, actor, &mut self.current.clock.0)?;
+        let data = match dir {
+            Dir::Recv => {
+                let m = msg.unwrap_or_default();
+                match self.pending.remove(&m) {
+                    Some(d) if d.kind() == kind => d,
+                    _ => EventData::empty(kind),
+                }
+            }
+            _ => {
+                let d = c.data()?;
+                if d.kind() != kind {
+                    return Err(Error::Corrupt {
+                        offset: start,
+                        what: format!(
+                            "event tag says {} but its data is {}",
+                            kind.name(),
+                            d.kind().name()
+                        ),
+                    });
+                }
+                if dir == Dir::Send {
+                    self.pending.insert(msg.unwrap_or_default(), d.clone());
+                }
+                d
+            }
+        };
+        if kind == Kind::End {
+            self.saw_end = true;
+        }
+        self.bytes_payload += data.payload_len() as u64;
+        let consumed = (c.offset() - start) as usize;
+        self.block_pos += consumed;
+        let cur = &mut self.current;
+        cur.index = self.state.next_index;
+        self.state.next_index += 1;
+        cur.actor = actor;
+        cur.time_ns = time_ns;
+        cur.dir = dir;
+        cur.msg = msg;
+        cur.data = data;
+        Ok(())
+    }
+
+    /// Iterates over owned copies of the events.
+    pub fn events(self) -> Events<R> {
+        Events { reader: self }
+    }
+}
+
+/// Owning iterator over a trace's events (see [`Reader::events`]).
+#[derive(Debug)]
+pub struct Events<R: Read> {
+    reader: Reader<R>,
+}
+
+impl<R: Read> Events<R> {
+    /// The underlying reader (header, warnings, completeness).
+    pub fn reader(&self) -> &Reader<R> {
+        &self.reader
+    }
+}
+
+impl<R: Read> Iterator for Events<R> {
+    type Item = Result<Event>;
+    fn next(&mut self) -> Option<Result<Event>> {
+        match self.reader.next_event() {
+            Ok(Some(e)) => Some(Ok(e.clone())),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

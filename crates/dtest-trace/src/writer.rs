@@ -1,0 +1,413 @@
+//! Writing traces: the low-level [`Writer`] of complete events, and the
+//! [`Recorder`] the executor calls as a run goes, which keeps the vector
+//! clocks and message ids itself.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::codec::{self, CodecState, BLOCK_HEADER_LEN};
+use crate::error::{Error, Result};
+use crate::model::{ActorId, Dir, EventData, Header, MsgId};
+
+/// Size at which the writer closes a block on its own.
+const BLOCK_TARGET: usize = 64 << 10;
+
+/// Writes complete events (with their clocks) to a trace.
+///
+/// Events are encoded into a block buffer; a block goes to the underlying
+/// writer with one `write_all` when it reaches 64 KiB or on [`Writer::flush`].
+/// Clocks are stored as differences (see [`crate::codec`]): the caller gives
+/// each event's full clock.
+#[derive(Debug)]
+pub struct Writer<W: Write> {
+    out: W,
+    state: CodecState,
+    block: Vec<u8>,
+    header: Header,
+    events: u64,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the preamble and `header` to `out`.
+    pub fn new(out: W, header: Header) -> Result<Writer<W>> {
+        Self::with_minor(out, header, codec::FORMAT_MINOR)
+    }
+
+    /// Like [`Writer::new`] with an explicit format minor version (tests of
+    /// version handling).
+    pub fn with_minor(mut out: W, mut header: Header, minor: u16) -> Result<Writer<W>> {
+        for (i, a) in header.actors.iter_mut().enumerate() {
+            a.id = i as ActorId;
+        }
+        out.write_all(&codec::encode_preamble(&header, minor)?)?;
+        let n = header.actors.len();
+        let mut block = Vec::with_capacity(BLOCK_TARGET + 1024);
+        block.resize(BLOCK_HEADER_LEN, 0);
+        Ok(Writer {
+            out,
+            state: CodecState::new(n),
+            block,
+            header,
+            events: 0,
+        })
+    }
+
+    /// The header written.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Number of events appended so far (the index of the next one).
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Appends one event. `clock` is the actor's full clock after the event
+    /// (missing entries count as 0); `msg` is required for sends and
+    /// receives and ignored for local events; `data` is ignored for receives
+    /// (the file stores a message's data once, with its send).
+    pub fn append(
+        &mut self,
+        actor: ActorId,
+        time_ns: u64,
+        dir: Dir,
+        msg: Option<MsgId>,
+        clock: &[u32],
+        data: &EventData,
+    ) -> Result<u64> {
+        let n = self.state.n;
+        if actor as usize >= n {
+            return Err(Error::Usage(format!(
+                "event on actor {actor}, but the trace has {n} actors"
+            )));
+        }
+        let msg = match (dir, msg) {
+            (Dir::Local, _) => None,
+            (_, Some(m)) => Some(m),
+            (_, None) => {
+                return Err(Error::Usage(format!(
+                    "a {} event needs a message id",
+                    dir.name()
+                )))
+            }
+        };
+        let b = &mut self.block;
+        b.push(codec::tag(data.kind(), dir));
+        codec::put_varint(b, u64::from(actor));
+        let dt = time_ns.wrapping_sub(self.state.last_time) as i64;
+        codec::put_varint(b, codec::zigzag(dt));
+        self.state.last_time = time_ns;
+        if let Some(m) = msg {
+            self.state.put_msg(b, dir, m);
+        }
+        if clock.len() == n {
+            self.state.put_clock(b, actor, clock);
+        } else {
+            let mut full = clock.to_vec();
+            full.resize(n, 0);
+            self.state.put_clock(b, actor, &full);
+        }
+        if dir != Dir::Recv {
+            codec::put_data(b, data)?;
+        }
+        let index = self.events;
+        self.events += 1;
+        if self.block.len() >= BLOCK_TARGET {
+            self.write_block()?;
+        }
+        Ok(index)
+    }
+
+    fn write_block(&mut self) -> Result<()> {
+        if self.block.len() == BLOCK_HEADER_LEN {
+            return Ok(());
+        }
+        let body_len = (self.block.len() - BLOCK_HEADER_LEN) as u32;
+        let crc = crc32fast::hash(&self.block[BLOCK_HEADER_LEN..]);
+        self.block[0..4].copy_from_slice(&body_len.to_le_bytes());
+        self.block[4..8].copy_from_slice(&crc.to_le_bytes());
+        self.out.write_all(&self.block)?;
+        self.block.truncate(BLOCK_HEADER_LEN);
+        Ok(())
+    }
+
+    /// Writes the pending events as a block and flushes the underlying writer,
+    /// so every event appended so far is in the OS.
+    pub fn flush(&mut self) -> Result<()> {
+        self.write_block()?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn into_inner(mut self) -> Result<W> {
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Creates a trace file and a [`Writer`] on it.
+pub fn create(path: &Path, header: Header) -> Result<Writer<BufWriter<File>>> {
+    let f = File::create(path)?;
+    Writer::new(BufWriter::with_capacity(256 << 10, f), header)
+}
+
+struct Inflight {
+    clock: Vec<u32>,
+    kind: crate::model::Kind,
+}
+
+struct RecorderState {
+    writer: Writer<BufWriter<File>>,
+    clocks: Vec<Vec<u32>>,
+    inflight: HashMap<MsgId, Inflight>,
+    next_msg: MsgId,
+    last_time: u64,
+    finished: bool,
+    dirty: bool,
+}
+
+struct Shared {
+    state: Mutex<RecorderState>,
+    start: Instant,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// Records a run as it goes: the executor's side of the trace.
+///
+/// One recorder is shared (through `&Recorder` or an `Arc`) by all tester
+/// threads; each call takes a short lock, stamps the event with the time since
+/// the run started and the actor's vector clock, and encodes it. Sends return a
+/// [`MsgId`] that the receiving side passes to [`Recorder::recv`]. A background
+/// thread flushes every `flush_interval`; callers also flush at step
+/// boundaries. [`Recorder::finish`] writes the `end` event.
+pub struct Recorder {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Creates the trace file at `path` and starts the periodic flusher
+    /// (every 100 ms).
+    pub fn create(path: &Path, header: Header) -> Result<Recorder> {
+        Self::with_flush_interval(path, header, Duration::from_millis(100))
+    }
+
+    /// Like [`Recorder::create`] with another flush period.
+    pub fn with_flush_interval(
+        path: &Path,
+        header: Header,
+        flush_interval: Duration,
+    ) -> Result<Recorder> {
+        let n = header.actors.len();
+        let writer = create(path, header)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(RecorderState {
+                writer,
+                clocks: vec![vec![0; n]; n],
+                inflight: HashMap::new(),
+                next_msg: 0,
+                last_time: 0,
+                finished: false,
+                dirty: false,
+            }),
+            start: Instant::now(),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let s2 = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("dtest-trace-flush".into())
+            .spawn(move || {
+                let mut stop = s2.stop.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if *stop {
+                        return;
+                    }
+                    let (g, _) = s2
+                        .wake
+                        .wait_timeout(stop, flush_interval)
+                        .unwrap_or_else(|e| e.into_inner());
+                    stop = g;
+                    if *stop {
+                        return;
+                    }
+                    let mut st = s2.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if st.dirty && !st.finished {
+                        // A failed periodic flush shows up again at the next
+                        // explicit flush or at finish, which report it.
+                        let _ = st.writer.flush();
+                        st.dirty = false;
+                    }
+                }
+            })?;
+        Ok(Recorder {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RecorderState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Nanoseconds since the recorder was created (the run's time base).
+    pub fn now_ns(&self) -> u64 {
+        self.shared.start.elapsed().as_nanos() as u64
+    }
+
+    fn stamp(&self, st: &mut RecorderState) -> u64 {
+        // Times never run backwards, even if two threads race to the lock.
+        let t = self.now_ns().max(st.last_time);
+        st.last_time = t;
+        t
+    }
+
+    fn check(st: &RecorderState, actor: ActorId) -> Result<()> {
+        if st.finished {
+            return Err(Error::Usage("the recorder has finished".into()));
+        }
+        if actor as usize >= st.clocks.len() {
+            return Err(Error::Usage(format!("unknown actor {actor}")));
+        }
+        Ok(())
+    }
+
+    /// Records a local event on `actor`; returns its index.
+    pub fn local(&self, actor: ActorId, data: EventData) -> Result<u64> {
+        let mut st = self.lock();
+        Self::check(&st, actor)?;
+        let t = self.stamp(&mut st);
+        let st = &mut *st;
+        st.clocks[actor as usize][actor as usize] += 1;
+        st.dirty = true;
+        st.writer
+            .append(actor, t, Dir::Local, None, &st.clocks[actor as usize], &data)
+    }
+
+    /// Records the send of a message by `actor`; returns the message id to
+    /// give to [`Recorder::recv`] on the receiving side.
+    pub fn send(&self, actor: ActorId, data: EventData) -> Result<MsgId> {
+        let mut st = self.lock();
+        Self::check(&st, actor)?;
+        let t = self.stamp(&mut st);
+        let st = &mut *st;
+        let a = actor as usize;
+        st.clocks[a][a] += 1;
+        let msg = st.next_msg;
+        st.next_msg += 1;
+        st.writer
+            .append(actor, t, Dir::Send, Some(msg), &st.clocks[a], &data)?;
+        st.inflight.insert(
+            msg,
+            Inflight {
+                clock: st.clocks[a].clone(),
+                kind: data.kind(),
+            },
+        );
+        st.dirty = true;
+        Ok(msg)
+    }
+
+    /// Records the receipt of message `msg` by `actor`; returns the event index.
+    pub fn recv(&self, actor: ActorId, msg: MsgId) -> Result<u64> {
+        let mut st = self.lock();
+        Self::check(&st, actor)?;
+        let Some(inf) = st.inflight.remove(&msg) else {
+            return Err(Error::Usage(format!(
+                "message {msg} was never sent or was already received"
+            )));
+        };
+        let t = self.stamp(&mut st);
+        let st = &mut *st;
+        let a = actor as usize;
+        for (o, s) in st.clocks[a].iter_mut().zip(&inf.clock) {
+            *o = (*o).max(*s);
+        }
+        st.clocks[a][a] += 1;
+        st.dirty = true;
+        let data = EventData::empty(inf.kind);
+        st.writer
+            .append(actor, t, Dir::Recv, Some(msg), &st.clocks[a], &data)
+    }
+
+    /// Sends and immediately receives a message (`from` to `to`); returns the
+    /// message id. For messages whose two sides happen at once.
+    pub fn message(&self, from: ActorId, to: ActorId, data: EventData) -> Result<MsgId> {
+        let m = self.send(from, data)?;
+        self.recv(to, m)?;
+        Ok(m)
+    }
+
+    /// Messages sent and not yet received.
+    pub fn in_flight(&self) -> Vec<MsgId> {
+        let mut v: Vec<MsgId> = self.lock().inflight.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The current vector clock of `actor`.
+    pub fn clock(&self, actor: ActorId) -> Vec<u32> {
+        self.lock()
+            .clocks
+            .get(actor as usize)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Writes every event recorded so far to the OS.
+    pub fn flush(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.finished {
+            return Ok(());
+        }
+        st.dirty = false;
+        st.writer.flush()
+    }
+
+    /// Records the `end` event on `actor` (normally the master), flushes and
+    /// closes the trace. Later calls fail with a usage error.
+    pub fn finish(&self, actor: ActorId, ok: bool, summary: impl Into<String>) -> Result<()> {
+        self.local(
+            actor,
+            EventData::End {
+                ok,
+                summary: summary.into(),
+            },
+        )?;
+        let mut st = self.lock();
+        st.finished = true;
+        st.writer.flush()?;
+        st.writer.out.get_ref().sync_data().ok();
+        Ok(())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        let mut st = self.lock();
+        if !st.finished {
+            let _ = st.writer.flush();
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The dtest binary under test.
+pub fn dtest_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dtest-under-test"))
+}
+
+/// A `Command` for the dtest binary.
+pub fn dtest() -> Command {
+    Command::new(dtest_bin())
+}
+
+/// The repository root (for `traces/`, `examples/`, `properties/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Runs a command and returns its output; panics with a clear message when it
+/// cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Fails with a message naming the Debian package when a tool is missing.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
+        let p = Path::new(dir).join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{tool}` not found: install the Debian package `{package}` (the README's test command does)");
+}
+
+/// stdout and stderr of an output, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -1,0 +1,10 @@
+//! dtest's end-to-end tests: one integration-test binary, one module per area.
+//! They run the real `dtest` binary and real peer tools (sshd, mscgen,
+//! xmllint, rsvg-convert, Perl's TAP::Parser), on loopback only.
+
+mod check;
+mod common;
+mod exec;
+mod msc;
+mod ssh;
+mod trace;
