@@ -19,6 +19,16 @@ mod error;
 
 pub use error::{CliError, CliResult};
 
+/// The one-line error for a trace that cannot be read: `FILE: byte N: what`.
+pub fn trace_error(path: &std::path::Path, e: dtest_trace::Error) -> CliError {
+    match e {
+        dtest_trace::Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            CliError::BrokenPipe
+        }
+        e => CliError::file(path, e),
+    }
+}
+
 /// dtest: run distributed test scenarios, draw and check their traces.
 #[derive(Debug, Parser)]
 #[command(name = "dtest", version, about, propagate_version = true)]

@@ -79,12 +79,11 @@ pub fn encode_preamble(header: &Header, minor: u16) -> Result<Vec<u8>> {
 
 /// Decodes a header body (the bytes after the preamble).
 pub fn decode_header(bytes: &[u8], offset: u64) -> Result<Header> {
-    let (h, _): (Header, usize) = bincode::decode_from_slice(bytes, cfg()).map_err(|e| {
-        Error::Corrupt {
+    let (h, _): (Header, usize) =
+        bincode::decode_from_slice(bytes, cfg()).map_err(|e| Error::Corrupt {
             offset,
             what: format!("bad header: {e}"),
-        }
-    })?;
+        })?;
     Ok(h)
 }
 

@@ -64,6 +64,7 @@ pub struct Reader<R: Read> {
     warnings: Vec<Warning>,
     saw_end: bool,
     done: bool,
+    torn: bool,
     bytes_payload: u64,
 }
 
@@ -165,6 +166,7 @@ impl<R: Read> Reader<R> {
             warnings,
             saw_end: false,
             done: false,
+            torn: false,
             bytes_payload: 0,
         })
     }
@@ -222,8 +224,19 @@ impl<R: Read> Reader<R> {
         self.block.resize(len as usize, 0);
         let got = read_full(&mut self.input, &mut self.block)?;
         if got < len as usize {
-            self.warnings.push(Warning::Torn { offset: start });
-            return Ok(false);
+            // The file ends inside this block: a killed run. Its bytes were
+            // written whole up to the cut, so decode the events that fit
+            // completely; the first one that does not marks the cut.
+            self.block.truncate(got);
+            self.torn = true;
+            self.block_base = start + BLOCK_HEADER_LEN as u64;
+            self.block_pos = 0;
+            self.offset = self.block_base + got as u64;
+            if got == 0 {
+                self.warnings.push(Warning::Torn { offset: start });
+                return Ok(false);
+            }
+            return Ok(true);
         }
         if crc32fast::hash(&self.block) != crc {
             return Err(Error::Corrupt {
@@ -243,6 +256,14 @@ impl<R: Read> Reader<R> {
             return Ok(None);
         }
         if self.block_pos >= self.block.len() {
+            if self.torn {
+                // The cut fell exactly on an event boundary.
+                self.done = true;
+                self.warnings.push(Warning::Torn {
+                    offset: self.offset,
+                });
+                return Ok(None);
+            }
             match self.next_block() {
                 Ok(true) => {}
                 Ok(false) => {
@@ -257,6 +278,13 @@ impl<R: Read> Reader<R> {
         }
         match self.decode_one() {
             Ok(()) => Ok(Some(&self.current)),
+            Err(_) if self.torn => {
+                self.done = true;
+                let offset = self.block_base + self.block_pos as u64;
+                self.offset = offset;
+                self.warnings.push(Warning::Torn { offset });
+                Ok(None)
+            }
             Err(e) => {
                 self.done = true;
                 Err(e)
@@ -265,7 +293,10 @@ impl<R: Read> Reader<R> {
     }
 
     fn decode_one(&mut self) -> Result<()> {
-        let mut c = Cursor::new(&self.block[self.block_pos..], self.block_base + self.block_pos as u64);
+        let mut c = Cursor::new(
+            &self.block[self.block_pos..],
+            self.block_base + self.block_pos as u64,
+        );
         let start = c.offset();
         let t = c.byte()?;
         let Some((kind, dir)) = codec::untag(t) else {
@@ -289,7 +320,8 @@ impl<R: Read> Reader<R> {
         let time_ns = self.state.last_time.wrapping_add(dt as u64);
         self.state.last_time = time_ns;
         let msg = self.state.get_msg(&mut c, dir)?;
-        self.state.get_clock(&mut c, actor, &mut self.current.clock.0)?;
+        self.state
+            .get_clock(&mut c, actor, &mut self.current.clock.0)?;
         let data = match dir {
             Dir::Recv => {
                 let m = msg.unwrap_or_default();

@@ -38,7 +38,12 @@ impl Trace {
         }
         let complete = reader.is_complete();
         let warnings = reader.warnings().to_vec();
-        Ok(Self::from_parts(reader.header().clone(), events, complete, warnings))
+        Ok(Self::from_parts(
+            reader.header().clone(),
+            events,
+            complete,
+            warnings,
+        ))
     }
 
     /// Builds a trace from events (indexes are renumbered by position).
@@ -106,9 +111,10 @@ impl Trace {
 
     /// `(send, recv)` index pairs of every paired message, by send index.
     pub fn messages(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.events.iter().filter(|e| e.dir == Dir::Send).filter_map(|e| {
-            self.partner(e.index).map(|r| (e.index, r))
-        })
+        self.events
+            .iter()
+            .filter(|e| e.dir == Dir::Send)
+            .filter_map(|e| self.partner(e.index).map(|r| (e.index, r)))
     }
 
     /// Event `a` happened before event `b` (by their vector clocks).

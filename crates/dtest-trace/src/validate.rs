@@ -106,7 +106,10 @@ impl Validator {
             );
         }
         if !clock::happens_before(&prev_clock, c) {
-            self.report(i, "clock does not strictly increase over the actor's previous event".into());
+            self.report(
+                i,
+                "clock does not strictly increase over the actor's previous event".into(),
+            );
         }
         if e.time_ns < prev_time {
             self.report(
@@ -118,14 +121,26 @@ impl Validator {
             );
         }
         match (e.dir, e.msg) {
-            (Dir::Send | Dir::Recv, None) => self.report(i, format!("{} without a message id", e.dir.name())),
+            (Dir::Send | Dir::Recv, None) => {
+                self.report(i, format!("{} without a message id", e.dir.name()))
+            }
             (Dir::Local, _) | (Dir::Send, _) => {
                 let mut expect = prev_clock.clone();
                 if let Some(x) = expect.get_mut(a) {
                     *x += 1;
                 }
-                if c.iter().zip(&expect).enumerate().any(|(j, (x, y))| j != a && x != y) {
-                    self.report(i, format!("a {} event changed other actors' clock entries", e.dir.name()));
+                if c.iter()
+                    .zip(&expect)
+                    .enumerate()
+                    .any(|(j, (x, y))| j != a && x != y)
+                {
+                    self.report(
+                        i,
+                        format!(
+                            "a {} event changed other actors' clock entries",
+                            e.dir.name()
+                        ),
+                    );
                 }
                 if let (Dir::Send, Some(m)) = (e.dir, e.msg) {
                     if self.inflight.contains_key(&m) || self.received.contains_key(&m) {
@@ -133,7 +148,12 @@ impl Validator {
                     } else {
                         self.inflight.insert(
                             m,
-                            SendInfo { index: i, actor: e.actor, kind: e.kind(), clock: c.to_vec() },
+                            SendInfo {
+                                index: i,
+                                actor: e.actor,
+                                kind: e.kind(),
+                                clock: c.to_vec(),
+                            },
                         );
                     }
                 }
@@ -141,9 +161,15 @@ impl Validator {
             (Dir::Recv, Some(m)) => match self.inflight.remove(&m) {
                 None => {
                     if let Some(r) = self.received.get(&m) {
-                        self.report(i, format!("message {m} received twice (first at event {r})"));
+                        self.report(
+                            i,
+                            format!("message {m} received twice (first at event {r})"),
+                        );
                     } else {
-                        self.report(i, format!("receive of message {m}, which was never sent before"));
+                        self.report(
+                            i,
+                            format!("receive of message {m}, which was never sent before"),
+                        );
                     }
                 }
                 Some(s) => {
@@ -152,10 +178,23 @@ impl Validator {
                         self.report(i, format!("message {m} received by its own sender"));
                     }
                     if s.kind != e.kind() {
-                        self.report(i, format!("message {m} sent as {} but received as {}", s.kind, e.kind()));
+                        self.report(
+                            i,
+                            format!(
+                                "message {m} sent as {} but received as {}",
+                                s.kind,
+                                e.kind()
+                            ),
+                        );
                     }
                     if !clock::dominates(c, &s.clock) {
-                        self.report(i, format!("receive clock does not dominate its send's (event {})", s.index));
+                        self.report(
+                            i,
+                            format!(
+                                "receive clock does not dominate its send's (event {})",
+                                s.index
+                            ),
+                        );
                     }
                 }
             },

@@ -260,10 +260,7 @@ impl Recorder {
     }
 
     fn lock(&self) -> MutexGuard<'_, RecorderState> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Nanoseconds since the recorder was created (the run's time base).
@@ -296,8 +293,14 @@ impl Recorder {
         let st = &mut *st;
         st.clocks[actor as usize][actor as usize] += 1;
         st.dirty = true;
-        st.writer
-            .append(actor, t, Dir::Local, None, &st.clocks[actor as usize], &data)
+        st.writer.append(
+            actor,
+            t,
+            Dir::Local,
+            None,
+            &st.clocks[actor as usize],
+            &data,
+        )
     }
 
     /// Records the send of a message by `actor`; returns the message id to
