@@ -31,13 +31,19 @@
 //!          (recv)    zigzag varint: previous send's msg - msg
 //! nclock   varint    number of clock entries that follow
 //! entries  nclock x (actor varint, zigzag varint of new - old value)
-//! data     (local, send) bincode of `EventData`; nothing for a receive
+//! data     (local, send) bincode of `EventData` (barrier_leave: its name,
+//!          then its participants as actor ids); nothing for a receive
 //! ```
 //!
-//! Clock entries are relative to the actor's previous clock with its own
-//! entry ticked by one, so a local event or a send stores no entry at all and
-//! the size of an event does not grow with the number of actors. A receive's
+//! Clock entries are relative to the clock the codec predicts: the actor's
+//! previous clock, merged (for a receive) with the clock of the message's
+//! send, with the own entry ticked by one. For a valid trace that prediction
+//! is exact, so no event stores a clock entry at all and the size of an event
+//! does not grow with the number of actors; entries are stored only where a
+//! writer gives another clock (which `validate` then reports). A receive's
 //! data is the data of its send, which the reader resolves by message id.
+
+use std::collections::HashMap;
 
 use bincode::config::{self, Configuration};
 
@@ -173,8 +179,38 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Decodes a bincode value.
-    pub fn data(&mut self) -> Result<EventData> {
+    /// Reads a length-prefixed UTF-8 string.
+    fn string(&mut self) -> Result<String> {
+        let len = self.varint()?;
+        let rest = self.buf.len() - self.pos;
+        if len > rest as u64 {
+            return Err(self.corrupt("string runs past the end of its block"));
+        }
+        let bytes = &self.buf[self.pos..self.pos + len as usize];
+        let s = std::str::from_utf8(bytes)
+            .map_err(|_| self.corrupt("string is not UTF-8"))?
+            .to_string();
+        self.pos += len as usize;
+        Ok(s)
+    }
+
+    /// Decodes the data of an event of `kind` (see [`put_data`]).
+    pub fn data(&mut self, kind: Kind, names: &[String]) -> Result<EventData> {
+        if kind == Kind::BarrierLeave {
+            let name = self.string()?;
+            let count = self.varint()?;
+            let mut participants = Vec::with_capacity(count.min(1024) as usize);
+            for _ in 0..count {
+                match self.varint()? {
+                    0 => participants.push(self.string()?),
+                    id => match names.get(id as usize - 1) {
+                        Some(n) => participants.push(n.clone()),
+                        None => return Err(self.corrupt("barrier participant is not an actor")),
+                    },
+                }
+            }
+            return Ok(EventData::BarrierLeave { name, participants });
+        }
         let rest = &self.buf[self.pos..];
         match bincode::decode_from_slice::<EventData, _>(rest, cfg()) {
             Ok((d, n)) => {
@@ -213,11 +249,32 @@ pub fn untag(t: u8) -> Option<(Kind, Dir)> {
     Some((kind, dir))
 }
 
-/// Appends the bincode of `data`.
-pub fn put_data(out: &mut Vec<u8>, data: &EventData) -> Result<()> {
+/// Appends the bincode of `data`, except for `barrier_leave`, whose
+/// participants are stored as actor ids when they name actors (a barrier over
+/// 64 testers would otherwise repeat 64 names in each of its 64 leaves).
+pub fn put_data(out: &mut Vec<u8>, data: &EventData, ids: &HashMap<String, u32>) -> Result<()> {
+    if let EventData::BarrierLeave { name, participants } = data {
+        put_str(out, name);
+        put_varint(out, participants.len() as u64);
+        for p in participants {
+            match ids.get(p) {
+                Some(&id) => put_varint(out, u64::from(id) + 1),
+                None => {
+                    out.push(0);
+                    put_str(out, p);
+                }
+            }
+        }
+        return Ok(());
+    }
     bincode::encode_into_std_write(data, out, cfg())
         .map_err(|e| Error::Usage(format!("cannot encode event: {e}")))?;
     Ok(())
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// State the event codec carries from one event to the next, identical on the
@@ -234,17 +291,36 @@ pub struct CodecState {
     pub last_send: u64,
     /// Index of the next event.
     pub next_index: u64,
+    /// Clocks of sends whose receive has not been seen yet.
+    sent: HashMap<u64, Vec<u32>>,
+    /// Spare clock buffers.
+    free: Vec<Vec<u32>>,
+    /// Actor names, by id.
+    pub names: Vec<String>,
+    /// Actor ids, by name.
+    pub ids: HashMap<String, u32>,
 }
 
 impl CodecState {
-    /// The initial state for `n` actors.
-    pub fn new(n: usize) -> CodecState {
+    /// The initial state for a trace with these actors.
+    pub fn new(header: &Header) -> CodecState {
+        let n = header.actors.len();
+        let names: Vec<String> = header.actors.iter().map(|a| a.name.clone()).collect();
+        let ids = names
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u32))
+            .collect();
         CodecState {
+            names,
+            ids,
             clocks: vec![0; n * n],
             n,
             last_time: 0,
             last_send: u64::MAX,
             next_index: 0,
+            sent: HashMap::new(),
+            free: Vec::new(),
         }
     }
 
@@ -286,15 +362,61 @@ impl CodecState {
         }
     }
 
-    /// Encodes `clock` for `actor` as the entries that differ from the
-    /// actor's previous clock with its own entry ticked, and makes it the
-    /// actor's previous clock. `clock` must have `n` entries.
+    /// Predicts the clock of the next event of `actor` in its row of
+    /// `clocks`: a receive of a message whose send is known merges the send's
+    /// clock, then the own entry ticks. Sends remember their clock for their
+    /// receive.
     #[inline]
-    pub fn put_clock(&mut self, out: &mut Vec<u8>, actor: ActorId, clock: &[u32]) {
+    fn predict(&mut self, actor: ActorId, dir: Dir, msg: Option<u64>) {
+        let a = actor as usize;
+        let n = self.n;
+        if dir == Dir::Recv {
+            if let Some(sent) = msg.and_then(|m| self.sent.remove(&m)) {
+                let row = &mut self.clocks[a * n..(a + 1) * n];
+                for (o, s) in row.iter_mut().zip(&sent) {
+                    if *s > *o {
+                        *o = *s;
+                    }
+                }
+                self.free.push(sent);
+            }
+        }
+        let row = &mut self.clocks[a * n..(a + 1) * n];
+        row[a] = row[a].wrapping_add(1);
+    }
+
+    /// After an event's clock is known: a send remembers it for its receive.
+    #[inline]
+    fn remember(&mut self, actor: ActorId, dir: Dir, msg: Option<u64>) {
+        if let (Dir::Send, Some(m)) = (dir, msg) {
+            let a = actor as usize;
+            let n = self.n;
+            let mut v = self.free.pop().unwrap_or_default();
+            v.clear();
+            v.extend_from_slice(&self.clocks[a * n..(a + 1) * n]);
+            if let Some(old) = self.sent.insert(m, v) {
+                self.free.push(old);
+            }
+        }
+    }
+
+    /// Encodes `clock` for `actor` as the entries that differ from the
+    /// predicted clock (see [`CodecState::predict`]), and makes it the actor's
+    /// previous clock. `clock` must have `n` entries. For a valid trace no
+    /// entry is stored at all, whatever the number of actors.
+    #[inline]
+    pub fn put_clock(
+        &mut self,
+        out: &mut Vec<u8>,
+        actor: ActorId,
+        dir: Dir,
+        msg: Option<u64>,
+        clock: &[u32],
+    ) {
+        self.predict(actor, dir, msg);
         let a = actor as usize;
         let n = self.n;
         let row = &mut self.clocks[a * n..(a + 1) * n];
-        row[a] = row[a].wrapping_add(1);
         let count_pos = out.len();
         out.push(0);
         let mut count: u64 = 0;
@@ -306,14 +428,15 @@ impl CodecState {
                 count += 1;
             }
         }
-        if count < 0x80 {
-            out[count_pos] = count as u8;
-        } else {
-            // Rare: more than 127 changed entries. Re-encode the count in place.
+        if count >= 0x80 {
+            // Rare: more than 127 unexpected entries. Re-encode the count.
             let mut tmp = Vec::new();
             put_varint(&mut tmp, count);
             out.splice(count_pos..count_pos + 1, tmp);
+        } else {
+            out[count_pos] = count as u8;
         }
+        self.remember(actor, dir, msg);
     }
 
     /// Decodes the clock entries of `actor` into `clock` (resized to `n`)
@@ -323,12 +446,14 @@ impl CodecState {
         &mut self,
         c: &mut Cursor<'_>,
         actor: ActorId,
+        dir: Dir,
+        msg: Option<u64>,
         clock: &mut Vec<u32>,
     ) -> Result<()> {
+        self.predict(actor, dir, msg);
         let a = actor as usize;
         let n = self.n;
         let row = &mut self.clocks[a * n..(a + 1) * n];
-        row[a] = row[a].wrapping_add(1);
         let count = c.varint()?;
         for _ in 0..count {
             let i = c.varint()?;
@@ -350,6 +475,7 @@ impl CodecState {
         }
         clock.clear();
         clock.extend_from_slice(row);
+        self.remember(actor, dir, msg);
         Ok(())
     }
 }

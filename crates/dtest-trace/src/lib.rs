@@ -76,3 +76,6 @@ pub use reader::{Events, Reader, Warning};
 pub use trace::Trace;
 pub use validate::{validate, Validator, Violation};
 pub use writer::{create, Recorder, Writer};
+
+#[cfg(test)]
+mod tests;

@@ -493,6 +493,47 @@ impl EventData {
         }
     }
 
+    /// Number of content bytes: every byte string and text of the event
+    /// (payload, command lines, patterns, names, descriptions). What remains
+    /// of an encoded event is the format's own overhead.
+    pub fn content_len(&self) -> usize {
+        match self {
+            EventData::Open { target: s }
+            | EventData::Close { reason: s }
+            | EventData::Start { command: s }
+            | EventData::Signal { name: s }
+            | EventData::BarrierEnter { name: s } => s.len(),
+            EventData::Input { bytes, .. } | EventData::Output { bytes, .. } => bytes.len(),
+            EventData::Exit { status } => match status {
+                ExitStatus::Code(_) => 0,
+                ExitStatus::Signal(s) => s.len(),
+            },
+            EventData::Match {
+                pattern,
+                matched,
+                captures,
+            } => {
+                pattern.len()
+                    + matched.len()
+                    + captures
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            }
+            EventData::Timeout { pattern, .. } => pattern.len(),
+            EventData::BarrierLeave { name, .. } => name.len(),
+            EventData::BarrierBroken { name, reason } => name.len() + reason.len(),
+            EventData::Put(t) | EventData::Get(t) => t.local.len() + t.remote.len() + 32,
+            EventData::Verdict {
+                description,
+                reason,
+                ..
+            } => description.len() + reason.len(),
+            EventData::Custom { name, output, .. } => name.len() + output.len(),
+            EventData::End { summary, .. } => summary.len(),
+        }
+    }
+
     /// Number of payload bytes (input/output bytes, file sizes not included).
     pub fn payload_len(&self) -> usize {
         match self {

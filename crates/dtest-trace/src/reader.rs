@@ -142,11 +142,12 @@ impl<R: Read> Reader<R> {
             warnings.push(Warning::NewerMinor { minor });
         }
         let offset = (PREAMBLE_LEN + hbuf.len()) as u64;
+        let state = CodecState::new(&header);
         Ok(Reader {
             input,
             header,
             minor,
-            state: CodecState::new(n),
+            state,
             block: Vec::new(),
             block_pos: 0,
             block_base: offset,
@@ -321,7 +322,7 @@ impl<R: Read> Reader<R> {
         self.state.last_time = time_ns;
         let msg = self.state.get_msg(&mut c, dir)?;
         self.state
-            .get_clock(&mut c, actor, &mut self.current.clock.0)?;
+            .get_clock(&mut c, actor, dir, msg, &mut self.current.clock.0)?;
         let data = match dir {
             Dir::Recv => {
                 let m = msg.unwrap_or_default();
@@ -331,7 +332,7 @@ impl<R: Read> Reader<R> {
                 }
             }
             _ => {
-                let d = c.data()?;
+                let d = c.data(kind, &self.state.names)?;
                 if d.kind() != kind {
                     return Err(Error::Corrupt {
                         offset: start,

@@ -45,12 +45,11 @@ impl<W: Write> Writer<W> {
             a.id = i as ActorId;
         }
         out.write_all(&codec::encode_preamble(&header, minor)?)?;
-        let n = header.actors.len();
         let mut block = Vec::with_capacity(BLOCK_TARGET + 1024);
         block.resize(BLOCK_HEADER_LEN, 0);
         Ok(Writer {
             out,
-            state: CodecState::new(n),
+            state: CodecState::new(&header),
             block,
             header,
             events: 0,
@@ -106,14 +105,14 @@ impl<W: Write> Writer<W> {
             self.state.put_msg(b, dir, m);
         }
         if clock.len() == n {
-            self.state.put_clock(b, actor, clock);
+            self.state.put_clock(b, actor, dir, msg, clock);
         } else {
             let mut full = clock.to_vec();
             full.resize(n, 0);
-            self.state.put_clock(b, actor, &full);
+            self.state.put_clock(b, actor, dir, msg, &full);
         }
         if dir != Dir::Recv {
-            codec::put_data(b, data)?;
+            codec::put_data(b, data, &self.state.ids)?;
         }
         let index = self.events;
         self.events += 1;

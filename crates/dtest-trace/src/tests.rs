@@ -1,0 +1,560 @@
+//! Tests of the trace crate: round trips (proptest), version handling, torn
+//! and corrupt files, validation, the recorder under concurrency, synth.
+
+use std::io::Cursor;
+
+use proptest::prelude::*;
+
+use crate::codec::{FORMAT_MAJOR, FORMAT_MINOR, PREAMBLE_LEN};
+use crate::model::*;
+use crate::synth::{self, Config};
+use crate::{validate, Error, Reader, Recorder, Trace, VectorClock, Warning, Writer};
+
+fn actors(n: usize) -> Vec<Actor> {
+    (0..n)
+        .map(|i| Actor {
+            id: i as ActorId,
+            name: format!("a{i}"),
+            kind: if i == 0 {
+                ActorKind::Master
+            } else {
+                ActorKind::Tester
+            },
+            host: "local".into(),
+        })
+        .collect()
+}
+
+fn header(n: usize) -> Header {
+    Header {
+        start_unix_ns: 42,
+        scenario: "test".into(),
+        actors: actors(n),
+        meta: vec![("k".into(), "v".into())],
+    }
+}
+
+fn write_events(h: &Header, events: &[Event], flush_every: usize) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), h.clone()).unwrap();
+    for (i, e) in events.iter().enumerate() {
+        w.append(
+            e.actor,
+            e.time_ns,
+            e.dir,
+            e.msg,
+            e.clock.as_slice(),
+            &e.data,
+        )
+        .unwrap();
+        if flush_every > 0 && (i + 1) % flush_every == 0 {
+            w.flush().unwrap();
+        }
+    }
+    w.into_inner().unwrap()
+}
+
+fn read_all(bytes: &[u8]) -> Result<(Header, Vec<Event>, Vec<Warning>, bool), Error> {
+    let mut r = Reader::new(Cursor::new(bytes))?;
+    let mut v = Vec::new();
+    while let Some(e) = r.next_event()? {
+        v.push(e.clone());
+    }
+    Ok((
+        r.header().clone(),
+        v,
+        r.warnings().to_vec(),
+        r.is_complete(),
+    ))
+}
+
+fn arb_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z ]{0,12}",
+        any::<String>(),
+        Just("<&\"'>\n\u{0}\u{7f}".to_string())
+    ]
+}
+
+fn arb_bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..40)
+}
+
+fn arb_data() -> impl Strategy<Value = EventData> {
+    let transfer = (arb_string(), arb_string(), any::<u64>(), any::<[u8; 32]>()).prop_map(
+        |(local, remote, size, sha256)| Transfer {
+            local,
+            remote,
+            size,
+            sha256,
+        },
+    );
+    prop_oneof![
+        arb_string().prop_map(|target| EventData::Open { target }),
+        arb_string().prop_map(|reason| EventData::Close { reason }),
+        arb_string().prop_map(|command| EventData::Start { command }),
+        (arb_bytes(), any::<bool>()).prop_map(|(bytes, secret)| EventData::Input { bytes, secret }),
+        (arb_bytes(), any::<bool>()).prop_map(|(bytes, e)| EventData::Output {
+            bytes,
+            stream: if e { Stream::Stderr } else { Stream::Stdout }
+        }),
+        arb_string().prop_map(|name| EventData::Signal { name }),
+        prop_oneof![
+            any::<i32>().prop_map(ExitStatus::Code),
+            arb_string().prop_map(ExitStatus::Signal)
+        ]
+        .prop_map(|status| EventData::Exit { status }),
+        (
+            arb_string(),
+            arb_string(),
+            proptest::collection::vec((arb_string(), arb_string()), 0..3)
+        )
+            .prop_map(|(pattern, matched, captures)| EventData::Match {
+                pattern,
+                matched,
+                captures
+            }),
+        (arb_string(), any::<u64>())
+            .prop_map(|(pattern, waited_ns)| EventData::Timeout { pattern, waited_ns }),
+        arb_string().prop_map(|name| EventData::BarrierEnter { name }),
+        (arb_string(), proptest::collection::vec(arb_string(), 0..3))
+            .prop_map(|(name, participants)| EventData::BarrierLeave { name, participants }),
+        (arb_string(), arb_string())
+            .prop_map(|(name, reason)| EventData::BarrierBroken { name, reason }),
+        (transfer, any::<bool>()).prop_map(|(t, put)| if put {
+            EventData::Put(t)
+        } else {
+            EventData::Get(t)
+        }),
+        (
+            any::<u32>(),
+            any::<bool>(),
+            arb_string(),
+            0u8..3,
+            arb_string()
+        )
+            .prop_map(|(number, ok, description, d, reason)| EventData::Verdict {
+                number,
+                ok,
+                description,
+                directive: [None, Some(Directive::Skip), Some(Directive::Todo)][d as usize],
+                reason
+            }),
+        (arb_string(), any::<i32>(), arb_string()).prop_map(|(name, status, output)| {
+            EventData::Custom {
+                name,
+                status,
+                output,
+            }
+        }),
+        (any::<bool>(), arb_string()).prop_map(|(ok, summary)| EventData::End { ok, summary }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Local(u8, EventData),
+    Send(u8, EventData),
+    Recv(u8, usize),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (any::<u8>(), arb_data()).prop_map(|(a, d)| Op::Local(a, d)),
+        (any::<u8>(), arb_data()).prop_map(|(a, d)| Op::Send(a, d)),
+        (any::<u8>(), any::<usize>()).prop_map(|(a, i)| Op::Recv(a, i)),
+    ]
+}
+
+/// Turns operations into events with arbitrary (not necessarily valid) clocks
+/// and times: the codec must round-trip anything a writer accepts.
+fn build(n: usize, ops: &[Op], clocks: &[Vec<u32>], times: &[u64]) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut pending: Vec<(MsgId, EventData)> = Vec::new();
+    let mut next_msg = 0u64;
+    for (i, op) in ops.iter().enumerate() {
+        let mut clock = clocks[i % clocks.len()].clone();
+        clock.resize(n, 0);
+        let time_ns = times[i % times.len()];
+        let (actor, dir, msg, data) = match op {
+            Op::Local(a, d) => (*a as usize % n, Dir::Local, None, d.clone()),
+            Op::Send(a, d) => {
+                let m = next_msg;
+                next_msg += 1 + (*a as u64 % 3);
+                pending.push((m, d.clone()));
+                (*a as usize % n, Dir::Send, Some(m), d.clone())
+            }
+            Op::Recv(a, k) => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let (m, d) = pending.remove(k % pending.len());
+                (*a as usize % n, Dir::Recv, Some(m), d)
+            }
+        };
+        out.push(Event {
+            index: out.len() as u64,
+            actor: actor as ActorId,
+            time_ns,
+            dir,
+            msg,
+            clock: VectorClock(clock),
+            data,
+        });
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn round_trip(
+        n in 1usize..6,
+        ops in proptest::collection::vec(arb_op(), 0..40),
+        clocks in proptest::collection::vec(proptest::collection::vec(any::<u32>(), 0..6), 1..5),
+        times in proptest::collection::vec(any::<u64>(), 1..5),
+        flush_every in 0usize..5,
+    ) {
+        let h = header(n);
+        let events = build(n, &ops, &clocks, &times);
+        let bytes = write_events(&h, &events, flush_every);
+        let (h2, back, warnings, _) = read_all(&bytes).unwrap();
+        prop_assert_eq!(h2, h);
+        prop_assert!(warnings.is_empty());
+        prop_assert_eq!(back, events);
+    }
+
+    #[test]
+    fn synth_is_valid_and_round_trips(testers in 1usize..6, events in 0u64..400, seed in any::<u64>()) {
+        let cfg = Config { testers, events, seed, payload: 8 };
+        let t = synth::generate(&cfg);
+        prop_assert_eq!(t.len() as u64, events);
+        prop_assert!(validate(&t).is_empty(), "{:?}", validate(&t));
+        let bytes = synth::write_to(Vec::new(), &cfg).unwrap();
+        let (_, back, _, complete) = read_all(&bytes).unwrap();
+        prop_assert_eq!(complete, events > 0);
+        prop_assert_eq!(back, t.events);
+    }
+
+    #[test]
+    fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), cut in any::<usize>()) {
+        // Arbitrary bytes after a valid preamble, and arbitrary prefixes.
+        let good = synth::write_to(Vec::new(), &Config { testers: 2, events: 30, seed: 3, payload: 4 }).unwrap();
+        let mut mixed = good[..PREAMBLE_LEN.min(good.len())].to_vec();
+        mixed.extend_from_slice(&bytes);
+        let _ = read_all(&mixed);
+        let _ = read_all(&bytes);
+        let _ = read_all(&good[..cut % (good.len() + 1)]);
+    }
+}
+
+#[test]
+fn synth_is_deterministic() {
+    let cfg = Config {
+        testers: 3,
+        events: 500,
+        seed: 9,
+        payload: 16,
+    };
+    let a = synth::write_to(Vec::new(), &cfg).unwrap();
+    let b = synth::write_to(Vec::new(), &cfg).unwrap();
+    assert_eq!(a, b);
+    let c = synth::write_to(Vec::new(), &Config { seed: 10, ..cfg }).unwrap();
+    assert_ne!(a, c);
+}
+
+#[test]
+fn truncated_at_every_byte_reads_a_prefix() {
+    let cfg = Config {
+        testers: 2,
+        events: 120,
+        seed: 5,
+        payload: 8,
+    };
+    let t = synth::generate(&cfg);
+    let bytes = write_events(&t.header, &t.events, 7);
+    let header_end = {
+        let r = Reader::new(Cursor::new(&bytes)).unwrap();
+        r.offset() as usize
+    };
+    for cut in 0..bytes.len() {
+        match read_all(&bytes[..cut]) {
+            Ok((_, evs, warnings, complete)) => {
+                assert!(
+                    cut >= header_end,
+                    "cut {cut} inside the header was accepted"
+                );
+                assert!(!complete);
+                assert_eq!(&evs[..], &t.events[..evs.len()], "cut {cut}");
+                // A cut between two blocks is a clean end (only the `end`
+                // event is missing); a cut inside a block is a torn tail.
+                match warnings.as_slice() {
+                    [] => {}
+                    [Warning::Torn { offset }] => assert!(*offset as usize <= cut),
+                    w => panic!("cut {cut}: warnings {w:?}"),
+                }
+            }
+            Err(e) => {
+                assert!(cut < header_end, "cut {cut}: {e}");
+                assert!(e.offset().is_some());
+            }
+        }
+    }
+    // Every complete event before the cut is read: cutting right after a
+    // flushed block loses nothing of it.
+    let (_, all, w, complete) = read_all(&bytes).unwrap();
+    assert!(w.is_empty() && complete && all.len() == 120);
+}
+
+#[test]
+fn corrupt_middle_block_is_an_error_with_offset() {
+    let t = synth::generate(&Config {
+        testers: 2,
+        events: 100,
+        seed: 1,
+        payload: 8,
+    });
+    let mut bytes = write_events(&t.header, &t.events, 10);
+    let start = Reader::new(Cursor::new(&bytes)).unwrap().offset() as usize;
+    // Flip a byte inside the second block's body.
+    let first_len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()) as usize;
+    let second = start + 8 + first_len;
+    bytes[second + 12] ^= 0x55;
+    let err = read_all(&bytes).unwrap_err();
+    match err {
+        Error::Corrupt { offset, ref what } => {
+            assert_eq!(offset as usize, second);
+            assert!(what.contains("checksum"), "{what}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(err
+        .to_string()
+        .starts_with(&format!("byte {second}: corrupt trace")));
+}
+
+#[test]
+fn bad_magic_and_unknown_major() {
+    assert!(matches!(
+        read_all(b"hello world, not a trace"),
+        Err(Error::NotATrace { offset: 0 })
+    ));
+    assert!(matches!(read_all(b""), Err(Error::NotATrace { .. })));
+    let mut bytes = write_events(&header(2), &[], 0);
+    bytes[8..10].copy_from_slice(&(FORMAT_MAJOR + 1).to_le_bytes());
+    let e = read_all(&bytes).unwrap_err();
+    assert!(matches!(e, Error::UnsupportedVersion { offset: 8, .. }));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "byte 8: unsupported trace format version {}.0 (this dtest reads {FORMAT_MAJOR}.x)",
+            FORMAT_MAJOR + 1
+        )
+    );
+}
+
+#[test]
+fn minor_versions() {
+    let t = synth::generate(&Config {
+        testers: 2,
+        events: 50,
+        seed: 2,
+        payload: 8,
+    });
+    // An older (or equal) minor is read silently.
+    let mut w = Writer::with_minor(Vec::new(), t.header.clone(), 0).unwrap();
+    for e in &t.events {
+        w.append(
+            e.actor,
+            e.time_ns,
+            e.dir,
+            e.msg,
+            e.clock.as_slice(),
+            &e.data,
+        )
+        .unwrap();
+    }
+    let (_, evs, warnings, _) = read_all(&w.into_inner().unwrap()).unwrap();
+    assert_eq!(evs, t.events);
+    assert!(warnings.is_empty());
+    // A newer minor is read with a warning.
+    let w = Writer::with_minor(Vec::new(), t.header.clone(), FORMAT_MINOR + 1).unwrap();
+    let (_, _, warnings, _) = read_all(&w.into_inner().unwrap()).unwrap();
+    assert_eq!(
+        warnings,
+        vec![Warning::NewerMinor {
+            minor: FORMAT_MINOR + 1
+        }]
+    );
+}
+
+/// Old writer, new reader: `traces/format-1.0.dtrace` was written by format
+/// 1.0 and must stay readable, with the same events, by every later reader.
+#[test]
+fn old_writer_new_reader() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../traces/format-1.0.dtrace");
+    let old = Trace::load(&path).unwrap();
+    let now = synth::generate(&Config {
+        testers: 3,
+        events: 200,
+        seed: 1,
+        payload: 16,
+    });
+    assert_eq!(old.header.actors, now.header.actors);
+    assert_eq!(old.events, now.events);
+    assert!(old.complete && old.warnings.is_empty());
+}
+
+fn ev(
+    index: u64,
+    actor: ActorId,
+    time_ns: u64,
+    dir: Dir,
+    msg: Option<MsgId>,
+    clock: &[u32],
+    kind: Kind,
+) -> Event {
+    Event {
+        index,
+        actor,
+        time_ns,
+        dir,
+        msg,
+        clock: VectorClock(clock.to_vec()),
+        data: EventData::empty(kind),
+    }
+}
+
+#[test]
+fn validate_reports_each_violation_with_its_index() {
+    use Dir::*;
+    let h = header(3);
+    let events = vec![
+        ev(0, 1, 10, Send, Some(0), &[0, 1, 0], Kind::Start),
+        ev(1, 2, 11, Recv, Some(0), &[0, 0, 1], Kind::Start), // does not dominate the send
+        ev(2, 1, 5, Local, None, &[0, 2, 0], Kind::Match),    // time runs backwards
+        ev(3, 1, 20, Local, None, &[0, 2, 0], Kind::Match),   // clock does not increase
+        ev(4, 2, 21, Recv, Some(7), &[0, 2, 2], Kind::Output), // never sent
+        ev(5, 0, 22, Send, Some(1), &[1, 0, 0], Kind::BarrierLeave), // never received
+        ev(6, 0, 23, Local, None, &[2, 0, 0], Kind::End),
+    ];
+    let t = Trace::from_parts(h, events, true, Vec::new());
+    let v = validate(&t);
+    let idx: Vec<u64> = v.iter().map(|v| v.index).collect();
+    for i in [1, 2, 3, 4, 5] {
+        assert!(idx.contains(&i), "no violation at {i}: {v:?}");
+    }
+    assert!(!idx.contains(&0) && !idx.contains(&6), "{v:?}");
+    assert!(v
+        .iter()
+        .any(|x| x.index == 1 && x.message.contains("dominate")));
+    assert!(v
+        .iter()
+        .any(|x| x.index == 2 && x.message.contains("backwards")));
+    assert!(v
+        .iter()
+        .any(|x| x.index == 5 && x.message.contains("never received")));
+}
+
+#[test]
+fn recorder_from_many_threads_makes_a_valid_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.dtrace");
+    let n = 9;
+    let rec = std::sync::Arc::new(Recorder::create(&path, header(n)).unwrap());
+    let mut handles = Vec::new();
+    for t in 1..n as ActorId {
+        let rec = std::sync::Arc::clone(&rec);
+        handles.push(std::thread::spawn(move || {
+            for k in 0..500 {
+                let peer = if t == 1 { 2 } else { 1 };
+                let m = rec
+                    .send(
+                        t,
+                        EventData::Output {
+                            bytes: vec![b'x'; k % 7],
+                            stream: Stream::Stdout,
+                        },
+                    )
+                    .unwrap();
+                rec.local(
+                    t,
+                    EventData::Start {
+                        command: format!("c{k}"),
+                    },
+                )
+                .unwrap();
+                rec.recv(peer, m).unwrap();
+                if k % 100 == 0 {
+                    rec.flush().unwrap();
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    rec.finish(0, true, "done").unwrap();
+    drop(rec);
+    let t = Trace::load(&path).unwrap();
+    assert!(t.complete);
+    assert_eq!(t.len(), 8 * 500 * 3 + 1);
+    assert!(validate(&t).is_empty(), "{:?}", &validate(&t)[..3]);
+    // Receives carry their send's data.
+    let (s, r) = t.messages().nth(10).unwrap();
+    assert_eq!(t.events[s as usize].data, t.events[r as usize].data);
+    assert!(t.happens_before(s, r));
+}
+
+#[test]
+fn recorder_flushes_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.dtrace");
+    let rec = Recorder::with_flush_interval(&path, header(2), std::time::Duration::from_millis(10))
+        .unwrap();
+    rec.local(
+        1,
+        EventData::Start {
+            command: "x".into(),
+        },
+    )
+    .unwrap();
+    // Without any explicit flush, the event reaches the file (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(&path).unwrap();
+        if let Ok((_, evs, _, _)) = read_all(&bytes) {
+            if evs.len() == 1 {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "event never flushed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(rec.recv(1, 99).is_err());
+}
+
+#[test]
+fn bytes_per_event_stay_small() {
+    // The figure the benchmark reports, checked loosely here as a guard.
+    for testers in [4usize, 64] {
+        // Content (payload, command lines, names) excluded.
+        let cfg = Config {
+            testers,
+            events: 20_000,
+            seed: 1,
+            payload: 8,
+        };
+        let bytes = synth::write_to(Vec::new(), &cfg).unwrap();
+        let t = synth::generate(&cfg);
+        let payload: usize = t
+            .events
+            .iter()
+            .filter(|e| e.dir != Dir::Recv)
+            .map(|e| e.data.content_len())
+            .sum();
+        let per = (bytes.len() - payload) as f64 / cfg.events as f64;
+        assert!(per < 16.0, "{testers} testers: {per:.1} bytes/event");
+    }
+}
