@@ -1,0 +1,508 @@
+//! Sessions: the transport-level [`Channel`] trait, the [`Transport`]
+//! registry keyed by host URL scheme, and the shell protocol above them.
+//!
+//! A tester drives one *session*: a shell (default `/bin/sh`) on some host,
+//! on a pseudo-terminal by default. The code is split in two layers so that
+//! every transport (local, SSH, a test mock) reuses the same shell logic:
+//!
+//! * **Transport level** ([`Channel`], [`Transport`]): moves bytes and files.
+//!   A channel writes bytes to the shell's input, reads output chunks with a
+//!   deadline (stdout and stderr separately when there is no pty), delivers a
+//!   signal to the *running command* (not to the shell), copies files, and
+//!   on close kills everything the session started. It knows nothing about
+//!   commands, markers or exit statuses of commands.
+//! * **Shell protocol** ([`shell::ShellSession`]): how a command is started
+//!   in the shell, how its end and exit status are learned (a per-session
+//!   random nonce marker printed by the shell after each command and removed
+//!   from the output stream, even when split across chunks), `stty -echo` on
+//!   a pty, the terminal's interrupt character for `INT`, and the
+//!   `INT -> TERM -> KILL` escalation of `terminate`.
+//!
+//! A new transport (the `dtest-ssh` crate, for example) implements
+//! [`Transport`] and [`Channel`] only, and is registered in a
+//! [`TransportRegistry`] under its URL scheme (`ssh`, `openssh`) by the CLI.
+//! The built-in `local` transport ([`local::LocalTransport`]) forks the shell
+//! on this machine; [`mock::MockChannel`] is a scripted channel for unit
+//! tests of the layers above.
+
+pub mod local;
+pub mod mock;
+pub mod shell;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dtest_trace::{ExitStatus, Stream};
+
+/// Errors of the session layer. Messages are lowercase fragments that read
+/// well after "session failed: ".
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The host URL has a scheme no transport is registered for.
+    #[error("unknown host scheme `{scheme}` in `{url}` (known: {known})")]
+    UnknownScheme {
+        /// The URL as written.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+        /// The registered schemes, comma-separated.
+        known: String,
+    },
+    /// The host URL is malformed.
+    #[error("bad host url `{url}`: {reason}")]
+    BadUrl {
+        /// The URL as written.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Connecting or starting the shell failed.
+    #[error("cannot open session on {target}: {reason}")]
+    Open {
+        /// What was being opened (`/bin/sh on local`).
+        target: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The session (the shell, the connection) is gone.
+    #[error("session closed: {0}")]
+    Closed(String),
+    /// A file transfer failed.
+    #[error("{op} {path}: {reason}")]
+    Transfer {
+        /// `put` or `get`.
+        op: &'static str,
+        /// The path that failed.
+        path: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An I/O error on the transport.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else a transport wants to report.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result of the session layer.
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+
+/// A signal a tester can deliver to the running command. The names are the
+/// ones scenario files use (`terminate = "INT"`) and the trace records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM.
+    Term,
+    /// SIGKILL.
+    Kill,
+    /// SIGHUP.
+    Hup,
+    /// SIGQUIT.
+    Quit,
+    /// SIGUSR1.
+    Usr1,
+    /// SIGUSR2.
+    Usr2,
+}
+
+impl Signal {
+    /// Every signal, for parsing and messages.
+    pub const ALL: [Signal; 7] = [
+        Signal::Int,
+        Signal::Term,
+        Signal::Kill,
+        Signal::Hup,
+        Signal::Quit,
+        Signal::Usr1,
+        Signal::Usr2,
+    ];
+
+    /// The name without `SIG` (`INT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Int => "INT",
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+            Signal::Hup => "HUP",
+            Signal::Quit => "QUIT",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+        }
+    }
+
+    /// Parses `INT`, `SIGINT`, `int` or a number (`2`).
+    pub fn parse(s: &str) -> Option<Signal> {
+        let u = s.trim().to_ascii_uppercase();
+        let u = u.strip_prefix("SIG").unwrap_or(&u);
+        if let Ok(n) = u.parse::<i32>() {
+            return Signal::from_number(n);
+        }
+        Signal::ALL.iter().copied().find(|x| x.name() == u)
+    }
+
+    /// The POSIX signal number on this platform.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Int => libc::SIGINT,
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Hup => libc::SIGHUP,
+            Signal::Quit => libc::SIGQUIT,
+            Signal::Usr1 => libc::SIGUSR1,
+            Signal::Usr2 => libc::SIGUSR2,
+        }
+    }
+
+    /// The signal with this number, if it is one of [`Signal::ALL`].
+    pub fn from_number(n: i32) -> Option<Signal> {
+        Signal::ALL.iter().copied().find(|x| x.number() == n)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Name of a signal number for exit statuses (`INT`, `SEGV`, or the number).
+pub fn signal_name(n: i32) -> String {
+    if let Some(s) = Signal::from_number(n) {
+        return s.name().to_string();
+    }
+    match n {
+        libc::SIGSEGV => "SEGV".into(),
+        libc::SIGABRT => "ABRT".into(),
+        libc::SIGPIPE => "PIPE".into(),
+        libc::SIGALRM => "ALRM".into(),
+        libc::SIGBUS => "BUS".into(),
+        libc::SIGFPE => "FPE".into(),
+        libc::SIGILL => "ILL".into(),
+        _ => n.to_string(),
+    }
+}
+
+/// A parsed host URL: `local`, `ssh://user@host:port`, `openssh://alias`.
+///
+/// The scheme selects the [`Transport`]; the rest is the transport's
+/// business. A URL without `://` is a bare scheme (`local`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostUrl {
+    /// The URL as written.
+    pub raw: String,
+    /// The scheme (`local`, `ssh`, `openssh`), lowercase.
+    pub scheme: String,
+    /// What follows `://` (empty for a bare scheme).
+    pub rest: String,
+}
+
+impl HostUrl {
+    /// Parses a host URL; only the syntax is checked here.
+    pub fn parse(s: &str) -> Result<HostUrl> {
+        let raw = s.trim().to_string();
+        let bad = |reason: &str| SessionError::BadUrl {
+            url: s.to_string(),
+            reason: reason.to_string(),
+        };
+        if raw.is_empty() {
+            return Err(bad("empty"));
+        }
+        let (scheme, rest) = match raw.split_once("://") {
+            Some((a, b)) => (a.to_ascii_lowercase(), b.to_string()),
+            None => (raw.to_ascii_lowercase(), String::new()),
+        };
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+        {
+            return Err(bad("expected `local` or `SCHEME://...`"));
+        }
+        if raw.contains("://") && rest.is_empty() {
+            return Err(bad("nothing after `://`"));
+        }
+        Ok(HostUrl { raw, scheme, rest })
+    }
+
+    /// The host part used in actor names (`tester1@aurore`): `local` for the
+    /// local scheme, otherwise the host of `[user@]host[:port][/...]`.
+    pub fn short_host(&self) -> String {
+        if self.rest.is_empty() {
+            return self.scheme.clone();
+        }
+        let r = self.rest.split('/').next().unwrap_or("");
+        let r = r.rsplit_once('@').map(|(_, h)| h).unwrap_or(r);
+        let h = if let Some(stripped) = r.strip_prefix('[') {
+            stripped.split(']').next().unwrap_or(stripped)
+        } else {
+            r.split(':').next().unwrap_or(r)
+        };
+        if h.is_empty() {
+            self.scheme.clone()
+        } else {
+            h.to_string()
+        }
+    }
+}
+
+impl fmt::Display for HostUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Everything a transport needs to open a tester's session.
+#[derive(Clone, Debug)]
+pub struct OpenSpec {
+    /// The tester's name (for messages and log names).
+    pub tester: String,
+    /// Where to open the session.
+    pub host: HostUrl,
+    /// The shell to start (`/bin/sh`).
+    pub shell: String,
+    /// Whether the shell runs on a pseudo-terminal (stdout and stderr are
+    /// then one stream) or on pipes (two streams).
+    pub pty: bool,
+    /// Working directory of the shell; relative `put`/`get` paths are
+    /// relative to it. `None`: the transport's default (the controller's
+    /// current directory locally, the login directory remotely).
+    pub cwd: Option<String>,
+    /// Whether a missing `cwd` is created (local sessions always do).
+    pub create_cwd: bool,
+    /// Extra environment variables for the shell.
+    pub env: Vec<(String, String)>,
+    /// Deadline for connecting and starting the shell.
+    pub connect_timeout: Duration,
+}
+
+/// One result of [`Channel::read`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadEvent {
+    /// `n` bytes of output were stored at the start of the buffer.
+    Data {
+        /// Which stream they came from (always stdout on a pty).
+        stream: Stream,
+        /// How many bytes.
+        n: usize,
+    },
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// The shell ended (or the connection dropped) and every byte of its
+    /// output has been read; `status` is the shell's own exit status when
+    /// known.
+    Closed {
+        /// How the shell ended, if known.
+        status: Option<ExitStatus>,
+    },
+}
+
+/// What a file transfer did: the resolved paths, size and SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Path on the controller.
+    pub local: PathBuf,
+    /// Path on the session's host, resolved against the session's cwd.
+    pub remote: String,
+    /// Bytes copied.
+    pub size: u64,
+    /// SHA-256 of the content.
+    pub sha256: [u8; 32],
+}
+
+/// A transport-level connection to one shell: bytes in, output chunks out,
+/// signals, files, and a close that leaves nothing behind.
+///
+/// Implementations must be `Send` (a tester thread owns its channel) and must
+/// never block past a deadline they are given. Every process a channel
+/// started, on whatever host, must be gone after [`Channel::close`] returns,
+/// and also when the channel is dropped without `close`.
+pub trait Channel: Send {
+    /// A short description of what this channel is (`/bin/sh on local`,
+    /// `/bin/sh on ssh://bob@aurore:22`): the `open` event's target.
+    fn target(&self) -> String;
+
+    /// Whether the shell runs on a pseudo-terminal. The shell protocol then
+    /// turns echo off and uses the terminal's interrupt character for `INT`.
+    fn is_pty(&self) -> bool;
+
+    /// Writes all of `bytes` to the shell's standard input (the terminal on
+    /// a pty). Data written while a command runs reaches that command.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+
+    /// Reads the next chunk of output into `buf` (from its start; at most
+    /// `buf.len()` bytes), waiting until `deadline` at most. On a pty all
+    /// output is [`Stream::Stdout`]. After [`ReadEvent::Closed`] every later
+    /// call returns `Closed` again.
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent>;
+
+    /// Delivers `sig` to the command running in the shell, and to every
+    /// process it started, but not to the shell itself. Does nothing when
+    /// no command runs. (The `INT` of a pty is sent by the shell protocol as
+    /// the interrupt character; this is the fallback and the escalation.)
+    fn signal(&mut self, sig: Signal) -> Result<()>;
+
+    /// Copies the controller's file `local` to `remote` on the session's
+    /// host (relative to the session's cwd), creating or truncating it.
+    fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo>;
+
+    /// Copies `remote` (relative to the session's cwd) from the session's
+    /// host to the controller's file `local`, creating or truncating it.
+    fn get(&mut self, remote: &str, local: &Path) -> Result<FileInfo>;
+
+    /// Ends the session: stops the shell and every process it started
+    /// (signals, then `KILL` after `grace`), closes the connection, and
+    /// returns the shell's exit status when known. Idempotent.
+    fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>>;
+}
+
+/// Opens channels for one host URL scheme (`local`, `ssh`, ...).
+pub trait Transport: Send + Sync {
+    /// The URL scheme this transport serves (lowercase, no `://`).
+    fn scheme(&self) -> &str;
+
+    /// Checks a URL of this scheme without connecting (used when a scenario
+    /// file or `--host` is validated, before anything runs). The error is one
+    /// line naming what is wrong.
+    fn check_url(&self, url: &HostUrl) -> Result<()> {
+        let _ = url;
+        Ok(())
+    }
+
+    /// Connects (when remote) and starts the shell described by `spec`.
+    fn open(&self, spec: &OpenSpec) -> Result<Box<dyn Channel>>;
+}
+
+/// The transports known to a run, keyed by scheme. `local` is built in;
+/// the CLI registers the others (SSH) before running.
+#[derive(Clone)]
+pub struct TransportRegistry {
+    map: BTreeMap<String, Arc<dyn Transport>>,
+}
+
+impl fmt::Debug for TransportRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportRegistry")
+            .field("schemes", &self.map.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Default for TransportRegistry {
+    fn default() -> Self {
+        TransportRegistry::with_local()
+    }
+}
+
+impl TransportRegistry {
+    /// A registry with no transport at all (tests).
+    pub fn empty() -> TransportRegistry {
+        TransportRegistry {
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// A registry with the built-in `local` transport.
+    pub fn with_local() -> TransportRegistry {
+        let mut r = TransportRegistry::empty();
+        r.register(Arc::new(local::LocalTransport));
+        r
+    }
+
+    /// Adds (or replaces) the transport for its scheme.
+    pub fn register(&mut self, t: Arc<dyn Transport>) {
+        self.map.insert(t.scheme().to_ascii_lowercase(), t);
+    }
+
+    /// The registered schemes, sorted.
+    pub fn schemes(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
+    /// The transport for a URL, or [`SessionError::UnknownScheme`].
+    pub fn transport(&self, url: &HostUrl) -> Result<&Arc<dyn Transport>> {
+        self.map
+            .get(&url.scheme)
+            .ok_or_else(|| SessionError::UnknownScheme {
+                url: url.raw.clone(),
+                scheme: url.scheme.clone(),
+                known: self.schemes().join(", "),
+            })
+    }
+
+    /// Parses and checks a host URL against the registered transports.
+    pub fn check(&self, url: &str) -> Result<HostUrl> {
+        let u = HostUrl::parse(url)?;
+        self.transport(&u)?.check_url(&u)?;
+        Ok(u)
+    }
+
+    /// Opens a channel for `spec` with the transport of its scheme.
+    pub fn open(&self, spec: &OpenSpec) -> Result<Box<dyn Channel>> {
+        self.transport(&spec.host)?.open(spec)
+    }
+}
+
+/// SHA-256 and size of a byte stream, for transports' [`FileInfo`].
+pub fn hash_reader(
+    mut r: impl std::io::Read,
+    mut sink: impl std::io::Write,
+) -> std::io::Result<(u64, [u8; 32])> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..k]);
+        sink.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+    sink.flush()?;
+    Ok((n, h.finalize().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_urls() {
+        let u = HostUrl::parse("local").unwrap();
+        assert_eq!(
+            (u.scheme.as_str(), u.short_host()),
+            ("local", "local".into())
+        );
+        let u = HostUrl::parse("ssh://bob@aurore:2222").unwrap();
+        assert_eq!(
+            (u.scheme.as_str(), u.short_host()),
+            ("ssh", "aurore".into())
+        );
+        let u = HostUrl::parse("openssh://alias").unwrap();
+        assert_eq!(u.short_host(), "alias");
+        assert!(HostUrl::parse("ssh://").is_err());
+        assert!(HostUrl::parse("").is_err());
+        let r = TransportRegistry::with_local();
+        assert!(r.check("local").is_ok());
+        let e = r.check("ftp://x").unwrap_err().to_string();
+        assert!(e.contains("unknown host scheme `ftp`"), "{e}");
+    }
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(Signal::parse("int"), Some(Signal::Int));
+        assert_eq!(Signal::parse("SIGTERM"), Some(Signal::Term));
+        assert_eq!(Signal::parse("9"), Some(Signal::Kill));
+        assert_eq!(Signal::parse("FOO"), None);
+    }
+}
