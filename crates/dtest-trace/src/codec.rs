@@ -121,12 +121,20 @@ pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     base: u64,
+    /// Set when a read ran past the end of the buffer (as opposed to
+    /// finding bad bytes): in a torn block, that is where the cut is.
+    pub exhausted: bool,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor over `buf`, whose first byte is at file offset `base`.
     pub fn new(buf: &'a [u8], base: u64) -> Cursor<'a> {
-        Cursor { buf, pos: 0, base }
+        Cursor {
+            buf,
+            pos: 0,
+            base,
+            exhausted: false,
+        }
     }
 
     /// Whether every byte was consumed.
@@ -154,7 +162,10 @@ impl<'a> Cursor<'a> {
                 self.pos += 1;
                 Ok(b)
             }
-            None => Err(self.corrupt("event runs past the end of its block")),
+            None => {
+                self.exhausted = true;
+                Err(self.corrupt("event runs past the end of its block"))
+            }
         }
     }
 
@@ -184,6 +195,7 @@ impl<'a> Cursor<'a> {
         let len = self.varint()?;
         let rest = self.buf.len() - self.pos;
         if len > rest as u64 {
+            self.exhausted = true;
             return Err(self.corrupt("string runs past the end of its block"));
         }
         let bytes = &self.buf[self.pos..self.pos + len as usize];
@@ -217,7 +229,12 @@ impl<'a> Cursor<'a> {
                 self.pos += n;
                 Ok(d)
             }
-            Err(e) => Err(self.corrupt(&format!("bad event data: {e}"))),
+            Err(e) => {
+                if matches!(e, bincode::error::DecodeError::UnexpectedEnd { .. }) {
+                    self.exhausted = true;
+                }
+                Err(self.corrupt(&format!("bad event data: {e}")))
+            }
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct Reader<R: Read> {
     saw_end: bool,
     done: bool,
     torn: bool,
+    torn_block: (u64, u32),
+    exhausted: bool,
     bytes_payload: u64,
 }
 
@@ -168,6 +170,8 @@ impl<R: Read> Reader<R> {
             saw_end: false,
             done: false,
             torn: false,
+            torn_block: (0, 0),
+            exhausted: false,
             bytes_payload: 0,
         })
     }
@@ -230,6 +234,7 @@ impl<R: Read> Reader<R> {
             // completely; the first one that does not marks the cut.
             self.block.truncate(got);
             self.torn = true;
+            self.torn_block = (start, len);
             self.block_base = start + BLOCK_HEADER_LEN as u64;
             self.block_pos = 0;
             self.offset = self.block_base + got as u64;
@@ -279,12 +284,24 @@ impl<R: Read> Reader<R> {
         }
         match self.decode_one() {
             Ok(()) => Ok(Some(&self.current)),
-            Err(_) if self.torn => {
+            Err(_) if self.torn && self.exhausted => {
                 self.done = true;
                 let offset = self.block_base + self.block_pos as u64;
                 self.offset = offset;
                 self.warnings.push(Warning::Torn { offset });
                 Ok(None)
+            }
+            Err(e) if self.torn => {
+                // Bad bytes (not a cut) inside a block that runs past the
+                // end of the file: its length field is the likely damage.
+                self.done = true;
+                let (offset, len) = self.torn_block;
+                Err(Error::Corrupt {
+                    offset,
+                    what: format!(
+                        "block claims {len} bytes, more than the file holds, and its content is damaged ({e})"
+                    ),
+                })
             }
             Err(e) => {
                 self.done = true;
@@ -294,10 +311,18 @@ impl<R: Read> Reader<R> {
     }
 
     fn decode_one(&mut self) -> Result<()> {
+        let block = std::mem::take(&mut self.block);
         let mut c = Cursor::new(
-            &self.block[self.block_pos..],
+            &block[self.block_pos..],
             self.block_base + self.block_pos as u64,
         );
+        let r = self.decode_with(&mut c);
+        self.exhausted = c.exhausted;
+        self.block = block;
+        r
+    }
+
+    fn decode_with(&mut self, c: &mut Cursor<'_>) -> Result<()> {
         let start = c.offset();
         let t = c.byte()?;
         let Some((kind, dir)) = codec::untag(t) else {
@@ -320,9 +345,9 @@ impl<R: Read> Reader<R> {
         let dt = codec::unzigzag(c.varint()?);
         let time_ns = self.state.last_time.wrapping_add(dt as u64);
         self.state.last_time = time_ns;
-        let msg = self.state.get_msg(&mut c, dir)?;
+        let msg = self.state.get_msg(c, dir)?;
         self.state
-            .get_clock(&mut c, actor, dir, msg, &mut self.current.clock.0)?;
+            .get_clock(c, actor, dir, msg, &mut self.current.clock.0)?;
         let data = match dir {
             Dir::Recv => {
                 let m = msg.unwrap_or_default();
