@@ -551,6 +551,7 @@ mod tests {
             create_cwd: true,
             env: vec![],
             connect_timeout: Duration::from_secs(10),
+            options: Default::default(),
         }
     }
 

@@ -279,6 +279,13 @@ pub struct OpenSpec {
     pub env: Vec<(String, String)>,
     /// Deadline for connecting and starting the shell.
     pub connect_timeout: Duration,
+    /// Transport-specific keys of the tester (`identity`, `password_env`,
+    /// `known_hosts`, `host_key`, `x11`, `ssh_config`, ...), values as
+    /// strings (`x11 = true` gives `"true"`). The scenario loader passes the
+    /// tester's keys it does not know itself here untouched; each transport
+    /// reads the keys it knows (the SSH transports reject keys they do not
+    /// know, naming them).
+    pub options: BTreeMap<String, String>,
 }
 
 /// One result of [`Channel::read`].
