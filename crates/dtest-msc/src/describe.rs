@@ -1,0 +1,236 @@
+//! What each event says: its label, its tooltip, its status class. Shared by
+//! the SVG and mscgen writers so both charts say the same thing.
+
+use std::fmt::Write as _;
+
+use dtest_trace::{Directive, Event, EventData, ExitStatus, Stream};
+
+use crate::text;
+use crate::view::{Other, View};
+
+/// Bytes of payload kept in a tooltip.
+pub(crate) const TOOLTIP_CAP: usize = 4096;
+
+/// The label of an event in at most `max` columns and `max_lines` lines.
+/// For messages it describes the message (the same on both sides).
+pub(crate) fn label(ev: &Event, data: &EventData, max: usize, max_lines: usize) -> String {
+    let p = |prefix: &str, s: &str| text::label_lines(prefix, s, s.len(), max, max_lines);
+    let short = |s: String| text::short(&s, max);
+    match data {
+        EventData::Open { target } => p("open ", target),
+        EventData::Close { reason } if reason.is_empty() => short("close".into()),
+        EventData::Close { reason } => p("close: ", reason),
+        EventData::Start { command } => p("$ ", command),
+        EventData::Input { secret: true, .. } => short("input (secret)".into()),
+        EventData::Input { bytes, .. } => text::label_lines(
+            "in: ",
+            &String::from_utf8_lossy(bytes),
+            bytes.len(),
+            max,
+            max_lines,
+        ),
+        EventData::Output { bytes, stream } => text::label_lines(
+            if *stream == Stream::Stderr {
+                "stderr: "
+            } else {
+                ""
+            },
+            &String::from_utf8_lossy(bytes),
+            bytes.len(),
+            max,
+            max_lines,
+        ),
+        EventData::Signal { name } => short(format!("signal {name}")),
+        EventData::Exit { status } => short(format!("exit {status}")),
+        EventData::Match { pattern, .. } => p("match ", &format!("/{pattern}/")),
+        EventData::Timeout { pattern, waited_ns } => p(
+            &format!("timeout {} ", text::secs(*waited_ns)),
+            &format!("/{pattern}/"),
+        ),
+        EventData::BarrierEnter { name } => p("enter ", name),
+        EventData::BarrierLeave { name, .. } => p(
+            if ev.dir == dtest_trace::Dir::Send {
+                "leave "
+            } else {
+                ""
+            },
+            name,
+        ),
+        EventData::BarrierBroken { name, reason } => p("broken ", &format!("{name}: {reason}")),
+        EventData::Put(t) => p("put ", &format!("{} ({})", t.remote, text::size(t.size))),
+        EventData::Get(t) => p("get ", &format!("{} ({})", t.remote, text::size(t.size))),
+        EventData::Verdict {
+            number,
+            ok,
+            description,
+            directive,
+            ..
+        } => {
+            let d = match directive {
+                Some(Directive::Skip) => " # SKIP",
+                Some(Directive::Todo) => " # TODO",
+                None => "",
+            };
+            let head = format!("{}ok {number} - ", if *ok { "" } else { "not " });
+            let room = max.saturating_sub(d.len());
+            let mut s = text::label(&head, description, description.len(), room);
+            s.push_str(d);
+            s
+        }
+        EventData::Custom { name, status, .. } => p("local ", &format!("{name}: {status}")),
+        EventData::End { ok, summary } => p(if *ok { "end ok: " } else { "end NOT OK: " }, summary),
+    }
+}
+
+/// The status class of an event: `ok`, `notok`, `skip`, `todo`, `fail` (a
+/// non-zero exit, a timeout, a broken barrier, a failed custom step).
+pub(crate) fn status(data: &EventData) -> Option<&'static str> {
+    match data {
+        EventData::Verdict {
+            directive: Some(Directive::Skip),
+            ..
+        } => Some("skip"),
+        EventData::Verdict {
+            directive: Some(Directive::Todo),
+            ..
+        } => Some("todo"),
+        EventData::Verdict { ok: true, .. } | EventData::End { ok: true, .. } => Some("ok"),
+        EventData::Verdict { ok: false, .. } | EventData::End { ok: false, .. } => Some("notok"),
+        EventData::Exit {
+            status: ExitStatus::Code(0),
+        } => Some("ok"),
+        EventData::Exit { .. } | EventData::Timeout { .. } | EventData::BarrierBroken { .. } => {
+            Some("fail")
+        }
+        EventData::Custom { status, .. } if *status != 0 => Some("fail"),
+        _ => None,
+    }
+}
+
+/// The event's data: a receive shows the data of its send.
+pub(crate) fn data<'t>(view: &View<'t>, i: u64) -> &'t EventData {
+    let t = view.trace;
+    let e = &t.events[i as usize];
+    if e.dir == dtest_trace::Dir::Recv {
+        if let Some(j) = t.partner(i) {
+            return &t.events[j as usize].data;
+        }
+    }
+    &e.data
+}
+
+/// The full tooltip of event `i` (plain text, printable, capped).
+pub(crate) fn tooltip(view: &View, i: u64) -> String {
+    let t = view.trace;
+    let e = &t.events[i as usize];
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "#{i} {} {} ({}) at {}",
+        t.actor_name(e.actor),
+        e.kind(),
+        e.dir.name(),
+        text::secs(e.time_ns)
+    );
+    let other = |j: u64, a| format!("#{j} on {}", t.actor_name(a));
+    match (e.dir, view.other(i)) {
+        (dtest_trace::Dir::Local, _) => {}
+        (d, o) => {
+            let to = if d == dtest_trace::Dir::Send {
+                "to"
+            } else {
+                "from"
+            };
+            let where_ = match o {
+                Other::Drawn(j) => other(j, t.events[j as usize].actor),
+                Other::Hidden(j, a) => format!("{} (lane not shown)", other(j, a)),
+                Other::Outside(j, a) => format!("{} (outside the window)", other(j, a)),
+                Other::Missing if d == dtest_trace::Dir::Send => {
+                    "nowhere: never received in this trace".into()
+                }
+                Other::Missing => "nowhere: its send is not in this trace".into(),
+            };
+            let _ = write!(s, "\n{to} {where_}");
+        }
+    }
+    let body = match data(view, i) {
+        EventData::Open { target } => format!("target: {target}"),
+        EventData::Close { reason } => format!("reason: {reason}"),
+        EventData::Start { command } => command.clone(),
+        EventData::Input { secret: true, .. } => "(secret input, recorded redacted)".into(),
+        EventData::Input { bytes, .. } | EventData::Output { bytes, .. } => {
+            let stream = match data(view, i) {
+                EventData::Output {
+                    stream: Stream::Stderr,
+                    ..
+                } => "stderr, ",
+                EventData::Output { .. } => "stdout, ",
+                _ => "",
+            };
+            format!(
+                "({stream}{} bytes)\n{}",
+                bytes.len(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(TOOLTIP_CAP)])
+            )
+        }
+        EventData::Signal { name } => format!("signal {name}"),
+        EventData::Exit { status } => format!("exit status {status}"),
+        EventData::Match {
+            pattern,
+            matched,
+            captures,
+        } => {
+            let mut b = format!("pattern: {pattern}\nmatched: {matched}");
+            for (k, v) in captures {
+                let _ = write!(b, "\n{k} = {v}");
+            }
+            b
+        }
+        EventData::Timeout { pattern, waited_ns } => {
+            format!("pattern: {pattern}\nwaited {}", text::secs(*waited_ns))
+        }
+        EventData::BarrierEnter { name } => format!("barrier {name}"),
+        EventData::BarrierLeave { name, participants } => {
+            format!("barrier {name}\nparticipants: {}", participants.join(", "))
+        }
+        EventData::BarrierBroken { name, reason } => format!("barrier {name} broken: {reason}"),
+        EventData::Put(tr) | EventData::Get(tr) => format!(
+            "local: {}\nremote: {}\nsize: {} bytes\nsha256: {}",
+            tr.local,
+            tr.remote,
+            tr.size,
+            dtest_trace::model::hex(&tr.sha256)
+        ),
+        EventData::Verdict {
+            number,
+            ok,
+            description,
+            directive,
+            reason,
+        } => {
+            let mut b = format!(
+                "{}ok {number} - {description}",
+                if *ok { "" } else { "not " }
+            );
+            if let Some(d) = directive {
+                let _ = write!(b, " # {}", d.name().to_uppercase());
+            }
+            if !reason.is_empty() {
+                let _ = write!(b, "\n{reason}");
+            }
+            b
+        }
+        EventData::Custom {
+            name,
+            status,
+            output,
+        } => format!("{name}: status {status}\n{output}"),
+        EventData::End { ok, summary } => {
+            format!("{}\n{summary}", if *ok { "ok" } else { "not ok" })
+        }
+    };
+    s.push('\n');
+    s.push_str(&text::tooltip(&body, TOOLTIP_CAP));
+    // The header line may hold hostile actor names.
+    text::tooltip(&s, TOOLTIP_CAP + 512)
+}

@@ -1,0 +1,293 @@
+//! The mscgen writer.
+//!
+//! mscgen draws one statement line per row, arcs joined by `,` on one row.
+//! The rows are dtest's own layout (the same happens-before layering as the
+//! SVG, with mscgen's room rules: an arc takes the lanes between its ends, a
+//! box its own lane); a message whose receive is rows below its send gets
+//! `arcskip`; a row with nothing starting on it is `|||`. Entity names and
+//! labels are always quoted and escaped (see [`crate::text::mscgen`]), labels
+//! are capped at [`LABEL_COLS`] columns and three lines.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use dtest_trace::{Dir, EventData, Kind};
+
+use crate::describe;
+use crate::error::Result;
+use crate::layout::{Geometry, Layout, Span};
+use crate::text;
+use crate::view::{Mark, Other, View};
+
+/// Widest label, in columns.
+pub(crate) const LABEL_COLS: usize = 200;
+const LABEL_LINES: usize = 3;
+
+pub(crate) struct Msc;
+
+fn is_condition(view: &View, i: u64) -> bool {
+    let e = &view.trace.events[i as usize];
+    e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
+}
+
+fn contiguous(view: &View, members: &[u64]) -> Option<(usize, usize)> {
+    let lanes: Vec<usize> = members
+        .iter()
+        .filter_map(|&m| view.lane(view.trace.events[m as usize].actor))
+        .collect();
+    let (&lo, &hi) = (lanes.first()?, lanes.last()?);
+    (hi - lo + 1 == lanes.len()).then_some((lo, hi))
+}
+
+impl Geometry for Msc {
+    fn span(&self, view: &View, i: u64) -> Option<Span> {
+        let e = &view.trace.events[i as usize];
+        let l = 2.0 * view.lane(e.actor)? as f64;
+        let own = Some((l - 1.0, l + 1.0));
+        if e.dir == Dir::Local || is_condition(view, i) {
+            return own;
+        }
+        match view.other(i) {
+            Other::Drawn(j) if e.dir == Dir::Send => {
+                let m = 2.0 * view.lane(view.trace.events[j as usize].actor)? as f64;
+                Some((l.min(m), l.max(m)))
+            }
+            Other::Drawn(_) => None,
+            // A message to or from a lane not drawn is a note on this lane.
+            _ => own,
+        }
+    }
+
+    fn group_span(&self, view: &View, members: &[u64]) -> Option<Span> {
+        match contiguous(view, members) {
+            Some((lo, hi)) => Some((2.0 * lo as f64 - 1.0, 2.0 * hi as f64 + 1.0)),
+            None => Some((f64::NEG_INFINITY, f64::INFINITY)),
+        }
+    }
+}
+
+/// Writes the mscgen chart of `view` to `out`.
+pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
+    let layout = Layout::new(view, &Msc);
+    let trace = view.trace;
+    let mut b = String::with_capacity(1 << 16);
+    let _ = writeln!(
+        b,
+        "# dtest msc: {} ({} events{})",
+        text::printable(&trace.header.scenario),
+        trace.len(),
+        if trace.complete { "" } else { ", incomplete" }
+    );
+    if view.from > 0 || view.to < trace.len() as u64 {
+        let _ = writeln!(
+            b,
+            "# window: events #{} to #{}",
+            view.from,
+            view.to.saturating_sub(1)
+        );
+    }
+    b.push_str("msc {\n  hscale=\"auto\";\n");
+
+    // Entities: the escaped actor names, made unique if escaping merged two.
+    let mut names: Vec<String> = Vec::with_capacity(view.lanes.len());
+    let mut seen = HashSet::new();
+    for &a in &view.lanes {
+        let mut n = String::new();
+        text::mscgen(&mut n, &text::short(trace.actor_name(a), 60));
+        if n.is_empty() || !seen.insert(n.clone()) {
+            let _ = write!(n, " #{a}");
+            seen.insert(n.clone());
+        }
+        names.push(n);
+    }
+    let name = |i: u64| -> &str {
+        let a = trace.events[i as usize].actor;
+        view.lane(a).map(|l| names[l].as_str()).unwrap_or("?")
+    };
+    b.push_str("  ");
+    for (k, n) in names.iter().enumerate() {
+        let _ = write!(b, "{}\"{n}\"", if k > 0 { ", " } else { "" });
+    }
+    b.push_str(";\n");
+
+    // Statements by row, each with its lane for a stable order.
+    let mut rows: Vec<Vec<(usize, u64, String)>> = vec![Vec::new(); layout.rows as usize];
+    for g in &layout.groups {
+        let mut s = String::new();
+        let mut label = String::new();
+        text::mscgen(&mut label, &text::short(&g.name, LABEL_COLS));
+        match contiguous(view, &g.members) {
+            Some(_) => {
+                let first = g.members[0];
+                let last = g.members[g.members.len() - 1];
+                let _ = write!(
+                    s,
+                    "\"{}\" abox \"{}\" [label=\"{label}\", textbgcolour=\"#efe6f7\"]",
+                    name(first),
+                    name(last)
+                );
+            }
+            None => {
+                let who: Vec<&str> = g
+                    .members
+                    .iter()
+                    .map(|&m| trace.actor_name(trace.events[m as usize].actor))
+                    .collect();
+                let mut l = String::new();
+                text::mscgen(
+                    &mut l,
+                    &text::short(
+                        &format!("barrier {}: {}", g.name, who.join(", ")),
+                        LABEL_COLS,
+                    ),
+                );
+                let _ = write!(s, "--- [label=\"{l}\", linecolour=\"#7a4fa3\"]");
+            }
+        }
+        rows[g.row as usize].push((0, g.members[0], s));
+    }
+    for i in view.from..view.to {
+        let Some(row) = layout.row(i) else { continue };
+        if layout.group(i).is_some() {
+            continue;
+        }
+        if let Some(s) = statement(view, &layout, i, row, &name) {
+            let lane = view.lane(trace.events[i as usize].actor).unwrap_or(0);
+            rows[row as usize].push((lane, i, s));
+        }
+    }
+    out.write_all(b.as_bytes())?;
+    b.clear();
+    for mut r in rows {
+        if r.is_empty() {
+            b.push_str("  |||;\n");
+        } else {
+            r.sort_by_key(|&(lane, i, _)| (lane, i));
+            b.push_str("  ");
+            for (k, (_, _, s)) in r.iter().enumerate() {
+                if k > 0 {
+                    b.push_str(",\n  ");
+                }
+                b.push_str(s);
+            }
+            b.push_str(";\n");
+        }
+        if b.len() > 1 << 16 {
+            out.write_all(b.as_bytes())?;
+            b.clear();
+        }
+    }
+    if !trace.complete {
+        b.push_str("  --- [label=\"incomplete trace: no end event\", textcolour=\"#c62828\", linecolour=\"#c62828\"];\n");
+    }
+    b.push_str("}\n");
+    out.write_all(b.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Colour attributes for an event's status and highlight mark.
+fn colours(view: &View, i: u64, data: &EventData, boxed: bool) -> String {
+    let mut a = String::new();
+    match view.mark(i) {
+        Mark::Hit => {
+            a.push_str(", linecolour=\"#e00000\", textcolour=\"#e00000\"");
+        }
+        Mark::Dim => {
+            a.push_str(", linecolour=\"#bbbbbb\", textcolour=\"#bbbbbb\"");
+        }
+        Mark::Plain | Mark::Past => {
+            if !boxed && describe::status(data) == Some("fail") {
+                a.push_str(", linecolour=\"#c62828\", textcolour=\"#c62828\"");
+            }
+        }
+    }
+    if boxed {
+        let bg = match (describe::status(data), data.kind()) {
+            (Some("ok"), _) => Some("#d5f2d5"),
+            (Some("notok"), _) | (Some("fail"), _) => Some("#f9cfcf"),
+            (Some("skip"), _) => Some("#ececec"),
+            (Some("todo"), _) => Some("#fff3c4"),
+            (_, Kind::Match) => Some("#e6eefc"),
+            (_, Kind::BarrierLeave) => Some("#efe6f7"),
+            _ => None,
+        };
+        if let Some(bg) = bg {
+            let _ = write!(a, ", textbgcolour=\"{bg}\"");
+        }
+    }
+    a
+}
+
+fn statement<'a>(
+    view: &View,
+    layout: &Layout,
+    i: u64,
+    row: u32,
+    name: &dyn Fn(u64) -> &'a str,
+) -> Option<String> {
+    let trace = view.trace;
+    let e = &trace.events[i as usize];
+    let data = describe::data(view, i);
+    let me = name(i);
+    let mut label = String::new();
+    let mut s = String::new();
+    if e.dir == Dir::Local || is_condition(view, i) {
+        text::mscgen(
+            &mut label,
+            &describe::label(e, data, LABEL_COLS, LABEL_LINES),
+        );
+        let shape = match (e.kind(), describe::status(data)) {
+            (Kind::Verdict | Kind::Match | Kind::End, _) => "rbox",
+            (Kind::BarrierLeave | Kind::BarrierBroken, _) => "abox",
+            _ => "box",
+        };
+        let _ = write!(
+            s,
+            "\"{me}\" {shape} \"{me}\" [label=\"{label}\"{}]",
+            colours(view, i, data, true)
+        );
+        return Some(s);
+    }
+    let other = view.other(i);
+    match (e.dir, other) {
+        (Dir::Send, Other::Drawn(j)) => {
+            text::mscgen(
+                &mut label,
+                &describe::label(e, data, LABEL_COLS, LABEL_LINES),
+            );
+            let arc = match e.kind() {
+                Kind::Start | Kind::Input | Kind::Signal | Kind::Put => "=>",
+                Kind::Output | Kind::Exit | Kind::Get => ">>",
+                _ => "->",
+            };
+            let skip = layout.row(j).map(|r| r.saturating_sub(row)).unwrap_or(0);
+            let _ = write!(s, "\"{me}\" {arc} \"{}\" [label=\"{label}\"", name(j));
+            if skip > 0 {
+                let _ = write!(s, ", arcskip=\"{skip}\"");
+            }
+            let _ = write!(s, "{}]", colours(view, i, data, false));
+            Some(s)
+        }
+        (Dir::Recv, Other::Drawn(_)) => None,
+        (dir, o) => {
+            let who = match o {
+                Other::Hidden(_, a) | Other::Outside(_, a) => trace.actor_name(a).to_string(),
+                _ => "?".into(),
+            };
+            let word = if dir == Dir::Send { "to" } else { "from" };
+            let l = describe::label(e, data, LABEL_COLS, LABEL_LINES);
+            text::mscgen(
+                &mut label,
+                &text::short(&format!("{word} {who}: {l}"), LABEL_COLS),
+            );
+            let _ = write!(
+                s,
+                "\"{me}\" note \"{me}\" [label=\"{label}\"{}]",
+                colours(view, i, data, false)
+            );
+            Some(s)
+        }
+    }
+}

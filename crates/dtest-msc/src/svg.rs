@@ -1,0 +1,698 @@
+//! The SVG writer.
+//!
+//! Layout in pixels: lanes 190 to 330 px apart (as the labels need), rows [`ROW_H`] apart, labels in
+//! an 11 px monospace font whose advance ([`CHAR_W`]) lets us measure text
+//! without a font engine. The document is self-contained: a `<style>` block,
+//! then the lane headers, one `<line>` per lifeline, the barrier lines, one
+//! `<g>` per shown event in trace order (so each message's arrow is drawn
+//! before its receive's shape), and the lane names again at the bottom.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use dtest_trace::{ActorKind, Dir, EventData, Kind};
+
+use crate::describe;
+use crate::error::Result;
+use crate::layout::{Geometry, Layout, Span};
+use crate::text;
+use crate::view::{Mark, Other, View};
+
+/// Narrowest and widest distance between two lanes: the chart picks the
+/// width in between that fits most labels whole.
+const LANE_MIN: f64 = 190.0;
+const LANE_MAX: f64 = 330.0;
+/// Distance between two rows.
+pub(crate) const ROW_H: f64 = 28.0;
+/// Advance of one character of the label font (DejaVu Sans Mono 11 px:
+/// 0.602 em, rounded up).
+pub(crate) const CHAR_W: f64 = 6.7;
+const MARGIN: f64 = 24.0;
+const HEAD_Y: f64 = 52.0;
+const HEAD_H: f64 = 26.0;
+const FIRST_ROW: f64 = HEAD_Y + HEAD_H + 30.0;
+/// Widest message label, in columns.
+const MAX_LABEL_COLS: usize = 64;
+
+const STYLE: &str = r#"
+svg.dtest-msc{background:#fff}
+text{font-family:"DejaVu Sans Mono",monospace;font-size:11px;fill:#1a1a1a}
+.title{font-family:"DejaVu Sans",sans-serif;font-size:15px;font-weight:bold}
+.sub{font-family:"DejaVu Sans",sans-serif;font-size:11px;fill:#555}
+.lane rect{fill:#eef1f6;stroke:#56657f;stroke-width:1.2}
+.lane.master rect{fill:#e8e8e8;stroke:#555}
+.lane.session rect{fill:#eaf5f1;stroke:#3b7a68}
+.lane text{font-family:"DejaVu Sans",sans-serif;font-size:12px;font-weight:bold;text-anchor:middle}
+.life{stroke:#a0a7b4;stroke-width:1;stroke-dasharray:5 3}
+.l{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
+.shaft{fill:none;stroke:#3c4a63;stroke-width:1.2}
+.head{fill:#3c4a63}
+.stub .shaft{stroke-dasharray:4 3}
+.k-output .shaft{stroke:#2f6db5}.k-output .head{fill:#2f6db5}
+.k-start .shaft,.k-input .shaft,.k-signal .shaft{stroke:#222}
+.k-barrier_enter .shaft,.k-barrier_leave .shaft{stroke:#7a4fa3;stroke-dasharray:2 2}
+.k-barrier_enter .head,.k-barrier_leave .head{fill:#7a4fa3}
+.k-put .shaft,.k-get .shaft{stroke:#8a5a14;stroke-width:2}
+.k-put .head,.k-get .head{fill:#8a5a14}
+.fail .shaft{stroke:#c62828}.fail .head{fill:#c62828}.fail text{fill:#b71c1c}
+.k-exit.ok text{fill:#1b6e1b}
+.box{fill:#f3f3f3;stroke:#8c8c8c;stroke-width:1}
+.k-match .box{fill:#e6eefc;stroke:#4f74c4}
+.k-timeout .box{fill:#ffe3c4;stroke:#d84315;stroke-width:1.5}
+.k-custom .box{fill:#f4e8f7;stroke:#8e44ad}
+.k-custom.fail .box{fill:#fbd9d9;stroke:#c62828}
+.ok .box{fill:#d5f2d5;stroke:#2e7d32;stroke-width:1.5}
+.notok .box{fill:#f9cfcf;stroke:#c62828;stroke-width:1.5}
+.notok text{font-weight:bold}
+.skip .box{fill:#ececec;stroke:#777;stroke-dasharray:3 2}
+.todo .box{fill:#fff3c4;stroke:#b38f00;stroke-dasharray:3 2}
+.cond{fill:#efe6f7;stroke:#7a4fa3;stroke-width:1.5}
+.k-barrier_broken .cond{fill:#fbd9d9;stroke:#c62828}
+.sync{stroke:#7a4fa3;stroke-width:3;stroke-linecap:round;opacity:.55}
+.incomplete-mark text{fill:#c62828;font-family:"DejaVu Sans",sans-serif;font-weight:bold;font-size:12px}
+.incomplete-mark .torn{fill:none;stroke:#c62828;stroke-width:2}
+.incomplete-mark rect{fill:#fde7e7;stroke:#c62828;stroke-width:1.5}
+.dim{opacity:.2}
+.hit .shaft{stroke:#e00000;stroke-width:3}.hit .head{fill:#e00000}
+.hit .box,.hit .cond{stroke:#e00000;stroke-width:3}
+.hit text{fill:#c00000;font-weight:bold}
+"#;
+
+/// The y of row `r`.
+fn row_y(r: u32) -> f64 {
+    FIRST_ROW + ROW_H * f64::from(r)
+}
+
+/// Where a message's two ends are and how much label room it has.
+#[derive(Clone, Copy, Debug)]
+struct Arrow {
+    /// x of the event's own lane.
+    x: f64,
+    /// x of the other end (another lane, or the edge of this lane's column).
+    x_other: f64,
+    /// Whether the other end is a lane that is not drawn (or missing).
+    stub: bool,
+}
+
+pub(crate) struct Svg {
+    lane_w: f64,
+}
+
+impl Svg {
+    /// Picks the lane width: wide enough for nine labels in ten of the
+    /// messages between neighbour lanes and of the boxes, within bounds.
+    pub(crate) fn new(view: &View) -> Svg {
+        let mut want: Vec<usize> = Vec::new();
+        for i in view.from..view.to {
+            let e = &view.trace.events[i as usize];
+            let Some(l) = view.lane(e.actor) else {
+                continue;
+            };
+            let near = match (e.dir, view.other(i)) {
+                (Dir::Local, _) => true,
+                (Dir::Send, Other::Drawn(j)) => view
+                    .lane(view.trace.events[j as usize].actor)
+                    .map(|m| m.abs_diff(l) == 1)
+                    .unwrap_or(false),
+                _ => false,
+            };
+            if near {
+                want.push(text::cols(&describe::label(
+                    e,
+                    describe::data(view, i),
+                    60,
+                    1,
+                )));
+            }
+        }
+        want.sort_unstable();
+        let p90 = want.get(want.len() * 9 / 10).copied().unwrap_or(0);
+        let lane_w = (p90 as f64 * CHAR_W + 30.0)
+            .clamp(LANE_MIN, LANE_MAX)
+            .round();
+        Svg { lane_w }
+    }
+
+    /// The x of lane `l`.
+    fn x(&self, l: usize) -> f64 {
+        MARGIN + self.lane_w * (l as f64 + 0.5)
+    }
+
+    /// Length of an arrow to a lane that is not drawn.
+    fn stub(&self) -> f64 {
+        self.lane_w / 2.0 - 8.0
+    }
+
+    /// Widest text in a box on a lane, in columns.
+    fn box_cols(&self) -> usize {
+        ((self.lane_w - 28.0) / CHAR_W) as usize
+    }
+
+    fn arrow(&self, view: &View, i: u64) -> Option<Arrow> {
+        let e = &view.trace.events[i as usize];
+        let x = self.x(view.lane(e.actor)?);
+        Some(match view.other(i) {
+            Other::Drawn(j) => Arrow {
+                x,
+                x_other: self.x(view.lane(view.trace.events[j as usize].actor)?),
+                stub: false,
+            },
+            Other::Hidden(_, a) | Other::Outside(_, a) => Arrow {
+                x,
+                x_other: if view.points_left(e.actor, a) {
+                    x - self.stub()
+                } else {
+                    x + self.stub()
+                },
+                stub: true,
+            },
+            Other::Missing => Arrow {
+                x,
+                x_other: x + self.stub(),
+                stub: true,
+            },
+        })
+    }
+
+    /// Label room of a send (or stub), in columns.
+    fn label_cols(&self, a: &Arrow) -> usize {
+        let room = if a.stub {
+            self.lane_w - 24.0
+        } else {
+            (a.x_other - a.x).abs() - 26.0
+        };
+        ((room / CHAR_W).max(4.0) as usize).min(MAX_LABEL_COLS)
+    }
+
+    /// The label's span: it starts next to the sender's lane and runs
+    /// towards the other end.
+    fn label_span(a: &Arrow, cols: usize) -> Span {
+        let w = cols as f64 * CHAR_W;
+        if a.x_other < a.x {
+            (a.x - 8.0 - w, a.x - 4.0)
+        } else {
+            (a.x + 4.0, a.x + 8.0 + w)
+        }
+    }
+
+    fn box_label(&self, view: &View, i: u64) -> String {
+        let e = &view.trace.events[i as usize];
+        describe::label(e, describe::data(view, i), self.box_cols(), 1)
+    }
+
+    fn message_label(&self, view: &View, i: u64, a: &Arrow) -> String {
+        let e = &view.trace.events[i as usize];
+        let mut s = describe::label(e, describe::data(view, i), self.label_cols(a), 1);
+        if a.stub {
+            let who = match view.other(i) {
+                Other::Hidden(_, x) | Other::Outside(_, x) => {
+                    text::short(view.trace.actor_name(x), 16)
+                }
+                Other::Missing | Other::Drawn(_) => "?".into(),
+            };
+            let arrow = if e.dir == Dir::Send { "to" } else { "from" };
+            s = text::short(&format!("{arrow} {who}: {s}"), self.label_cols(a));
+        }
+        s
+    }
+
+    fn box_width(label: &str) -> f64 {
+        text::cols(label) as f64 * CHAR_W + 14.0
+    }
+
+    fn cond_width(label: &str) -> f64 {
+        text::cols(label) as f64 * CHAR_W + 24.0
+    }
+
+    fn is_condition(view: &View, i: u64) -> bool {
+        let e = &view.trace.events[i as usize];
+        e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
+    }
+}
+
+impl Geometry for Svg {
+    fn span(&self, view: &View, i: u64) -> Option<Span> {
+        let e = &view.trace.events[i as usize];
+        let x = self.x(view.lane(e.actor)?);
+        if Svg::is_condition(view, i) {
+            let w = Svg::cond_width(&self.box_label(view, i));
+            return Some((x - w / 2.0, x + w / 2.0));
+        }
+        match e.dir {
+            Dir::Local => {
+                let w = Svg::box_width(&self.box_label(view, i));
+                Some((x - w / 2.0, x + w / 2.0))
+            }
+            Dir::Send => {
+                let a = self.arrow(view, i)?;
+                let l = self.message_label(view, i, &a);
+                let (lo, hi) = Svg::label_span(&a, text::cols(&l));
+                if a.stub {
+                    Some((lo.min(a.x_other), hi.max(a.x_other)))
+                } else {
+                    Some((lo, hi))
+                }
+            }
+            Dir::Recv => {
+                let a = self.arrow(view, i)?;
+                if a.stub {
+                    let l = self.message_label(view, i, &a);
+                    let (lo, hi) = Svg::label_span(&a, text::cols(&l));
+                    Some((lo.min(a.x_other), hi.max(a.x_other)))
+                } else {
+                    Some((x - 10.0, x + 10.0))
+                }
+            }
+        }
+    }
+
+    fn group_span(&self, view: &View, members: &[u64]) -> Option<Span> {
+        let spans: Vec<Span> = members.iter().filter_map(|&m| self.span(view, m)).collect();
+        let lo = spans.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
+        let hi = spans.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+        (lo <= hi).then_some((lo, hi))
+    }
+}
+
+/// Writes a number with at most one decimal.
+fn num(out: &mut String, v: f64) {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        let _ = write!(out, "{}", r as i64);
+    } else {
+        let _ = write!(out, "{r:.1}");
+    }
+}
+
+/// Writes the SVG chart of `view` to `out`.
+pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
+    let g = Svg::new(view);
+    let layout = Layout::new(view, &g);
+    let trace = view.trace;
+    let lanes = view.lanes.len().max(1);
+    let width = 2.0 * MARGIN + g.lane_w * lanes as f64;
+    let last_y = row_y(layout.rows.max(1)) - ROW_H / 2.0;
+    let foot_y = last_y + 24.0 + if trace.complete { 0.0 } else { 34.0 };
+    let height = foot_y + HEAD_H + 18.0;
+    let mut b = String::with_capacity(1 << 16);
+
+    let mut classes = String::from("dtest-msc");
+    if view.highlighting() {
+        classes.push_str(" highlighting");
+    }
+    if !trace.complete {
+        classes.push_str(" incomplete");
+    }
+    b.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    b.push_str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
+    num(&mut b, width);
+    b.push_str("\" height=\"");
+    num(&mut b, height);
+    b.push_str("\" viewBox=\"0 0 ");
+    num(&mut b, width);
+    b.push(' ');
+    num(&mut b, height);
+    let _ = writeln!(
+        b,
+        "\" class=\"{classes}\" data-events=\"{}\" data-from=\"{}\" data-to=\"{}\" data-complete=\"{}\">",
+        trace.len(),
+        view.from,
+        view.to.saturating_sub(1),
+        trace.complete
+    );
+    b.push_str("<title>");
+    text::xml(&mut b, &text::printable(&trace.header.scenario));
+    b.push_str(" (dtest msc)</title>\n<style>");
+    b.push_str(STYLE);
+    b.push_str("</style>\n");
+    b.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
+
+    // Title and subtitle.
+    b.push_str("<text class=\"title\" x=\"");
+    num(&mut b, MARGIN);
+    b.push_str("\" y=\"22\">");
+    let title_cols = ((width - 2.0 * MARGIN) / 9.5).max(10.0) as usize;
+    text::xml(&mut b, &text::short(&trace.header.scenario, title_cols));
+    b.push_str("</text>\n<text class=\"sub\" x=\"");
+    num(&mut b, MARGIN);
+    b.push_str("\" y=\"38\">");
+    let shown = (view.from..view.to).filter(|&i| view.shown(i)).count();
+    let mut sub = format!("{shown} of {} events", trace.len());
+    if view.from > 0 || view.to < trace.len() as u64 {
+        let _ = write!(
+            sub,
+            ", window #{}..#{}",
+            view.from,
+            view.to.saturating_sub(1)
+        );
+    }
+    if view.lanes.len() < trace.header.actors.len() {
+        let _ = write!(
+            sub,
+            ", {} of {} lanes",
+            view.lanes.len(),
+            trace.header.actors.len()
+        );
+    }
+    if let Some(EventData::End { ok, summary }) = trace.events.last().map(|e| &e.data) {
+        let _ = write!(
+            sub,
+            " \u{2014} {}: {summary}",
+            if *ok { "ok" } else { "NOT OK" }
+        );
+    }
+    text::xml(&mut b, &text::short(&sub, (width / 6.5) as usize));
+    b.push_str("</text>\n");
+    if !trace.complete {
+        // A mark at the top, where a reader starts.
+        let w = 250.0;
+        let x = (width - MARGIN - w).max(MARGIN);
+        b.push_str("<g class=\"incomplete-mark\"><rect x=\"");
+        num(&mut b, x);
+        b.push_str("\" y=\"8\" width=\"250\" height=\"22\" rx=\"4\"/><text x=\"");
+        num(&mut b, x + 10.0);
+        b.push_str("\" y=\"23\">INCOMPLETE TRACE: no end event</text></g>\n");
+    }
+
+    lane_heads(&mut b, &g, view, HEAD_Y);
+    // Lifelines: one element per lane, whatever the number of events.
+    b.push_str("<g class=\"lifelines\">\n");
+    for l in 0..view.lanes.len() {
+        let x = g.x(l);
+        b.push_str("<line class=\"life\" x1=\"");
+        num(&mut b, x);
+        b.push_str("\" y1=\"");
+        num(&mut b, HEAD_Y + HEAD_H);
+        b.push_str("\" x2=\"");
+        num(&mut b, x);
+        b.push_str("\" y2=\"");
+        num(&mut b, foot_y);
+        b.push_str("\"/>\n");
+    }
+    b.push_str("</g>\n");
+
+    // Barrier releases: one line joining the participants' conditions.
+    for grp in &layout.groups {
+        let xs: Vec<f64> = grp
+            .members
+            .iter()
+            .filter_map(|&m| view.lane(trace.events[m as usize].actor).map(|l| g.x(l)))
+            .collect();
+        let (Some(lo), Some(hi)) = (xs.first(), xs.last()) else {
+            continue;
+        };
+        let y = row_y(grp.row);
+        b.push_str("<g class=\"barrier\" data-name=\"");
+        text::xml(&mut b, &text::printable(&grp.name));
+        b.push_str("\" data-row=\"");
+        let _ = write!(b, "{}\" data-events=\"", grp.row);
+        for (k, m) in grp.members.iter().enumerate() {
+            let _ = write!(b, "{}{m}", if k > 0 { "," } else { "" });
+        }
+        b.push_str("\"><line class=\"sync\" x1=\"");
+        num(&mut b, *lo);
+        b.push_str("\" y1=\"");
+        num(&mut b, y);
+        b.push_str("\" x2=\"");
+        num(&mut b, *hi);
+        b.push_str("\" y2=\"");
+        num(&mut b, y);
+        b.push_str("\"/></g>\n");
+    }
+
+    out.write_all(b.as_bytes())?;
+    b.clear();
+    b.push_str("<g class=\"events\">\n");
+    for i in view.from..view.to {
+        let Some(row) = layout.row(i) else { continue };
+        event(&mut b, &g, view, &layout, i, row);
+        if b.len() > 1 << 16 {
+            out.write_all(b.as_bytes())?;
+            b.clear();
+        }
+    }
+    b.push_str("</g>\n");
+
+    if !trace.complete {
+        // The lifelines are torn where the trace stops.
+        let y = last_y + 16.0;
+        b.push_str("<g class=\"incomplete-mark\"><polyline class=\"torn\" points=\"");
+        let mut x = MARGIN;
+        let mut up = true;
+        while x <= width - MARGIN {
+            num(&mut b, x);
+            b.push(',');
+            num(&mut b, if up { y - 4.0 } else { y + 4.0 });
+            b.push(' ');
+            x += 8.0;
+            up = !up;
+        }
+        b.push_str("\"/><text x=\"");
+        num(&mut b, MARGIN);
+        b.push_str("\" y=\"");
+        num(&mut b, y + 20.0);
+        b.push_str("\">incomplete trace: the run stopped here without its end event</text></g>\n");
+    }
+    lane_heads(&mut b, &g, view, foot_y);
+    b.push_str("</svg>\n");
+    out.write_all(b.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn lane_heads(b: &mut String, g: &Svg, view: &View, y: f64) {
+    let cols = ((g.lane_w - 20.0) / 7.5) as usize;
+    b.push_str("<g class=\"lanes\">\n");
+    for (l, &a) in view.lanes.iter().enumerate() {
+        let actor = &view.trace.header.actors[a as usize];
+        let kind = match actor.kind {
+            ActorKind::Master => "master",
+            ActorKind::Tester => "tester",
+            ActorKind::Session => "session",
+        };
+        let x = g.x(l);
+        let _ = write!(b, "<g class=\"lane {kind} a{a}\" data-actor=\"");
+        text::xml(b, &text::printable(&actor.name));
+        let _ = write!(b, "\" data-actor-id=\"{a}\"><title>");
+        text::xml(
+            b,
+            &text::printable(&format!("{} ({kind} on {})", actor.name, actor.host)),
+        );
+        b.push_str("</title><rect x=\"");
+        num(b, x - g.lane_w / 2.0 + 10.0);
+        b.push_str("\" y=\"");
+        num(b, y);
+        b.push_str("\" width=\"");
+        num(b, g.lane_w - 20.0);
+        let _ = write!(b, "\" height=\"{HEAD_H}\" rx=\"5\"/><text x=\"");
+        num(b, x);
+        b.push_str("\" y=\"");
+        num(b, y + 17.0);
+        b.push_str("\">");
+        text::xml(b, &text::short(&actor.name, cols));
+        b.push_str("</text></g>\n");
+    }
+    b.push_str("</g>\n");
+}
+
+/// Writes the element of one shown event.
+fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32) {
+    let trace = view.trace;
+    let e = &trace.events[i as usize];
+    let Some(lane) = view.lane(e.actor) else {
+        return;
+    };
+    let data = describe::data(view, i);
+    let kind = e.kind();
+    let x = g.x(lane);
+    let y = row_y(row);
+    let arrow = if e.dir == Dir::Local {
+        None
+    } else {
+        g.arrow(view, i)
+    };
+
+    let _ = write!(
+        b,
+        "<g class=\"ev {} k-{} a{}",
+        e.dir.name(),
+        kind.name(),
+        e.actor
+    );
+    if arrow.map(|a| a.stub).unwrap_or(false) {
+        b.push_str(" stub");
+    }
+    if let Some(s) = describe::status(data) {
+        let _ = write!(b, " {s}");
+    }
+    match view.mark(i) {
+        Mark::Plain => {}
+        Mark::Hit => b.push_str(" hit"),
+        Mark::Past => b.push_str(" past"),
+        Mark::Dim => b.push_str(" dim"),
+    }
+    let _ = write!(b, "\" data-index=\"{i}\" data-actor=\"");
+    text::xml(b, &text::printable(trace.actor_name(e.actor)));
+    let _ = write!(
+        b,
+        "\" data-kind=\"{}\" data-dir=\"{}\" data-time=\"{}\" data-clock=\"",
+        kind.name(),
+        e.dir.name(),
+        e.time_ns
+    );
+    for (k, c) in e.clock.as_slice().iter().enumerate() {
+        let _ = write!(b, "{}{c}", if k > 0 { "," } else { "" });
+    }
+    let _ = write!(b, "\" data-row=\"{row}\" data-y=\"");
+    num(b, y);
+    b.push('"');
+    if let Some(j) = trace.partner(i) {
+        let _ = write!(b, " data-partner=\"{j}\"");
+    }
+    b.push_str("><title>");
+    text::xml(b, &describe::tooltip(view, i));
+    b.push_str("</title>");
+
+    if Svg::is_condition(view, i) {
+        // A barrier condition: a hexagon on the participant's lane.
+        let label = g.box_label(view, i);
+        let w = Svg::cond_width(&label);
+        let (h, k) = (10.0, 8.0);
+        b.push_str("<polygon class=\"cond\" points=\"");
+        for (px, py) in [
+            (x - w / 2.0, y),
+            (x - w / 2.0 + k, y - h),
+            (x + w / 2.0 - k, y - h),
+            (x + w / 2.0, y),
+            (x + w / 2.0 - k, y + h),
+            (x - w / 2.0 + k, y + h),
+        ] {
+            num(b, px);
+            b.push(',');
+            num(b, py);
+            b.push(' ');
+        }
+        b.pop();
+        b.push_str("\"/>");
+        text_at(b, x, y + 4.0, "middle", &label, false);
+        b.push_str("</g>\n");
+        return;
+    }
+
+    match (e.dir, arrow) {
+        (Dir::Local, _) | (_, None) => {
+            let label = g.box_label(view, i);
+            let w = Svg::box_width(&label);
+            b.push_str("<rect class=\"box\" x=\"");
+            num(b, x - w / 2.0);
+            b.push_str("\" y=\"");
+            num(b, y - 9.0);
+            b.push_str("\" width=\"");
+            num(b, w);
+            let rx = if matches!(kind, Kind::Match | Kind::Verdict | Kind::End) {
+                8
+            } else {
+                2
+            };
+            let _ = write!(b, "\" height=\"18\" rx=\"{rx}\"/>");
+            text_at(b, x, y + 4.0, "middle", &label, false);
+        }
+        (Dir::Send, Some(a)) => {
+            // The arrow: from here to the receive, or to this column's edge.
+            let (x2, y2) = match view.other(i) {
+                Other::Drawn(j) => (a.x_other, layout.row(j).map(row_y).unwrap_or(y + ROW_H)),
+                _ => (a.x_other, y),
+            };
+            b.push_str("<path class=\"shaft\" d=\"M");
+            num(b, x);
+            b.push(' ');
+            num(b, y);
+            b.push('L');
+            num(b, x2);
+            b.push(' ');
+            num(b, y2);
+            b.push_str("\"/>");
+            if a.stub {
+                head(b, x, y, x2, y2);
+            }
+            let label = g.message_label(view, i, &a);
+            let (lo, hi) = Svg::label_span(&a, text::cols(&label));
+            if a.x_other < a.x {
+                text_at(b, hi - 2.0, y - 5.0, "end", &label, true);
+            } else {
+                text_at(b, lo + 2.0, y - 5.0, "start", &label, true);
+            }
+        }
+        (Dir::Recv, Some(a)) => {
+            if a.stub {
+                b.push_str("<path class=\"shaft\" d=\"M");
+                num(b, a.x_other);
+                b.push(' ');
+                num(b, y);
+                b.push('L');
+                num(b, x);
+                b.push(' ');
+                num(b, y);
+                b.push_str("\"/>");
+                head(b, a.x_other, y, x, y);
+                let label = g.message_label(view, i, &a);
+                let (lo, hi) = Svg::label_span(&a, text::cols(&label));
+                if a.x_other < a.x {
+                    text_at(b, hi - 2.0, y - 5.0, "end", &label, true);
+                } else {
+                    text_at(b, lo + 2.0, y - 5.0, "start", &label, true);
+                }
+            } else {
+                let (x0, y0) = match view.other(i) {
+                    Other::Drawn(j) => (a.x_other, layout.row(j).map(row_y).unwrap_or(y)),
+                    _ => (a.x_other, y),
+                };
+                head(b, x0, y0, x, y);
+            }
+        }
+    }
+    b.push_str("</g>\n");
+}
+
+/// An arrowhead at `(x, y)` for a line coming from `(x0, y0)`.
+fn head(b: &mut String, x0: f64, y0: f64, x: f64, y: f64) {
+    let (dx, dy) = (x - x0, y - y0);
+    let len = (dx * dx + dy * dy).sqrt();
+    let (ux, uy) = if len > 0.0 {
+        (dx / len, dy / len)
+    } else {
+        (1.0, 0.0)
+    };
+    let (bx, by) = (x - 9.0 * ux, y - 9.0 * uy);
+    let (px, py) = (-uy * 4.0, ux * 4.0);
+    b.push_str("<path class=\"head\" d=\"M");
+    num(b, x);
+    b.push(' ');
+    num(b, y);
+    b.push('L');
+    num(b, bx + px);
+    b.push(' ');
+    num(b, by + py);
+    b.push('L');
+    num(b, bx - px);
+    b.push(' ');
+    num(b, by - py);
+    b.push_str("Z\"/>");
+}
+
+fn text_at(b: &mut String, x: f64, y: f64, anchor: &str, s: &str, halo: bool) {
+    b.push_str("<text");
+    if halo {
+        b.push_str(" class=\"l\"");
+    }
+    b.push_str(" x=\"");
+    num(b, x);
+    b.push_str("\" y=\"");
+    num(b, y);
+    if anchor != "start" {
+        let _ = write!(b, "\" text-anchor=\"{anchor}");
+    }
+    b.push_str("\">");
+    text::xml(b, s);
+    b.push_str("</text>");
+}

@@ -1,0 +1,484 @@
+//! Unit tests of the layout and of both writers on hand-made and synthetic
+//! traces. End-to-end tests (through `dtest msc` and the real mscgen,
+//! xmllint and rsvg-convert) are in `tests/it/msc.rs`.
+
+use dtest_trace::{
+    synth, Actor, ActorId, ActorKind, Dir, Event, EventData, ExitStatus, Header, MsgId, Stream,
+    Trace, VectorClock,
+};
+
+use crate::layout::{Geometry, Layout};
+use crate::view::View;
+use crate::{mscgen::Msc, svg::Svg, Format, Options};
+
+/// Builds traces in memory with exact vector clocks.
+struct Builder {
+    header: Header,
+    clocks: Vec<VectorClock>,
+    events: Vec<Event>,
+    inflight: Vec<(MsgId, VectorClock)>,
+    next: MsgId,
+}
+
+impl Builder {
+    fn new(names: &[&str]) -> Builder {
+        let actors = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Actor {
+                id: i as ActorId,
+                name: (*n).into(),
+                kind: if i == 0 {
+                    ActorKind::Master
+                } else if n.contains('@') {
+                    ActorKind::Session
+                } else {
+                    ActorKind::Tester
+                },
+                host: "local".into(),
+            })
+            .collect();
+        Builder {
+            header: Header::new("unit", actors),
+            clocks: vec![VectorClock::new(names.len()); names.len()],
+            events: Vec::new(),
+            inflight: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn push(&mut self, a: ActorId, dir: Dir, msg: Option<MsgId>, data: EventData) -> u64 {
+        self.clocks[a as usize].tick(a);
+        let i = self.events.len() as u64;
+        self.events.push(Event {
+            index: i,
+            actor: a,
+            time_ns: i * 1000,
+            dir,
+            msg,
+            clock: self.clocks[a as usize].clone(),
+            data,
+        });
+        i
+    }
+
+    fn local(&mut self, a: ActorId, data: EventData) -> u64 {
+        self.push(a, Dir::Local, None, data)
+    }
+
+    fn send(&mut self, a: ActorId, data: EventData) -> MsgId {
+        let m = self.next;
+        self.next += 1;
+        self.push(a, Dir::Send, Some(m), data);
+        self.inflight.push((m, self.clocks[a as usize].clone()));
+        m
+    }
+
+    fn recv(&mut self, a: ActorId, m: MsgId) -> u64 {
+        let k = self.inflight.iter().position(|(x, _)| *x == m).unwrap();
+        let (_, c) = self.inflight.remove(k);
+        self.clocks[a as usize].merge(c.as_slice());
+        let kind = self
+            .events
+            .iter()
+            .find(|e| e.msg == Some(m))
+            .map(|e| e.kind())
+            .unwrap();
+        self.push(a, Dir::Recv, Some(m), EventData::empty(kind))
+    }
+
+    fn message(&mut self, from: ActorId, to: ActorId, data: EventData) -> (u64, u64) {
+        let m = self.send(from, data);
+        let s = self.events.len() as u64 - 1;
+        (s, self.recv(to, m))
+    }
+
+    fn trace(self, complete: bool) -> Trace {
+        Trace::from_parts(self.header, self.events, complete, Vec::new())
+    }
+}
+
+fn out(bytes: &str) -> EventData {
+    EventData::Output {
+        bytes: bytes.as_bytes().to_vec(),
+        stream: Stream::Stdout,
+    }
+}
+
+/// Master, two testers with a session each, a barrier, and some traffic.
+fn small() -> Trace {
+    let mut b = Builder::new(&["master", "t1", "t1@h", "t2", "t2@h"]);
+    b.message(
+        1,
+        2,
+        EventData::Start {
+            command: "md5sum f".into(),
+        },
+    );
+    b.message(
+        3,
+        4,
+        EventData::Start {
+            command: "sleep 1".into(),
+        },
+    );
+    b.message(2, 1, out("d41d8cd98f00b204e9800998ecf8427e  f\r\n"));
+    b.local(
+        1,
+        EventData::Match {
+            pattern: "[0-9a-f]{32}".into(),
+            matched: "d41d".into(),
+            captures: Vec::new(),
+        },
+    );
+    let e1 = b.send(
+        1,
+        EventData::BarrierEnter {
+            name: "sync".into(),
+        },
+    );
+    let e2 = b.send(
+        3,
+        EventData::BarrierEnter {
+            name: "sync".into(),
+        },
+    );
+    b.recv(0, e1);
+    b.recv(0, e2);
+    let leave = || EventData::BarrierLeave {
+        name: "sync".into(),
+        participants: vec!["t1".into(), "t2".into()],
+    };
+    let l1 = b.send(0, leave());
+    let l2 = b.send(0, leave());
+    b.message(
+        4,
+        3,
+        EventData::Exit {
+            status: ExitStatus::Code(0),
+        },
+    );
+    b.recv(3, l2);
+    b.recv(1, l1);
+    b.local(
+        3,
+        EventData::Verdict {
+            number: 1,
+            ok: false,
+            description: "md5 matches".into(),
+            directive: None,
+            reason: String::new(),
+        },
+    );
+    b.local(
+        0,
+        EventData::End {
+            ok: false,
+            summary: "1 failed".into(),
+        },
+    );
+    b.trace(true)
+}
+
+fn synthetic(testers: usize, events: u64) -> Trace {
+    synth::generate(&synth::Config {
+        testers,
+        events,
+        seed: 7,
+        payload: 24,
+    })
+}
+
+/// Checks the layout invariants of the module docs on `view` with `geom`.
+fn check_invariants(view: &View, geom: &dyn Geometry) -> Layout {
+    let t = view.trace;
+    let l = Layout::new(view, geom);
+    let shown: Vec<u64> = (view.from..view.to).filter(|&i| view.shown(i)).collect();
+    for &i in &shown {
+        assert!(l.row(i).is_some(), "event {i} has no row");
+    }
+    // Causality is never upside down: happens-before implies a lower row
+    // (tested on every pair: the traces here are small).
+    for &a in &shown {
+        for &b in &shown {
+            if t.happens_before(a, b) {
+                assert!(
+                    l.row(a) < l.row(b),
+                    "{a} -> {b} drawn at rows {:?} {:?}",
+                    l.row(a),
+                    l.row(b)
+                );
+            }
+            if a < b && l.row(a) == l.row(b) {
+                let synced = l.group(a).is_some() && l.group(a) == l.group(b);
+                assert!(
+                    synced || t.concurrent(a, b),
+                    "{a} and {b} share a row but are ordered"
+                );
+            }
+        }
+    }
+    l
+}
+
+#[test]
+fn causality_is_never_drawn_upside_down() {
+    for t in [small(), synthetic(3, 300), synthetic(6, 500)] {
+        let view = View::new(&t, &Options::default()).unwrap();
+        check_invariants(&view, &Svg::new(&view));
+        check_invariants(&view, &Msc);
+    }
+}
+
+#[test]
+fn barrier_release_is_aligned_across_participants() {
+    let t = small();
+    let view = View::new(&t, &Options::default()).unwrap();
+    let l = check_invariants(&view, &Svg::new(&view));
+    assert_eq!(l.groups.len(), 1);
+    let g = &l.groups[0];
+    assert_eq!(g.name, "sync");
+    // Left to right by lane, whatever the order of the receives.
+    assert_eq!(g.members.len(), 2);
+    assert_eq!(t.events[g.members[0] as usize].actor, 1);
+    assert_eq!(l.row(g.members[0]), l.row(g.members[1]));
+}
+
+#[test]
+fn end_event_is_drawn_last() {
+    let t = small();
+    let view = View::new(&t, &Options::default()).unwrap();
+    let l = Layout::new(&view, &Svg::new(&view));
+    let end = t.len() as u64 - 1;
+    assert_eq!(l.row(end), Some(l.rows - 1));
+    assert!((0..end).all(|i| l.row(i) < l.row(end)));
+}
+
+#[test]
+fn hidden_lanes_still_order_what_is_shown() {
+    // t1 -> t1@h -> t2: with t1@h hidden, t1's send stays above t2's receive.
+    let mut b = Builder::new(&["master", "t1", "t1@h", "t2"]);
+    let (s, _) = b.message(
+        1,
+        2,
+        EventData::Start {
+            command: "a".into(),
+        },
+    );
+    let (_, r) = b.message(2, 3, out("b"));
+    let t = b.trace(false);
+    let opts = Options {
+        actors: Some(vec!["t1".into(), "t2".into()]),
+        ..Options::default()
+    };
+    let view = View::new(&t, &opts).unwrap();
+    let l = check_invariants(&view, &Svg::new(&view));
+    assert!(l.row(s) < l.row(r));
+    assert_eq!(l.rows, 2, "a hidden event adds no row of its own");
+}
+
+#[test]
+fn damaged_barrier_falls_back_to_no_alignment() {
+    // The master releases t1, t1 then talks to t2 before t2's release
+    // arrives: the two receives are ordered, so they cannot share a row.
+    let mut b = Builder::new(&["master", "t1", "t2"]);
+    let leave = || EventData::BarrierLeave {
+        name: "b".into(),
+        participants: vec![],
+    };
+    let l1 = b.send(0, leave());
+    let l2 = b.send(0, leave());
+    let r1 = b.recv(1, l1);
+    b.message(1, 2, EventData::Signal { name: "INT".into() });
+    let r2 = b.recv(2, l2);
+    let t = b.trace(false);
+    let view = View::new(&t, &Options::default()).unwrap();
+    let l = check_invariants(&view, &Svg::new(&view));
+    assert!(l.groups.is_empty());
+    assert!(l.row(r1) < l.row(r2));
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let t = synthetic(4, 400);
+    for f in [Format::Svg, Format::Mscgen] {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        crate::write(&t, &Options::default(), f, &mut a).unwrap();
+        crate::write(&t, &Options::default(), f, &mut b).unwrap();
+        assert!(a == b, "{f:?} output differs between two runs");
+    }
+}
+
+#[test]
+fn window_cuts_messages_into_stubs() {
+    let t = small();
+    let opts = Options {
+        from: Some(3),
+        to: Some(9),
+        ..Options::default()
+    };
+    let mut svg = Vec::new();
+    crate::write(&t, &opts, Format::Svg, &mut svg).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(!svg.contains("data-index=\"2\""));
+    assert!(svg.contains("data-index=\"3\""));
+    assert!(!svg.contains("data-index=\"10\""));
+    assert!(
+        svg.contains(" stub"),
+        "messages leaving the window are stubs"
+    );
+    let err = View::new(
+        &t,
+        &Options {
+            from: Some(9),
+            to: Some(3),
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("empty window"), "{err}");
+}
+
+#[test]
+fn unknown_actor_is_an_error_naming_the_known_ones() {
+    let t = small();
+    let opts = Options {
+        actors: Some(vec!["t9".into()]),
+        ..Options::default()
+    };
+    let e = View::new(&t, &opts).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "unknown actor `t9` (the trace has: master, t1, t1@h, t2, t2@h)"
+    );
+}
+
+#[test]
+fn highlight_marks_past_and_dims_the_rest() {
+    let t = small();
+    // The verdict on t2: its past includes t2's release, the master's
+    // barrier events, and t1's enter, but not t1's match... which is
+    // before t1's enter, so it is in the past too; t1's release is not.
+    let verdict = t.len() as u64 - 2;
+    let opts = Options {
+        highlight: Some(vec![verdict]),
+        ..Options::default()
+    };
+    let view = View::new(&t, &opts).unwrap();
+    use crate::view::Mark;
+    assert_eq!(view.mark(verdict), Mark::Hit);
+    for i in 0..t.len() as u64 {
+        let want = if i == verdict {
+            Mark::Hit
+        } else if t.happens_before(i, verdict) {
+            Mark::Past
+        } else {
+            Mark::Dim
+        };
+        assert_eq!(view.mark(i), want, "event {i}");
+    }
+    let e = View::new(
+        &t,
+        &Options {
+            highlight: Some(vec![99]),
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("event 99"), "{e}");
+}
+
+/// A trace whose names and payloads try to break both formats.
+fn hostile() -> Trace {
+    let nasty = "q\"uo'te <tag> & \\back\\slash\u{1b}[31m\r\n\u{0}\u{7f}\u{85}\u{fffe}";
+    let mut b = Builder::new(&["ma\"ster<&>", "t\\1\n", "t\\1\n@h\u{1}", "t\\1\n@h\u{2}"]);
+    b.message(
+        1,
+        2,
+        EventData::Start {
+            command: nasty.into(),
+        },
+    );
+    let mut bytes = nasty.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe, b'\n', 0xc3, 0x28, b'\\', b'n', b'"']);
+    b.message(
+        2,
+        1,
+        EventData::Output {
+            bytes: bytes.clone(),
+            stream: Stream::Stderr,
+        },
+    );
+    b.message(
+        1,
+        3,
+        EventData::Input {
+            bytes,
+            secret: false,
+        },
+    );
+    b.local(
+        1,
+        EventData::Verdict {
+            number: 1,
+            ok: true,
+            description: nasty.into(),
+            directive: Some(dtest_trace::Directive::Todo),
+            reason: nasty.into(),
+        },
+    );
+    b.trace(false)
+}
+
+#[test]
+fn hostile_text_stays_valid_xml_and_mscgen() {
+    let t = hostile();
+    let mut svg = Vec::new();
+    crate::write(&t, &Options::default(), Format::Svg, &mut svg).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    for c in svg.chars() {
+        let ok = matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        assert!(ok, "character {:?} is not allowed in XML", c);
+    }
+    assert!(!svg.contains("<tag>"));
+    assert!(svg.contains("INCOMPLETE TRACE"));
+
+    let mut msc = Vec::new();
+    crate::write(&t, &Options::default(), Format::Mscgen, &mut msc).unwrap();
+    let msc = String::from_utf8(msc).unwrap();
+    // Every quoted string closes on its line, and has no backslash but
+    // before a quote or an n.
+    for line in msc.lines().filter(|l| !l.starts_with('#')) {
+        let mut inside = false;
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => inside = !inside,
+                '\\' => {
+                    assert!(inside, "backslash outside a string: {line}");
+                    let n = chars.next();
+                    assert!(matches!(n, Some('"') | Some('n')), "bad escape in {line}");
+                }
+                c => assert!(!c.is_control(), "control character in {line:?}"),
+            }
+        }
+        assert!(!inside, "unclosed string: {line}");
+    }
+    assert!(msc.contains("incomplete trace"));
+    // Two actors whose names escape alike are still two entities.
+    assert!(
+        msc.contains("\"t\u{29f5}1^J@h^A\", \"t\u{29f5}1^J@h^B\""),
+        "{msc}"
+    );
+}
+
+#[test]
+fn svg_lifelines_are_one_element_per_lane() {
+    let t = synthetic(4, 600);
+    let mut svg = Vec::new();
+    crate::write(&t, &Options::default(), Format::Svg, &mut svg).unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    assert_eq!(svg.matches("class=\"life\"").count(), t.header.actors.len());
+    assert_eq!(svg.matches("<g class=\"ev ").count(), t.len());
+}
