@@ -1,12 +1,11 @@
 //! Streaming reader: one event at a time, constant memory in the trace length.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use crate::clock::VectorClock;
-use crate::codec::{self, CodecState, Cursor, BLOCK_HEADER_LEN, PREAMBLE_LEN};
+use crate::codec::{self, CodecState, Cursor, MsgMap, BLOCK_HEADER_LEN, PREAMBLE_LEN};
 use crate::error::{Error, Result};
 use crate::model::{Dir, Event, EventData, Header, Kind, MsgId};
 
@@ -60,7 +59,10 @@ pub struct Reader<R: Read> {
     block_base: u64,
     offset: u64,
     current: Event,
-    pending: HashMap<MsgId, EventData>,
+    pending: MsgMap<EventData>,
+    /// The current event is a send whose data moves to `pending` on the
+    /// next call (moved, not cloned).
+    stash: Option<MsgId>,
     warnings: Vec<Warning>,
     saw_end: bool,
     done: bool,
@@ -124,9 +126,10 @@ impl<R: Read> Reader<R> {
                 what: format!("header length {hlen} is implausible"),
             });
         }
-        let mut hbuf = vec![0u8; hlen as usize];
-        let got = read_full(&mut input, &mut hbuf)?;
-        if got < hbuf.len() {
+        // Grow with the data actually there, not with what a length claims.
+        let mut hbuf = Vec::new();
+        let got = (&mut input).take(u64::from(hlen)).read_to_end(&mut hbuf)?;
+        if got < hlen as usize {
             return Err(Error::TruncatedHeader {
                 offset: (PREAMBLE_LEN + got) as u64,
             });
@@ -138,6 +141,16 @@ impl<R: Read> Reader<R> {
             });
         }
         let header = codec::decode_header(&hbuf, PREAMBLE_LEN as u64)?;
+        if header.actors.len() > codec::MAX_ACTORS {
+            return Err(Error::Corrupt {
+                offset: PREAMBLE_LEN as u64,
+                what: format!(
+                    "header lists {} actors (at most {} are supported)",
+                    header.actors.len(),
+                    codec::MAX_ACTORS
+                ),
+            });
+        }
         let n = header.actors.len();
         let mut warnings = Vec::new();
         if minor > codec::FORMAT_MINOR {
@@ -165,7 +178,8 @@ impl<R: Read> Reader<R> {
                     reason: String::new(),
                 },
             },
-            pending: HashMap::new(),
+            pending: MsgMap::default(),
+            stash: None,
             warnings,
             saw_end: false,
             done: false,
@@ -226,8 +240,10 @@ impl<R: Read> Reader<R> {
                 what: format!("block length {len} is implausible"),
             });
         }
-        self.block.resize(len as usize, 0);
-        let got = read_full(&mut self.input, &mut self.block)?;
+        self.block.clear();
+        let got = (&mut self.input)
+            .take(u64::from(len))
+            .read_to_end(&mut self.block)?;
         if got < len as usize {
             // The file ends inside this block: a killed run. Its bytes were
             // written whole up to the cut, so decode the events that fit
@@ -258,6 +274,15 @@ impl<R: Read> Reader<R> {
 
     /// Reads the next event; `None` at the end of the trace.
     pub fn next_event(&mut self) -> Result<Option<&Event>> {
+        if let Some(m) = self.stash.take() {
+            let d = std::mem::replace(
+                &mut self.current.data,
+                EventData::Close {
+                    reason: String::new(),
+                },
+            );
+            self.pending.insert(m, d);
+        }
         if self.done {
             return Ok(None);
         }
@@ -369,7 +394,7 @@ impl<R: Read> Reader<R> {
                     });
                 }
                 if dir == Dir::Send {
-                    self.pending.insert(msg.unwrap_or_default(), d.clone());
+                    self.stash = Some(msg.unwrap_or_default());
                 }
                 d
             }

@@ -41,6 +41,13 @@ impl<W: Write> Writer<W> {
     /// Like [`Writer::new`] with an explicit format minor version (tests of
     /// version handling).
     pub fn with_minor(mut out: W, mut header: Header, minor: u16) -> Result<Writer<W>> {
+        if header.actors.len() > codec::MAX_ACTORS {
+            return Err(Error::Usage(format!(
+                "{} actors, at most {} are supported",
+                header.actors.len(),
+                codec::MAX_ACTORS
+            )));
+        }
         for (i, a) in header.actors.iter_mut().enumerate() {
             a.id = i as ActorId;
         }
