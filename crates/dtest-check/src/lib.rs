@@ -1,1 +1,175 @@
-//! placeholder
+//! `dtest check`: temporal-logic properties checked on dtest traces.
+//!
+//! A spec (see `properties/README.md` for the language) is parsed with nom
+//! into an [`ast::Spec`], checked and lowered into a small [`ir::Ir`] (a DAG
+//! of core operators shared by the properties), and evaluated on a trace
+//! held in columns ([`columns::Columns`]) in time linear in the trace
+//! length ([`eval`]). Properties and traces are checked in parallel (rayon).
+//!
+//! ```
+//! use dtest_check::{Spec, Verdict};
+//! use dtest_trace::{Actor, ActorKind, EventData, Header, Recorder};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("t.dtrace");
+//! let actors = vec![
+//!     Actor { id: 0, name: "master".into(), kind: ActorKind::Master, host: "local".into() },
+//!     Actor { id: 1, name: "tester1".into(), kind: ActorKind::Tester, host: "local".into() },
+//!     Actor { id: 2, name: "tester1@local".into(), kind: ActorKind::Session, host: "local".into() },
+//! ];
+//! let rec = Recorder::create(&path, Header::new("doc", actors)).unwrap();
+//! let m = rec.send(1, EventData::Start { command: "make".into() }).unwrap();
+//! rec.recv(2, m).unwrap();
+//! rec.finish(0, true, "ok").unwrap();
+//! drop(rec);
+//!
+//! let spec = Spec::parse("doc.spec", r#"
+//!     property started: F start(tester1, /make/)
+//!     property no_panic: G !output(_, /panic/)
+//!     property exits: G (start -> F exit)
+//! "#).unwrap();
+//! let results = dtest_check::check_trace(&spec, &[], &path).unwrap();
+//! let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+//! assert_eq!(verdicts, [Verdict::Holds, Verdict::Holds, Verdict::Violated]);
+//! ```
+
+pub mod ast;
+pub mod columns;
+mod error;
+pub mod eval;
+pub mod fields;
+pub mod ir;
+pub mod parse;
+pub mod print;
+pub mod report;
+
+#[cfg(test)]
+mod naive;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+pub use error::{Error, Result, SpecError};
+pub use eval::Verdict;
+pub use report::{EventInfo, PropertyResult, ReportNote};
+
+/// A parsed and checked spec, ready to evaluate.
+#[derive(Debug)]
+pub struct Spec {
+    /// The file it came from (as given), for messages and reports.
+    pub file: String,
+    /// The syntax tree.
+    pub ast: ast::Spec,
+    /// The lowered properties.
+    pub ir: ir::Ir,
+}
+
+impl Spec {
+    /// Parses and checks a spec; `file` names it in error messages.
+    /// Unknown kinds, fields, lets and variables, bad values and bad
+    /// regexes are errors here, before any trace is read.
+    pub fn parse(file: &str, src: &str) -> std::result::Result<Spec, SpecError> {
+        let ast = parse::parse_spec(file, src)?;
+        let ir = ir::lower(&ast, file, src)?;
+        Ok(Spec {
+            file: file.to_string(),
+            ast,
+            ir,
+        })
+    }
+
+    /// Reads, parses and checks a spec file.
+    pub fn parse_file(path: &Path) -> Result<Spec> {
+        let src = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Spec::parse(&path.display().to_string(), &src)?)
+    }
+
+    /// The names of the properties, in source order.
+    pub fn property_names(&self) -> Vec<&str> {
+        self.ir.properties.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.ir.properties.len()
+    }
+
+    /// Whether the spec has no property.
+    pub fn is_empty(&self) -> bool {
+        self.ir.properties.is_empty()
+    }
+
+    /// Indexes of the properties named in `only` (all when empty).
+    pub fn select(&self, only: &[String]) -> Result<Vec<usize>> {
+        if only.is_empty() {
+            return Ok((0..self.len()).collect());
+        }
+        let mut out = Vec::new();
+        for name in only {
+            match self.ir.properties.iter().position(|p| &p.name == name) {
+                Some(i) => {
+                    if !out.contains(&i) {
+                        out.push(i)
+                    }
+                }
+                None => return Err(Error::UnknownProperty(name.clone())),
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+/// Reads a trace into columns holding what the selected properties need.
+pub fn load_columns(spec: &Spec, props: &[usize], trace: &Path) -> Result<columns::Columns> {
+    let mut needs = ir::Needs::default();
+    for &p in props {
+        needs.union(&spec.ir.needs(spec.ir.properties[p].root));
+    }
+    let terr = |source| Error::Trace {
+        path: trace.to_path_buf(),
+        source,
+    };
+    let reader = dtest_trace::Reader::open(trace).map_err(terr)?;
+    columns::Columns::read(reader, &spec.ir, &needs).map_err(terr)
+}
+
+/// Checks the properties named in `only` (all when empty) on one trace, in
+/// parallel. Results are in the spec's order.
+pub fn check_trace(spec: &Spec, only: &[String], trace: &Path) -> Result<Vec<PropertyResult>> {
+    let props = spec.select(only)?;
+    let cols = load_columns(spec, &props, trace)?;
+    let outcomes: Vec<(usize, eval::Outcome)> = props
+        .par_iter()
+        .map(|&p| (p, eval::check(&spec.ir, &spec.ir.properties[p], &cols)))
+        .collect();
+    report::build(spec, trace, &cols, outcomes)
+}
+
+/// Checks the selected properties on several traces (in parallel).
+/// Results are grouped by trace, in the order given.
+pub fn check(spec: &Spec, only: &[String], traces: &[PathBuf]) -> Result<Vec<PropertyResult>> {
+    spec.select(only)?;
+    let per: Vec<Result<Vec<PropertyResult>>> = traces
+        .par_iter()
+        .map(|t| check_trace(spec, only, t))
+        .collect();
+    let mut out = Vec::new();
+    for r in per {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// Parses `spec_path` and checks all its properties on `trace_path`: what
+/// `dtest exec --check SPEC` calls after a run (one TAP point per result).
+pub fn check_file(spec_path: &Path, trace_path: &Path) -> Result<Vec<PropertyResult>> {
+    let spec = Spec::parse_file(spec_path)?;
+    check_trace(&spec, &[], trace_path)
+}
