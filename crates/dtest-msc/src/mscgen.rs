@@ -272,15 +272,18 @@ fn statement<'a>(
         }
         (Dir::Recv, Other::Drawn(_)) => None,
         (dir, o) => {
-            let who = match o {
-                Other::Hidden(_, a) | Other::Outside(_, a) => trace.actor_name(a).to_string(),
-                _ => "?".into(),
-            };
             let word = if dir == Dir::Send { "to" } else { "from" };
-            let l = describe::label(e, data, LABEL_COLS, LABEL_LINES);
+            let head = match o {
+                Other::Hidden(_, a) | Other::Outside(_, a) => {
+                    format!("{word} {}", trace.actor_name(a))
+                }
+                _ if dir == Dir::Send => "never received".into(),
+                _ => "send not in trace".into(),
+            };
+            let l = describe::label(e, data, LABEL_COLS, 1);
             text::mscgen(
                 &mut label,
-                &text::short(&format!("{word} {who}: {l}"), LABEL_COLS),
+                &text::short(&format!("{head}: {l}"), LABEL_COLS),
             );
             let _ = write!(
                 s,

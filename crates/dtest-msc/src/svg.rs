@@ -204,14 +204,15 @@ impl Svg {
         let e = &view.trace.events[i as usize];
         let mut s = describe::label(e, describe::data(view, i), self.label_cols(a), 1);
         if a.stub {
-            let who = match view.other(i) {
-                Other::Hidden(_, x) | Other::Outside(_, x) => {
-                    text::short(view.trace.actor_name(x), 16)
-                }
-                Other::Missing | Other::Drawn(_) => "?".into(),
-            };
             let arrow = if e.dir == Dir::Send { "to" } else { "from" };
-            s = text::short(&format!("{arrow} {who}: {s}"), self.label_cols(a));
+            let head = match view.other(i) {
+                Other::Hidden(_, x) | Other::Outside(_, x) => {
+                    format!("{arrow} {}", text::short(view.trace.actor_name(x), 16))
+                }
+                Other::Missing | Other::Drawn(_) if e.dir == Dir::Send => "never received".into(),
+                Other::Missing | Other::Drawn(_) => "send not in trace".into(),
+            };
+            s = text::short(&format!("{head}: {s}"), self.label_cols(a));
         }
         s
     }
