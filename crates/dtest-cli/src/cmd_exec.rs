@@ -1,12 +1,158 @@
-//! `dtest exec` (being built; see its issue).
+//! `dtest exec`: load a scenario, run it, print TAP; logs and the trace go
+//! to the run directory. Scenario mistakes are printed as
+//! `FILE:LINE:COL: message` (exit 2); a failed test exits 1; SIGINT and
+//! SIGTERM end the run cleanly with 130 and 143.
+
+use std::path::{Path, PathBuf};
+
+use dtest_exec::{LoadOptions, RunOptions, TransportRegistry};
 
 use crate::{CliError, CliResult};
 
 /// Arguments of `dtest exec`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Run directory for the trace and the tester logs
+    /// [default: dtest-runs/<name>-<UTC timestamp>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also write a JUnit XML report.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Set a scenario variable (overrides [vars]); repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub set: Vec<(String, String)>,
+    /// Run a tester on another host (`local`, `ssh://user@host:port`); repeatable.
+    #[arg(long = "host", value_name = "TESTER=URL", value_parser = parse_pair)]
+    pub host: Vec<(String, String)>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// The transports `dtest exec` knows: `local`, plus those registered here
+/// (the SSH transports register themselves in this function).
+pub fn registry() -> TransportRegistry {
+    TransportRegistry::with_local()
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time.
+fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn default_out(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = Path::new("dtest-runs").join(format!("{clean}-{}", utc_stamp(secs)));
+    let mut p = base.clone();
+    let mut i = 2;
+    while p.exists() {
+        p = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    p
+}
 
 /// Runs `dtest exec`.
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::Input("dtest exec is not available in this build yet".into()))
+pub fn run(args: Args) -> CliResult {
+    let registry = registry();
+    let opts = LoadOptions {
+        sets: args.set.clone(),
+        hosts: args.host.clone(),
+        registry: Some(registry.clone()),
+    };
+    let sc = match dtest_exec::load_file(&args.scenario, &opts) {
+        Ok(s) => s,
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            return Ok(2);
+        }
+    };
+    let out = args.out.clone().unwrap_or_else(|| default_out(&sc.name));
+    if let Err(e) = dtest_exec::signals::install() {
+        return Err(CliError::Internal(format!(
+            "cannot install signal handlers: {e}"
+        )));
+    }
+    let mut ro = RunOptions::new(&out, Box::new(std::io::stdout()));
+    ro.junit = args.junit.clone();
+    ro.registry = registry;
+    ro.interrupt = Some(std::sync::Arc::new(dtest_exec::signals::received));
+    let argv: Vec<String> = std::env::args().collect();
+    ro.meta.push(("command".into(), argv.join(" ")));
+    match dtest_exec::run(&sc, ro) {
+        Ok(report) => {
+            let failed = report.points.iter().filter(|p| p.failed()).count();
+            if let Some(sig) = report.interrupted {
+                eprintln!(
+                    "dtest: interrupted by SIG{sig}; run directory: {}",
+                    out.display()
+                );
+            } else if report.timed_out {
+                eprintln!(
+                    "dtest: the scenario's timeout stopped the run; run directory: {}",
+                    out.display()
+                );
+            } else if !report.ok {
+                eprintln!(
+                    "dtest: {failed} of {} tests failed; run directory: {}",
+                    report.points.len(),
+                    out.display()
+                );
+            }
+            Ok(report.exit_code())
+        }
+        Err(dtest_exec::RunError::Invalid(m)) => Err(CliError::Input(m)),
+        Err(e) => Err(CliError::Input(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_700_000_000), "20231114T221320Z");
+    }
 }

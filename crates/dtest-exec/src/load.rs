@@ -1,0 +1,898 @@
+//! The TOML scenario loader: every mistake as `FILE:LINE:COL: message`.
+//!
+//! The file is parsed with `toml_edit`, which keeps the byte span of every
+//! key and value, then walked by hand: unknown keys, wrong types, bad
+//! durations and signals are reported where they are; the whole-scenario
+//! checks ([`Scenario::validate`]: variables, regexes, barriers, duplicate
+//! testers) are mapped back to positions through a side table of spans.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+use crate::duration::parse_duration;
+use crate::scenario::{Defaults, OnFail, Problem, Scenario, Step, StepKind, Tester, Where};
+use crate::session::{HostUrl, Signal, TransportRegistry};
+
+/// One mistake in a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file as named on the command line.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// All the mistakes found in a scenario file (at least one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioErrors(pub Vec<ScenarioError>);
+
+impl fmt::Display for ScenarioErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioErrors {}
+
+/// What the command line adds to a scenario file.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--set NAME=VALUE`: variables overriding `[vars]`.
+    pub sets: Vec<(String, String)>,
+    /// `--host TESTER=URL`: host overrides.
+    pub hosts: Vec<(String, String)>,
+    /// The transports hosts are checked against (`local` when `None`).
+    pub registry: Option<TransportRegistry>,
+}
+
+/// Variables every scenario has.
+pub const BUILTIN_VARS: [&str; 3] = ["run_dir", "scenario_dir", "tester"];
+
+/// Loads and validates a scenario file.
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Scenario, ScenarioErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScenarioErrors(vec![ScenarioError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the scenario: {e}"),
+        }])
+    })?;
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    load_str(&text, &name, dir, opts)
+}
+
+/// Loads and validates scenario text; `file` names it in messages and
+/// `scenario_dir` is `${scenario_dir}`.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    scenario_dir: PathBuf,
+    opts: &LoadOptions,
+) -> Result<Scenario, ScenarioErrors> {
+    let mut l = Loader {
+        text,
+        file,
+        errors: Vec::new(),
+        spans: HashMap::new(),
+        var_spans: Vec::new(),
+        option_spans: Vec::new(),
+    };
+    let doc = match ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let at = e.span().map(|s| s.start).unwrap_or(0);
+            let msg = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .trim()
+                .to_string();
+            l.err(at, format!("invalid TOML: {msg}"));
+            return Err(ScenarioErrors(l.errors));
+        }
+    };
+    let mut sc = Scenario::new("");
+    sc.scenario_dir = scenario_dir;
+    l.scenario(doc.as_table(), &mut sc, opts);
+    if !l.errors.is_empty() {
+        return Err(ScenarioErrors(l.errors));
+    }
+    for p in sc.validate(&BUILTIN_VARS) {
+        l.problem(&p);
+    }
+    if l.errors.is_empty() {
+        Ok(sc)
+    } else {
+        l.errors.sort_by_key(|e| (e.line, e.col));
+        Err(ScenarioErrors(l.errors))
+    }
+}
+
+struct Loader<'a> {
+    text: &'a str,
+    file: &'a str,
+    errors: Vec<ScenarioError>,
+    spans: HashMap<Where, Range<usize>>,
+    var_spans: Vec<Range<usize>>,
+    option_spans: Vec<Vec<(String, Option<Range<usize>>)>>,
+}
+
+fn span_of(item: &Item) -> Option<Range<usize>> {
+    match item {
+        Item::Value(v) => v.span(),
+        Item::Table(t) => t.span(),
+        Item::ArrayOfTables(a) => a.span(),
+        Item::None => None,
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "timeout",
+    "vars",
+    "defaults",
+    "tester",
+];
+const DEFAULT_KEYS: &[&str] = &[
+    "expect_timeout",
+    "barrier_timeout",
+    "wait_timeout",
+    "terminate_grace",
+    "on_fail",
+];
+const TESTER_KEYS: &[&str] = &["name", "host", "shell", "pty", "cwd", "env", "steps"];
+const STEP_KINDS: &[&str] = &[
+    "ok",
+    "run",
+    "expect",
+    "send",
+    "put",
+    "get",
+    "barrier",
+    "terminate",
+    "wait",
+    "sleep",
+    "local",
+];
+const STEP_COMMON: &[&str] = &["name", "timeout", "on_fail"];
+
+fn step_extra(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "ok" => &["pass", "skip", "todo"],
+        "expect" => &["literal"],
+        "send" => &["secret"],
+        "put" | "get" => &["to"],
+        "wait" => &["status"],
+        _ => &[],
+    }
+}
+
+impl<'a> Loader<'a> {
+    fn pos(&self, at: usize) -> (usize, usize) {
+        let at = at.min(self.text.len());
+        let before = &self.text[..at];
+        let line = before.matches('\n').count() + 1;
+        let ls = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let col = self.text[ls..at].chars().count() + 1;
+        (line, col)
+    }
+
+    fn err(&mut self, at: usize, message: impl Into<String>) {
+        let (line, col) = self.pos(at);
+        self.errors.push(ScenarioError {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    fn err_span(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        self.err(span.map(|s| s.start).unwrap_or(0), message)
+    }
+
+    fn problem(&mut self, p: &Problem) {
+        let span = match &p.at {
+            Where::Var(i) => self.var_spans.get(*i).cloned(),
+            w => self.spans.get(w).cloned().or_else(|| match w {
+                Where::Step(t, s, _) => self.spans.get(&Where::Step(*t, *s, "")).cloned(),
+                Where::Tester(t, _) => self.spans.get(&Where::Tester(*t, "")).cloned(),
+                Where::Var(_) => None,
+            }),
+        };
+        let mut at = span.as_ref().map(|s| s.start).unwrap_or(0);
+        if let (Some(off), Some(s)) = (p.offset, &span) {
+            let raw = &self.text[s.start.min(self.text.len())..s.end.min(self.text.len())];
+            let q = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+                3
+            } else if raw.starts_with('"') || raw.starts_with('\'') {
+                1
+            } else {
+                0
+            };
+            at = (s.start + q + off).min(s.end);
+        }
+        let (line, col) = self.pos(at);
+        self.errors.push(ScenarioError {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: p.message.clone(),
+        });
+    }
+
+    fn check_keys(&mut self, t: &dyn TableLike, allowed: &[&str], what: &str) {
+        for (k, _) in t.iter() {
+            if !allowed.contains(&k) {
+                let span = t.key(k).and_then(|k| k.span());
+                let hint = closest(k, allowed)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                self.err_span(
+                    span,
+                    format!(
+                        "unknown key `{k}` in {what}{hint}; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn string(&mut self, item: &Item, what: &str) -> Option<String> {
+        match item.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.err_span(
+                    span_of(item),
+                    format!("`{what}` must be a string, not {}", type_name(item)),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, item: &Item, what: &str) -> Option<bool> {
+        match item.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.err_span(
+                    span_of(item),
+                    format!("`{what}` must be true or false, not {}", type_name(item)),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, item: &Item, what: &str) -> Option<Duration> {
+        let s = self.string(item, what)?;
+        match parse_duration(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err_span(span_of(item), format!("`{what}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn on_fail(&mut self, item: &Item) -> Option<OnFail> {
+        let s = self.string(item, "on_fail")?;
+        match OnFail::parse(&s) {
+            Some(o) => Some(o),
+            None => {
+                self.err_span(
+                    span_of(item),
+                    format!("`on_fail` must be `continue`, `abort` or `abort-all`, not `{s}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn scenario(&mut self, root: &toml_edit::Table, sc: &mut Scenario, opts: &LoadOptions) {
+        self.check_keys(root, TOP_KEYS, "the scenario");
+        match root.get("name") {
+            Some(i) => {
+                if let Some(n) = self.string(i, "name") {
+                    if n.trim().is_empty() {
+                        self.err_span(span_of(i), "`name` must not be empty");
+                    }
+                    sc.name = n;
+                }
+            }
+            None => self.err(0, "missing `name = \"...\"` (the scenario's name)"),
+        }
+        if let Some(i) = root.get("description") {
+            sc.description = self.string(i, "description").unwrap_or_default();
+        }
+        if let Some(i) = root.get("timeout") {
+            if let Some(d) = self.duration(i, "timeout") {
+                sc.timeout = d;
+            }
+        }
+        if let Some(i) = root.get("vars") {
+            match i.as_table_like() {
+                Some(t) => {
+                    for (k, v) in t.iter() {
+                        if let Some(s) = self.string(v, k) {
+                            if BUILTIN_VARS.contains(&k) {
+                                let sp = t.key(k).and_then(|k| k.span());
+                                self.err_span(sp, format!("`{k}` is a built-in variable"));
+                            }
+                            sc.vars.push((k.to_string(), s));
+                            self.var_spans.push(span_of(v).unwrap_or(0..0));
+                        }
+                    }
+                }
+                None => self.err_span(span_of(i), "`vars` must be a table"),
+            }
+        }
+        for (k, v) in &opts.sets {
+            // --set values are plain strings: no position in the file.
+            sc.vars.retain(|(n, _)| n != k);
+            sc.vars.push((k.clone(), v.replace("${", "$${")));
+            self.var_spans.push(0..0);
+        }
+        // Keep var_spans aligned with sc.vars after retain.
+        if sc.vars.len() != self.var_spans.len() {
+            self.var_spans = vec![0..0; sc.vars.len()];
+        }
+        if let Some(i) = root.get("defaults") {
+            match i.as_table_like() {
+                Some(t) => {
+                    self.check_keys(t, DEFAULT_KEYS, "[defaults]");
+                    self.defaults(t, &mut sc.defaults);
+                }
+                None => self.err_span(span_of(i), "`defaults` must be a table"),
+            }
+        }
+        let testers: Vec<&dyn TableLike> = match root.get("tester") {
+            None => {
+                self.err(0, "no tester: add a `[[tester]]` table");
+                return;
+            }
+            Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn TableLike).collect(),
+            Some(Item::Value(Value::Array(a))) => {
+                let mut v = Vec::new();
+                for x in a.iter() {
+                    match x.as_inline_table() {
+                        Some(t) => v.push(t as &dyn TableLike),
+                        None => self.err_span(x.span(), "each tester must be a table"),
+                    }
+                }
+                v
+            }
+            Some(other) => {
+                self.err_span(
+                    span_of(other),
+                    "`tester` must be an array of tables (`[[tester]]`)",
+                );
+                return;
+            }
+        };
+        let registry = opts.registry.clone().unwrap_or_default();
+        for (ti, t) in testers.into_iter().enumerate() {
+            let tester = self.tester(ti, t, sc.testers.len());
+            sc.testers.push(tester);
+        }
+        for (name, url) in &opts.hosts {
+            match sc.testers.iter_mut().find(|t| t.name == *name) {
+                Some(t) => t.host = url.clone(),
+                None => self.err(
+                    0,
+                    format!("--host {name}={url}: the scenario has no tester named `{name}`"),
+                ),
+            }
+        }
+        for (ti, t) in sc.testers.iter().enumerate() {
+            let local = HostUrl::parse(&t.host)
+                .map(|u| u.scheme == "local")
+                .unwrap_or(false);
+            if local {
+                let spans = self.option_spans.get(ti).cloned().unwrap_or_default();
+                for (k, span) in spans {
+                    let hint = closest(&k, TESTER_KEYS)
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
+                    self.err_span(
+                        span,
+                        format!(
+                            "unknown key `{k}` in a tester{hint}; expected one of: {} (other keys are options of remote hosts)",
+                            TESTER_KEYS.join(", ")
+                        ),
+                    );
+                }
+            }
+            if t.host.contains("${") {
+                continue;
+            }
+            if let Err(e) = registry.check(&t.host) {
+                let from_cli = opts.hosts.iter().any(|(n, _)| *n == t.name);
+                if from_cli {
+                    self.err(
+                        0,
+                        format!("--host {}={}: tester `{}`: {e}", t.name, t.host, t.name),
+                    );
+                } else {
+                    let sp = self.spans.get(&Where::Tester(ti, "host")).cloned();
+                    self.err_span(sp, format!("tester `{}`: {e}", t.name));
+                }
+            }
+        }
+    }
+
+    fn defaults(&mut self, t: &dyn TableLike, d: &mut Defaults) {
+        for (k, v) in t.iter() {
+            match k {
+                "expect_timeout" => {
+                    if let Some(x) = self.duration(v, k) {
+                        d.expect_timeout = x
+                    }
+                }
+                "barrier_timeout" => {
+                    if let Some(x) = self.duration(v, k) {
+                        d.barrier_timeout = x
+                    }
+                }
+                "wait_timeout" => {
+                    if let Some(x) = self.duration(v, k) {
+                        d.wait_timeout = x
+                    }
+                }
+                "terminate_grace" => {
+                    if let Some(x) = self.duration(v, k) {
+                        d.terminate_grace = x
+                    }
+                }
+                "on_fail" => {
+                    if let Some(x) = self.on_fail(v) {
+                        d.on_fail = x
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn tester(&mut self, ti: usize, t: &dyn TableLike, _n: usize) -> Tester {
+        let mut tester = Tester::new("");
+        // Keys this loader does not know are transport options (SSH's
+        // `identity`, `x11`, ...); whether the transport takes them is
+        // decided once the host is known.
+        let mut extra = Vec::new();
+        for (k, v) in t.iter() {
+            if TESTER_KEYS.contains(&k) {
+                continue;
+            }
+            let span = t.key(k).and_then(|k| k.span());
+            let val = match v {
+                Item::Value(Value::String(s)) => Some(s.value().clone()),
+                Item::Value(Value::Boolean(b)) => Some(b.value().to_string()),
+                Item::Value(Value::Integer(i)) => Some(i.value().to_string()),
+                _ => None,
+            };
+            match val {
+                Some(val) => {
+                    tester.options.insert(k.to_string(), val);
+                    extra.push((k.to_string(), span));
+                }
+                None => self.err_span(
+                    span,
+                    format!(
+                        "unknown key `{k}` in a tester; expected one of: {}",
+                        TESTER_KEYS.join(", ")
+                    ),
+                ),
+            }
+        }
+        self.option_spans.push(extra);
+        let whole = t
+            .iter()
+            .next()
+            .and_then(|(k, _)| t.key(k).and_then(|k| k.span()));
+        self.spans
+            .insert(Where::Tester(ti, ""), whole.clone().unwrap_or(0..0));
+        for (k, v) in t.iter() {
+            let key: &'static str = TESTER_KEYS.iter().find(|x| **x == k).copied().unwrap_or("");
+            if let Some(s) = span_of(v) {
+                self.spans.insert(Where::Tester(ti, key), s);
+            }
+        }
+        match t.get("name") {
+            Some(v) => tester.name = self.string(v, "name").unwrap_or_default(),
+            None => self.err_span(whole.clone(), "tester without `name`"),
+        }
+        if let Some(v) = t.get("host") {
+            tester.host = self.string(v, "host").unwrap_or_else(|| "local".into());
+        }
+        if let Some(v) = t.get("shell") {
+            tester.shell = self.string(v, "shell").unwrap_or_else(|| "/bin/sh".into());
+        }
+        if let Some(v) = t.get("pty") {
+            tester.pty = self.boolean(v, "pty").unwrap_or(true);
+        }
+        if let Some(v) = t.get("cwd") {
+            tester.cwd = self.string(v, "cwd");
+        }
+        if let Some(v) = t.get("env") {
+            match v.as_table_like() {
+                Some(e) => {
+                    for (k, x) in e.iter() {
+                        if let Some(s) = self.string(x, k) {
+                            tester.env.push((k.to_string(), s));
+                        }
+                    }
+                }
+                None => self.err_span(span_of(v), "`env` must be a table of strings"),
+            }
+        }
+        let steps: Vec<(&dyn TableLike, Option<Range<usize>>)> = match t.get("steps") {
+            None => Vec::new(),
+            Some(Item::Value(Value::Array(a))) => {
+                let mut v = Vec::new();
+                for x in a.iter() {
+                    match x.as_inline_table() {
+                        Some(t) => v.push((t as &dyn TableLike, x.span())),
+                        None => self.err_span(
+                            x.span(),
+                            format!(
+                                "a step must be a table like `{{ run = \"...\" }}`, not {}",
+                                x.type_name()
+                            ),
+                        ),
+                    }
+                }
+                v
+            }
+            Some(Item::ArrayOfTables(a)) => {
+                a.iter().map(|t| (t as &dyn TableLike, t.span())).collect()
+            }
+            Some(other) => {
+                self.err_span(span_of(other), "`steps` must be an array of tables");
+                Vec::new()
+            }
+        };
+        for (si, (st, span)) in steps.into_iter().enumerate() {
+            if let Some(s) = self.step(ti, si, st, span) {
+                tester.steps.push(s);
+            }
+        }
+        tester
+    }
+
+    fn step(
+        &mut self,
+        ti: usize,
+        si: usize,
+        t: &dyn TableLike,
+        span: Option<Range<usize>>,
+    ) -> Option<Step> {
+        self.spans
+            .insert(Where::Step(ti, si, ""), span.clone().unwrap_or(0..0));
+        let kinds: Vec<&str> = t
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| STEP_KINDS.contains(k))
+            .collect();
+        let kind = match kinds.as_slice() {
+            [] => {
+                self.err_span(
+                    span,
+                    format!(
+                        "step without an action; add one of: {}",
+                        STEP_KINDS.join(", ")
+                    ),
+                );
+                return None;
+            }
+            [k] => *k,
+            [a, b, ..] => {
+                let sp = t.key(b).and_then(|k| k.span());
+                self.err_span(
+                    sp,
+                    format!("a step has one action, this one has `{a}` and `{b}`"),
+                );
+                return None;
+            }
+        };
+        let mut allowed: Vec<&str> = vec![kind];
+        allowed.extend_from_slice(STEP_COMMON);
+        allowed.extend_from_slice(step_extra(kind));
+        let n_err = self.errors.len();
+        self.check_keys(t, &allowed, &format!("a `{kind}` step"));
+        for (k, v) in t.iter() {
+            let key: &'static str = STEP_KINDS
+                .iter()
+                .chain(STEP_COMMON)
+                .chain(["pass", "skip", "todo", "literal", "secret", "to", "status"].iter())
+                .find(|x| **x == k)
+                .copied()
+                .unwrap_or("");
+            if let Some(s) = span_of(v) {
+                self.spans.insert(Where::Step(ti, si, key), s);
+            }
+        }
+        let v = t.get(kind)?;
+        let get_str = |l: &mut Self, k: &str| t.get(k).and_then(|i| l.string(i, k));
+        let get_bool = |l: &mut Self, k: &str| t.get(k).and_then(|i| l.boolean(i, k));
+        let sk = match kind {
+            "ok" => StepKind::Ok {
+                description: self.string(v, kind)?,
+                pass: get_bool(self, "pass").unwrap_or(true),
+                skip: get_str(self, "skip"),
+                todo: get_str(self, "todo"),
+            },
+            "run" => StepKind::Run(self.string(v, kind)?),
+            "expect" => StepKind::Expect {
+                pattern: self.string(v, kind)?,
+                literal: get_bool(self, "literal").unwrap_or(false),
+            },
+            "send" => StepKind::Send {
+                text: self.string(v, kind)?,
+                secret: get_bool(self, "secret").unwrap_or(false),
+            },
+            "put" => StepKind::Put {
+                from: self.string(v, kind)?,
+                to: get_str(self, "to"),
+            },
+            "get" => StepKind::Get {
+                from: self.string(v, kind)?,
+                to: get_str(self, "to"),
+            },
+            "barrier" => {
+                let b = self.string(v, kind)?;
+                if b.trim().is_empty() {
+                    self.err_span(span_of(v), "a barrier needs a name");
+                }
+                StepKind::Barrier(b)
+            }
+            "terminate" => {
+                let sig = match v {
+                    Item::Value(Value::Boolean(_)) => Signal::Int,
+                    _ => {
+                        let s = self.string(v, kind)?;
+                        match Signal::parse(&s) {
+                            Some(x) => x,
+                            None => {
+                                self.err_span(
+                                    span_of(v),
+                                    format!(
+                                        "unknown signal `{s}`; expected one of: {}",
+                                        Signal::ALL.map(|s| s.name()).join(", ")
+                                    ),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                };
+                StepKind::Terminate(sig)
+            }
+            "wait" => StepKind::Wait {
+                status: match t.get("status") {
+                    None => None,
+                    Some(i) => match i.as_integer() {
+                        Some(n) if (0..=255).contains(&n) => Some(n as i32),
+                        _ => {
+                            self.err_span(span_of(i), "`status` must be an integer from 0 to 255");
+                            None
+                        }
+                    },
+                },
+            },
+            "sleep" => StepKind::Sleep(self.duration(v, kind)?),
+            "local" => StepKind::Local(self.string(v, kind)?),
+            _ => return None,
+        };
+        let mut step = Step {
+            kind: sk,
+            name: get_str(self, "name"),
+            timeout: None,
+            on_fail: t.get("on_fail").and_then(|i| self.on_fail(i)),
+        };
+        if let Some(i) = t.get("timeout") {
+            step.timeout = self.duration(i, "timeout");
+        }
+        if kind == "wait" {
+            match v {
+                Item::Value(Value::Boolean(_)) => {}
+                _ => {
+                    if let Some(d) = self.duration(v, "wait") {
+                        step.timeout = Some(d);
+                    }
+                }
+            }
+        }
+        if self.errors.len() > n_err {
+            return None;
+        }
+        Some(step)
+    }
+}
+
+fn type_name(item: &Item) -> &'static str {
+    match item {
+        Item::Value(v) => match v {
+            Value::String(_) => "a string",
+            Value::Integer(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Boolean(_) => "a boolean",
+            Value::Datetime(_) => "a date",
+            Value::Array(_) => "an array",
+            Value::InlineTable(_) => "a table",
+        },
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+        Item::None => "nothing",
+    }
+}
+
+/// The allowed key closest to a misspelt one, if any is close.
+fn closest<'k>(k: &str, allowed: &[&'k str]) -> Option<&'k str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(k, a), *a))
+        .filter(|(d, a)| *d <= 2 && *d < a.len())
+        .min()
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let c = if a[i - 1] == b[j - 1] { 0 } else { 1 };
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + c);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(s: &str) -> Result<Scenario, String> {
+        load_str(s, "t.toml", PathBuf::from("/"), &LoadOptions::default())
+            .map_err(|e| e.to_string())
+    }
+
+    const OK: &str = r#"
+name = "x"
+[vars]
+a = "${run_dir}/a"
+[[tester]]
+name = "t1"
+steps = [
+  { run = "echo ${a}" },
+  { expect = 'port=(?P<port>\d+)' },
+  { send = "${port}\n" },
+  { barrier = "b" },
+]
+[[tester]]
+name = "t2"
+pty = false
+steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
+"#;
+
+    #[test]
+    fn loads() {
+        let s = load(OK).unwrap();
+        assert_eq!(s.testers.len(), 2);
+        assert_eq!(s.plan(), 6);
+        assert!(!s.testers[1].pty);
+    }
+
+    fn err_of(s: &str) -> String {
+        load(s).unwrap_err()
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = err_of("name = \"x\"\nbogus = 1\n[[tester]]\nname = \"t\"\n");
+        assert!(e.starts_with("t.toml:2:1: unknown key `bogus`"), "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\npty = \"yes\"\n");
+        assert!(
+            e.starts_with("t.toml:4:7: `pty` must be true or false"),
+            "{e}"
+        );
+        let e =
+            err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"a ${nope}\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:21: undefined variable `${nope}`"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ expect = \"a(\" }]\n");
+        assert!(e.starts_with("t.toml:4:21: bad regex"), "{e}");
+        let e =
+            err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ sleep = \"3 parsecs\" }]\n");
+        assert!(e.starts_with("t.toml:4:20: `sleep`: bad duration"), "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ barrier = \"b\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:22: barrier `b` is joined by tester `t` only"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\n[[tester]]\nname = \"t\"\n");
+        assert!(e.starts_with("t.toml:5:8: duplicate tester `t`"), "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ rnu = \"x\" }]\n");
+        assert!(e.contains("step without an action"), "{e}");
+        let e = err_of(
+            "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"x\", tiemout = \"1s\" }]\n",
+        );
+        assert!(e.contains("did you mean `timeout`"), "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nhost = \"ftp://h\"\n");
+        assert!(
+            e.starts_with("t.toml:4:8: tester `t`: unknown host scheme `ftp`"),
+            "{e}"
+        );
+        let e = err_of("name = [\n");
+        assert!(e.starts_with("t.toml:"), "{e}");
+    }
+
+    #[test]
+    fn host_override() {
+        let o = LoadOptions {
+            hosts: vec![("t2".into(), "ftp://x".into())],
+            ..Default::default()
+        };
+        let e = load_str(OK, "t.toml", PathBuf::from("/"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--host t2=ftp://x: tester `t2`: unknown host scheme"),
+            "{e}"
+        );
+        let o = LoadOptions {
+            hosts: vec![("zz".into(), "local".into())],
+            ..Default::default()
+        };
+        let e = load_str(OK, "t.toml", PathBuf::from("/"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no tester named `zz`"), "{e}");
+    }
+}

@@ -1,0 +1,679 @@
+//! The scenario model and its Rust builder API: [`Scenario`], [`Tester`],
+//! [`Step`]. Scenario files ([`crate::load`]) produce the same model.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::matcher::Pattern;
+use crate::session::Signal;
+use crate::vars;
+
+/// What happens after a failed step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFail {
+    /// Run the next step anyway (the original DTest's behaviour).
+    Continue,
+    /// End this tester: remaining steps skipped, its barriers broken.
+    Abort,
+    /// End the whole run the same way.
+    AbortAll,
+}
+
+impl OnFail {
+    /// Parses `continue`, `abort`, `abort-all`.
+    pub fn parse(s: &str) -> Option<OnFail> {
+        match s {
+            "continue" => Some(OnFail::Continue),
+            "abort" => Some(OnFail::Abort),
+            "abort-all" | "abort_all" => Some(OnFail::AbortAll),
+            _ => None,
+        }
+    }
+}
+
+/// Values steps use when they do not set their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    /// Deadline of an `expect`.
+    pub expect_timeout: Duration,
+    /// Deadline of a `barrier`.
+    pub barrier_timeout: Duration,
+    /// Deadline of a `wait` (and of the implicit wait of `run`), and of `local`.
+    pub wait_timeout: Duration,
+    /// Grace period between the signals of a `terminate`.
+    pub terminate_grace: Duration,
+    /// What a failed step does.
+    pub on_fail: OnFail,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            expect_timeout: Duration::from_secs(10),
+            barrier_timeout: Duration::from_secs(60),
+            wait_timeout: Duration::from_secs(30),
+            terminate_grace: Duration::from_secs(2),
+            on_fail: OnFail::Abort,
+        }
+    }
+}
+
+/// The result a `custom` closure returns: `Ok(output)` passes,
+/// `Err(message)` fails.
+pub type CustomResult = Result<String, String>;
+
+/// What a `custom` closure sees.
+#[derive(Debug)]
+pub struct CustomContext<'a> {
+    /// The tester running the step.
+    pub tester: &'a str,
+    /// The run directory (`--out`).
+    pub run_dir: &'a std::path::Path,
+    /// The tester's variables at this point (captures included).
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+/// A closure run as a `custom` step.
+pub type CustomFn = Arc<dyn Fn(&CustomContext<'_>) -> CustomResult + Send + Sync>;
+
+/// What a step does.
+#[derive(Clone)]
+pub enum StepKind {
+    /// An explicit verdict: passes when `pass`, with an optional directive.
+    Ok {
+        /// TAP description.
+        description: String,
+        /// Whether the verdict is `ok`.
+        pass: bool,
+        /// `# SKIP reason`.
+        skip: Option<String>,
+        /// `# TODO reason`.
+        todo: Option<String>,
+    },
+    /// Starts a command in the session.
+    Run(String),
+    /// Waits for a pattern in the output.
+    Expect {
+        /// Regex (or literal text).
+        pattern: String,
+        /// Whether `pattern` is literal text.
+        literal: bool,
+    },
+    /// Writes text to the session.
+    Send {
+        /// The text (escapes already decoded by TOML).
+        text: String,
+        /// Recorded redacted.
+        secret: bool,
+    },
+    /// Copies a controller file to the session's host.
+    Put {
+        /// Controller path (relative: to the run directory).
+        from: String,
+        /// Host path (relative: to the session's cwd); default the file name.
+        to: Option<String>,
+    },
+    /// Copies a file of the session's host to the controller.
+    Get {
+        /// Host path.
+        from: String,
+        /// Controller path; default the run directory and the file name.
+        to: Option<String>,
+    },
+    /// Meets the other testers naming this barrier.
+    Barrier(String),
+    /// Signals the running command, escalating to TERM then KILL.
+    Terminate(Signal),
+    /// Waits for the running command to end.
+    Wait {
+        /// The exit status it must have.
+        status: Option<i32>,
+    },
+    /// Pauses the tester.
+    Sleep(Duration),
+    /// Runs a command on the controller; its status is the verdict.
+    Local(String),
+    /// Runs a Rust closure on the controller.
+    Custom(CustomFn),
+}
+
+impl fmt::Debug for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepKind::Custom(_) => f.write_str("Custom(..)"),
+            StepKind::Ok {
+                description, pass, ..
+            } => write!(f, "Ok({description:?}, {pass})"),
+            StepKind::Run(c) => write!(f, "Run({c:?})"),
+            StepKind::Expect { pattern, .. } => write!(f, "Expect({pattern:?})"),
+            StepKind::Send { secret, .. } => write!(f, "Send(secret: {secret})"),
+            StepKind::Put { from, to } => write!(f, "Put({from:?}, {to:?})"),
+            StepKind::Get { from, to } => write!(f, "Get({from:?}, {to:?})"),
+            StepKind::Barrier(b) => write!(f, "Barrier({b:?})"),
+            StepKind::Terminate(s) => write!(f, "Terminate({s})"),
+            StepKind::Wait { status } => write!(f, "Wait({status:?})"),
+            StepKind::Sleep(d) => write!(f, "Sleep({d:?})"),
+            StepKind::Local(c) => write!(f, "Local({c:?})"),
+        }
+    }
+}
+
+impl StepKind {
+    /// The step's keyword in scenario files.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            StepKind::Ok { .. } => "ok",
+            StepKind::Run(_) => "run",
+            StepKind::Expect { .. } => "expect",
+            StepKind::Send { .. } => "send",
+            StepKind::Put { .. } => "put",
+            StepKind::Get { .. } => "get",
+            StepKind::Barrier(_) => "barrier",
+            StepKind::Terminate(_) => "terminate",
+            StepKind::Wait { .. } => "wait",
+            StepKind::Sleep(_) => "sleep",
+            StepKind::Local(_) => "local",
+            StepKind::Custom(_) => "custom",
+        }
+    }
+}
+
+/// One step of a tester, with its own overrides.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// What it does.
+    pub kind: StepKind,
+    /// A description replacing the automatic one.
+    pub name: Option<String>,
+    /// Deadline overriding the default for this kind.
+    pub timeout: Option<Duration>,
+    /// What a failure does, overriding the default.
+    pub on_fail: Option<OnFail>,
+}
+
+impl Step {
+    fn of(kind: StepKind) -> Step {
+        Step {
+            kind,
+            name: None,
+            timeout: None,
+            on_fail: None,
+        }
+    }
+    /// A passing verdict.
+    pub fn ok(description: impl Into<String>) -> Step {
+        Step::of(StepKind::Ok {
+            description: description.into(),
+            pass: true,
+            skip: None,
+            todo: None,
+        })
+    }
+    /// A verdict that passes when `pass`.
+    pub fn verdict(pass: bool, description: impl Into<String>) -> Step {
+        Step::of(StepKind::Ok {
+            description: description.into(),
+            pass,
+            skip: None,
+            todo: None,
+        })
+    }
+    /// Starts a command.
+    pub fn run(command: impl Into<String>) -> Step {
+        Step::of(StepKind::Run(command.into()))
+    }
+    /// Waits for a regex in the output.
+    pub fn expect(pattern: impl Into<String>) -> Step {
+        Step::of(StepKind::Expect {
+            pattern: pattern.into(),
+            literal: false,
+        })
+    }
+    /// Waits for literal text in the output.
+    pub fn expect_literal(text: impl Into<String>) -> Step {
+        Step::of(StepKind::Expect {
+            pattern: text.into(),
+            literal: true,
+        })
+    }
+    /// Writes text to the session.
+    pub fn send(text: impl Into<String>) -> Step {
+        Step::of(StepKind::Send {
+            text: text.into(),
+            secret: false,
+        })
+    }
+    /// Writes text recorded redacted.
+    pub fn send_secret(text: impl Into<String>) -> Step {
+        Step::of(StepKind::Send {
+            text: text.into(),
+            secret: true,
+        })
+    }
+    /// Copies a controller file to the host.
+    pub fn put(from: impl Into<String>, to: impl Into<String>) -> Step {
+        Step::of(StepKind::Put {
+            from: from.into(),
+            to: Some(to.into()),
+        })
+    }
+    /// Copies a host file to the controller.
+    pub fn get(from: impl Into<String>, to: impl Into<String>) -> Step {
+        Step::of(StepKind::Get {
+            from: from.into(),
+            to: Some(to.into()),
+        })
+    }
+    /// Meets the other testers at a barrier.
+    pub fn barrier(name: impl Into<String>) -> Step {
+        Step::of(StepKind::Barrier(name.into()))
+    }
+    /// Signals the running command.
+    pub fn terminate(sig: Signal) -> Step {
+        Step::of(StepKind::Terminate(sig))
+    }
+    /// Waits for the running command to end.
+    pub fn wait() -> Step {
+        Step::of(StepKind::Wait { status: None })
+    }
+    /// Waits for the running command to end with `status`.
+    pub fn wait_status(status: i32) -> Step {
+        Step::of(StepKind::Wait {
+            status: Some(status),
+        })
+    }
+    /// Pauses.
+    pub fn sleep(d: Duration) -> Step {
+        Step::of(StepKind::Sleep(d))
+    }
+    /// Runs a command on the controller.
+    pub fn local(command: impl Into<String>) -> Step {
+        Step::of(StepKind::Local(command.into()))
+    }
+    /// Runs a closure on the controller; `name` describes it.
+    pub fn custom(
+        name: impl Into<String>,
+        f: impl Fn(&CustomContext<'_>) -> CustomResult + Send + Sync + 'static,
+    ) -> Step {
+        let mut s = Step::of(StepKind::Custom(Arc::new(f)));
+        s.name = Some(name.into());
+        s
+    }
+    /// Sets the description.
+    pub fn named(mut self, name: impl Into<String>) -> Step {
+        self.name = Some(name.into());
+        self
+    }
+    /// Sets the deadline.
+    pub fn timeout(mut self, d: Duration) -> Step {
+        self.timeout = Some(d);
+        self
+    }
+    /// Sets what a failure does.
+    pub fn on_fail(mut self, f: OnFail) -> Step {
+        self.on_fail = Some(f);
+        self
+    }
+    /// Marks a verdict `# SKIP reason`.
+    pub fn skip(mut self, reason: impl Into<String>) -> Step {
+        if let StepKind::Ok { skip, .. } = &mut self.kind {
+            *skip = Some(reason.into());
+        }
+        self
+    }
+    /// Marks a verdict `# TODO reason`.
+    pub fn todo(mut self, reason: impl Into<String>) -> Step {
+        if let StepKind::Ok { todo, .. } = &mut self.kind {
+            *todo = Some(reason.into());
+        }
+        self
+    }
+}
+
+/// A tester: one session, a list of steps.
+#[derive(Clone, Debug)]
+pub struct Tester {
+    /// Unique name.
+    pub name: String,
+    /// Host URL (`local`, `ssh://user@host:port`).
+    pub host: String,
+    /// Shell to start.
+    pub shell: String,
+    /// Whether the shell runs on a pty.
+    pub pty: bool,
+    /// Working directory of the session.
+    pub cwd: Option<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// Transport-specific keys (`identity`, `x11`, ...), passed to the
+    /// transport untouched (see [`crate::session::OpenSpec::options`]).
+    pub options: BTreeMap<String, String>,
+}
+
+impl Tester {
+    /// A local tester with the default shell on a pty.
+    pub fn new(name: impl Into<String>) -> Tester {
+        Tester {
+            name: name.into(),
+            host: "local".into(),
+            shell: "/bin/sh".into(),
+            pty: true,
+            cwd: None,
+            env: Vec::new(),
+            steps: Vec::new(),
+            options: BTreeMap::new(),
+        }
+    }
+    /// Sets the host URL.
+    pub fn host(mut self, h: impl Into<String>) -> Tester {
+        self.host = h.into();
+        self
+    }
+    /// Sets the shell.
+    pub fn shell(mut self, s: impl Into<String>) -> Tester {
+        self.shell = s.into();
+        self
+    }
+    /// Chooses pty or pipes.
+    pub fn pty(mut self, pty: bool) -> Tester {
+        self.pty = pty;
+        self
+    }
+    /// Sets the working directory.
+    pub fn cwd(mut self, c: impl Into<String>) -> Tester {
+        self.cwd = Some(c.into());
+        self
+    }
+    /// Adds an environment variable.
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Tester {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    /// Sets a transport-specific option.
+    pub fn option(mut self, k: impl Into<String>, v: impl Into<String>) -> Tester {
+        self.options.insert(k.into(), v.into());
+        self
+    }
+    /// Appends a step.
+    pub fn step(mut self, s: Step) -> Tester {
+        self.steps.push(s);
+        self
+    }
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name (used in the default run directory and the trace).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Deadline of the whole run.
+    pub timeout: Duration,
+    /// User variables, in definition order (values may use `${...}`).
+    pub vars: Vec<(String, String)>,
+    /// Defaults of the steps.
+    pub defaults: Defaults,
+    /// The testers.
+    pub testers: Vec<Tester>,
+    /// Directory of the scenario file (`${scenario_dir}`).
+    pub scenario_dir: std::path::PathBuf,
+}
+
+impl Scenario {
+    /// An empty scenario.
+    pub fn new(name: impl Into<String>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            timeout: Duration::from_secs(600),
+            vars: Vec::new(),
+            defaults: Defaults::default(),
+            testers: Vec::new(),
+            scenario_dir: std::env::current_dir().unwrap_or_default(),
+        }
+    }
+    /// Sets the global deadline.
+    pub fn timeout(mut self, d: Duration) -> Scenario {
+        self.timeout = d;
+        self
+    }
+    /// Sets a variable.
+    pub fn var(mut self, k: impl Into<String>, v: impl Into<String>) -> Scenario {
+        let k = k.into();
+        self.vars.retain(|(n, _)| *n != k);
+        self.vars.push((k, v.into()));
+        self
+    }
+    /// Sets the defaults.
+    pub fn defaults(mut self, d: Defaults) -> Scenario {
+        self.defaults = d;
+        self
+    }
+    /// Adds a tester.
+    pub fn tester(mut self, t: Tester) -> Scenario {
+        self.testers.push(t);
+        self
+    }
+
+    /// Number of TAP points the run yields (one per step).
+    pub fn plan(&self) -> usize {
+        self.testers.iter().map(|t| t.steps.len()).sum()
+    }
+
+    /// Barrier names and, per name, the testers (indices) taking part and
+    /// how many times each names it.
+    pub fn barriers(&self) -> BTreeMap<String, Vec<(usize, usize)>> {
+        let mut m: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
+        for (ti, t) in self.testers.iter().enumerate() {
+            for s in &t.steps {
+                if let StepKind::Barrier(b) = &s.kind {
+                    let v = m.entry(b.clone()).or_default();
+                    match v.iter_mut().find(|(i, _)| *i == ti) {
+                        Some(e) => e.1 += 1,
+                        None => v.push((ti, 1)),
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// Checks the scenario as a whole: names, variables, patterns,
+    /// barriers. Each problem names where it is.
+    pub fn validate(&self, builtin_vars: &[&str]) -> Vec<Problem> {
+        let mut probs = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (ti, t) in self.testers.iter().enumerate() {
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                probs.push(Problem::new(
+                    Where::Tester(ti, "name"),
+                    format!(
+                        "bad tester name `{}`: use letters, digits, `_`, `-`, `.`",
+                        t.name
+                    ),
+                ));
+            }
+            if t.name == "master" {
+                probs.push(Problem::new(
+                    Where::Tester(ti, "name"),
+                    "`master` is reserved for the barrier coordinator",
+                ));
+            }
+            if let Some(first) = seen.insert(&t.name, ti) {
+                probs.push(Problem::new(
+                    Where::Tester(ti, "name"),
+                    format!(
+                        "duplicate tester `{}` (tester #{} has that name already)",
+                        t.name,
+                        first + 1
+                    ),
+                ));
+            }
+        }
+        // Variables: user vars and built-ins, then captures as they appear.
+        let mut known: HashSet<String> = builtin_vars.iter().map(|s| s.to_string()).collect();
+        let check = |w: Where, s: &str, known: &HashSet<String>, probs: &mut Vec<Problem>| {
+            match vars::references(s) {
+                Err((off, msg)) => probs.push(Problem::at(w, off, msg)),
+                Ok(refs) => {
+                    for r in refs {
+                        if !known.contains(&r.name) {
+                            probs.push(Problem::at(
+                                w.clone(),
+                                r.offset,
+                                format!("undefined variable `${{{}}}`", r.name),
+                            ));
+                        }
+                    }
+                }
+            }
+        };
+        for (i, (k, v)) in self.vars.iter().enumerate() {
+            check(Where::Var(i), v, &known, &mut probs);
+            known.insert(k.clone());
+        }
+        known.insert("tester".into());
+        for (ti, t) in self.testers.iter().enumerate() {
+            let mut known = known.clone();
+            check(Where::Tester(ti, "host"), &t.host, &known, &mut probs);
+            if let Some(c) = &t.cwd {
+                check(Where::Tester(ti, "cwd"), c, &known, &mut probs);
+            }
+            for (k, v) in &t.env {
+                let _ = k;
+                check(Where::Tester(ti, "env"), v, &known, &mut probs);
+            }
+            for (si, s) in t.steps.iter().enumerate() {
+                let w = |f: &'static str| Where::Step(ti, si, f);
+                let kw = s.kind.keyword();
+                match &s.kind {
+                    StepKind::Ok {
+                        description,
+                        skip,
+                        todo,
+                        ..
+                    } => {
+                        check(w(kw), description, &known, &mut probs);
+                        if skip.is_some() && todo.is_some() {
+                            probs.push(Problem::new(w("todo"), "a verdict is either skip or todo"));
+                        }
+                    }
+                    StepKind::Run(c) | StepKind::Local(c) => check(w(kw), c, &known, &mut probs),
+                    StepKind::Send { text, .. } => check(w(kw), text, &known, &mut probs),
+                    StepKind::Put { from, to } | StepKind::Get { from, to } => {
+                        check(w(kw), from, &known, &mut probs);
+                        if let Some(to) = to {
+                            check(w("to"), to, &known, &mut probs);
+                        }
+                    }
+                    StepKind::Barrier(b) => check(w(kw), b, &known, &mut probs),
+                    StepKind::Expect { pattern, literal } => {
+                        check(w(kw), pattern, &known, &mut probs);
+                        // Variables are expanded at run time; check the
+                        // pattern as written when it has none.
+                        let has_vars = pattern.contains("${");
+                        match Pattern::new(pattern, *literal) {
+                            Ok(p) => {
+                                for n in p.capture_names() {
+                                    known.insert(n);
+                                }
+                            }
+                            Err(e) if !has_vars => probs.push(Problem::new(w(kw), e)),
+                            Err(_) => {}
+                        }
+                    }
+                    StepKind::Terminate(_)
+                    | StepKind::Wait { .. }
+                    | StepKind::Sleep(_)
+                    | StepKind::Custom(_) => {}
+                }
+                if let Some(n) = &s.name {
+                    check(w("name"), n, &known, &mut probs);
+                }
+            }
+        }
+        // Barriers: at least two testers, the same number of times each.
+        let mut firsts: HashMap<String, (usize, usize)> = HashMap::new();
+        for (ti, t) in self.testers.iter().enumerate() {
+            for (si, s) in t.steps.iter().enumerate() {
+                if let StepKind::Barrier(b) = &s.kind {
+                    firsts.entry(b.clone()).or_insert((ti, si));
+                }
+            }
+        }
+        for (name, parts) in self.barriers() {
+            let (ti, si) = firsts[&name];
+            if parts.len() < 2 {
+                probs.push(Problem::new(
+                    Where::Step(ti, si, "barrier"),
+                    format!(
+                        "barrier `{name}` is joined by tester `{}` only; a barrier needs at least two testers",
+                        self.testers[ti].name
+                    ),
+                ));
+            } else if parts.iter().any(|p| p.1 != parts[0].1) {
+                let counts: Vec<String> = parts
+                    .iter()
+                    .map(|(t, n)| format!("{} {}x", self.testers[*t].name, n))
+                    .collect();
+                probs.push(Problem::new(
+                    Where::Step(ti, si, "barrier"),
+                    format!(
+                        "barrier `{name}` is joined a different number of times by its testers ({})",
+                        counts.join(", ")
+                    ),
+                ));
+            }
+        }
+        probs
+    }
+}
+
+/// Where a [`Problem`] is in the scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Where {
+    /// The `[vars]` entry number `i`.
+    Var(usize),
+    /// A key of tester `t`.
+    Tester(usize, &'static str),
+    /// A key of step `s` of tester `t`.
+    Step(usize, usize, &'static str),
+}
+
+/// A mistake found by [`Scenario::validate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub at: Where,
+    /// Byte offset inside the value's string, when known.
+    pub offset: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(at: Where, message: impl Into<String>) -> Problem {
+        Problem {
+            at,
+            offset: None,
+            message: message.into(),
+        }
+    }
+    fn at(at: Where, offset: usize, message: impl Into<String>) -> Problem {
+        Problem {
+            at,
+            offset: Some(offset),
+            message: message.into(),
+        }
+    }
+}
