@@ -279,7 +279,9 @@ pub fn generate_into(cfg: &Config, mut sink: impl FnMut(&Event) -> Result<()>) -
             break;
         }
         let r = g.rng.below(100);
-        if !g.pending.is_empty() && r < 40 {
+        // Deliver often enough that the messages in flight stay bounded
+        // (about 4 per tester), as in a real run.
+        if !g.pending.is_empty() && (r < 40 || g.pending.len() > 4 * n) {
             let i = g.rng.below(g.pending.len() as u64) as usize;
             g.deliver(i)?;
             continue;
