@@ -1,12 +1,64 @@
-//! `dtest check` (being built; see its issue).
+//! `dtest check`: check a spec's properties on traces (see
+//! properties/README.md for the language and the JSON schema).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use dtest_check::{report, Error, Spec};
 
 use crate::{CliError, CliResult};
 
+/// Report formats of `dtest check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// One line per property and trace, then the deciding events.
+    Text,
+    /// The documented JSON report (what `dtest msc --highlight` reads).
+    Json,
+}
+
 /// Arguments of `dtest check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Exit status: 0 when every property holds on every trace, 1 when one is \
+violated or inconclusive (a truncated trace, no end event, whose verdict depends on the \
+missing part), 2 on a bad spec, a bad trace or bad usage."
+)]
+pub struct Args {
+    /// The spec file (`let` and `property` items).
+    pub spec: PathBuf,
+    /// The traces to check.
+    #[arg(required = true)]
+    pub traces: Vec<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FormatArg,
+    /// Check only this property (repeatable).
+    #[arg(long = "property", value_name = "NAME")]
+    pub properties: Vec<String>,
+}
+
+fn input(e: Error) -> CliError {
+    CliError::Input(e.to_string())
+}
 
 /// Runs `dtest check`.
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::Input("dtest check is not available in this build yet".into()))
+pub fn run(args: Args) -> CliResult {
+    let spec = Spec::parse_file(&args.spec).map_err(input)?;
+    spec.select(&args.properties).map_err(input)?;
+    let results = dtest_check::check(&spec, &args.properties, &args.traces).map_err(input)?;
+    let out = match args.format {
+        FormatArg::Text => report::text(&results),
+        FormatArg::Json => {
+            let v = report::json(&args.spec.display().to_string(), &results);
+            let mut s = serde_json::to_string_pretty(&v)
+                .map_err(|e| CliError::Internal(format!("cannot write the JSON report: {e}")))?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(report::exit_code(&results))
 }
