@@ -1,0 +1,271 @@
+//! A local child process on a pseudo-terminal or on pipes, read with
+//! deadlines: how the `openssh` transport runs the system `ssh` client.
+//!
+//! (dtest-exec's local transport has the same machinery privately; this is
+//! the small part the ssh client needs.)
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dtest_trace::Stream;
+
+fn errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pseudo-terminal pair (master, slave), both close-on-exec.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let ws = libc::winsize {
+        ws_row: 50,
+        ws_col: 250,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the pointed-to ints; the
+    // name and termios pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    if r != 0 {
+        return Err(errno());
+    }
+    // SAFETY: fcntl on the two descriptors just opened.
+    unsafe {
+        libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(slave, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
+}
+
+/// A child process in its own session, with its output read non-blocking.
+#[derive(Debug)]
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// stdout (or the pty master); `None` at its end.
+    out: Option<OwnedFd>,
+    /// stderr (pipes only).
+    err: Option<OwnedFd>,
+    /// stdin (or a dup of the pty master).
+    input: Option<OwnedFd>,
+}
+
+impl Proc {
+    /// Starts `cmd` on a new pty (as its controlling terminal) or on pipes,
+    /// as the leader of a new session.
+    pub fn spawn(mut cmd: Command, pty: bool) -> io::Result<Proc> {
+        if pty {
+            let (master, slave) = open_pty()?;
+            cmd.stdin(Stdio::from(slave.try_clone()?))
+                .stdout(Stdio::from(slave.try_clone()?))
+                .stderr(Stdio::from(slave));
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn()?;
+            drop(cmd);
+            set_nonblocking(master.as_raw_fd())?;
+            Ok(Proc {
+                child,
+                input: Some(master.try_clone()?),
+                out: Some(master),
+                err: None,
+            })
+        } else {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            // SAFETY: setsid is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn()?;
+            let take = |o: Option<OwnedFd>| o.ok_or_else(|| io::Error::other("no pipe"));
+            let out = take(child.stdout.take().map(Into::into))?;
+            let err = take(child.stderr.take().map(Into::into))?;
+            let input = take(child.stdin.take().map(Into::into))?;
+            set_nonblocking(out.as_raw_fd())?;
+            set_nonblocking(err.as_raw_fd())?;
+            Ok(Proc {
+                child,
+                out: Some(out),
+                err: Some(err),
+                input: Some(input),
+            })
+        }
+    }
+
+    /// Writes all of `bytes` (30 s at most).
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let Some(fd) = &self.input else {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "input closed"));
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !bytes.is_empty() {
+            // SAFETY: writing from a valid buffer.
+            let r = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+            if r >= 0 {
+                bytes = &bytes[r as usize..];
+                continue;
+            }
+            let e = errno();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "input not read"));
+                    }
+                    let mut p = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 100) };
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the child's input.
+    pub fn close_input(&mut self) {
+        self.input = None;
+    }
+
+    /// Reads the next chunk until `deadline`: `Ok(Some((stream, n)))`,
+    /// `Ok(None)` on timeout, `Ok(Some((_, 0)))` once every stream ended.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> io::Result<Option<(Stream, usize)>> {
+        loop {
+            if self.out.is_none() && self.err.is_none() {
+                return Ok(Some((Stream::Stdout, 0)));
+            }
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                let slot = if stream == Stream::Stdout {
+                    &mut self.out
+                } else {
+                    &mut self.err
+                };
+                let Some(fd) = slot else { continue };
+                // SAFETY: reading into a valid, exclusively borrowed buffer.
+                let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if r > 0 {
+                    return Ok(Some((stream, r as usize)));
+                }
+                if r == 0 {
+                    *slot = None;
+                    continue;
+                }
+                let e = errno();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+                    // A pty master reads EIO once the slave side is closed.
+                    Some(libc::EIO) => *slot = None,
+                    _ => return Err(e),
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let mut pfds: Vec<libc::pollfd> = [self.out.as_ref(), self.err.as_ref()]
+                .iter()
+                .flatten()
+                .map(|f| libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            let ms = (deadline - now)
+                .min(Duration::from_millis(200))
+                .as_millis()
+                .max(1) as i32;
+            // SAFETY: a valid array of pollfds.
+            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+            // The child is gone and nothing holds the terminal open: EOF.
+            if self.err.is_none() && matches!(self.child.try_wait(), Ok(Some(_))) {
+                let mut p = libc::pollfd {
+                    fd: self.out.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut p, 1, 0) } == 0 {
+                    self.out = None;
+                }
+            }
+        }
+    }
+
+    /// Ends the child: TERM, then KILL after `grace`; reaps it.
+    pub fn kill(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        self.input = None;
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
+        }
+        let pid = self.child.id() as i32;
+        // SAFETY: kill has no memory effects; the child is a session leader
+        // and its process group is its own.
+        unsafe {
+            libc::kill(-pid, libc::SIGTERM);
+        }
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.kill(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,89 @@
+//! The shell commands dtest runs on a remote host, shared by both
+//! transports: the session's start line, signals to the running command,
+//! and the clean-up that leaves no process behind.
+//!
+//! The remote shell is started by `exec`, so it keeps the process id sshd
+//! gave the session's first process, which sshd made a session leader
+//! (`setsid`). Every process the shell starts keeps that session id unless
+//! it calls `setsid` itself, so `pkill -s SID` reaches all of them. The start
+//! line prints the id in a marker before exec'ing the shell; the transport
+//! reads and removes that marker before the shell protocol starts.
+
+use dtest_exec::session::shell::shell_quote;
+use dtest_exec::session::{OpenSpec, Signal};
+
+/// The byte around the pid marker (ASCII record separator).
+pub const RS: u8 = 0x1e;
+
+/// The command run on the remote host to start the tester's shell.
+pub fn start_command(spec: &OpenSpec) -> String {
+    let mut s = String::from("printf '\\036dtest-pid:%s\\036\\n' $$; ");
+    if let Some(cwd) = &spec.cwd {
+        let q = shell_quote(cwd);
+        if spec.create_cwd {
+            s.push_str(&format!("mkdir -p {q} 2>/dev/null; "));
+        }
+        s.push_str(&format!("cd {q} || exit 97; "));
+    }
+    for (k, v) in &spec.env {
+        if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() {
+            s.push_str(&format!("{k}={}; export {k}; ", shell_quote(v)));
+        }
+    }
+    s.push_str(&format!("PS1= PS2= exec {}", shell_quote(&spec.shell)));
+    // Run under /bin/sh whatever the user's login shell is.
+    format!("exec /bin/sh -c {}", shell_quote(&s))
+}
+
+/// Finds the pid marker in `data`: `Some((pid, end))` where `end` is the
+/// index just past the marker's line.
+pub fn find_pid(data: &[u8]) -> Option<(i32, usize)> {
+    let tag = b"\x1edtest-pid:";
+    let start = data.windows(tag.len()).position(|w| w == tag)?;
+    let rest = &data[start + tag.len()..];
+    let close = rest.iter().position(|&b| b == RS)?;
+    let pid: i32 = std::str::from_utf8(&rest[..close]).ok()?.parse().ok()?;
+    let mut end = start + tag.len() + close + 1;
+    while end < data.len() && (data[end] == b'\r' || data[end] == b'\n') {
+        end += 1;
+        if data[end - 1] == b'\n' {
+            break;
+        }
+    }
+    Some((pid, end))
+}
+
+/// Signals every process of session `sid` but the shell itself.
+pub fn signal_command(sid: i32, sig: Signal) -> String {
+    format!(
+        "for p in $(pgrep -s {sid}); do [ \"$p\" = {sid} ] || kill -{s} \"$p\"; done 2>/dev/null; true",
+        s = sig.name()
+    )
+}
+
+/// Ends session `sid`: HUP/TERM everything, wait up to `grace_ms`, KILL
+/// what is left, repeat until the session is empty (bounded).
+pub fn cleanup_command(sid: i32, grace_ms: u64) -> String {
+    let steps = (grace_ms / 50).clamp(1, 600);
+    format!(
+        "s={sid}; pkill -HUP -s $s; pkill -TERM -s $s; pkill -CONT -s $s; i=0; \
+         while pgrep -s $s >/dev/null && [ $i -lt {steps} ]; do sleep 0.05; i=$((i+1)); done; \
+         i=0; while pgrep -s $s >/dev/null && [ $i -lt 100 ]; do pkill -KILL -s $s; sleep 0.05; i=$((i+1)); done; \
+         if pgrep -s $s >/dev/null; then echo left; fi 2>/dev/null; true"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_marker() {
+        assert_eq!(
+            find_pid(b"motd\n\x1edtest-pid:123\x1e\r\nrest"),
+            Some((123, 22))
+        );
+        assert_eq!(find_pid(b"\x1edtest-pid:12"), None);
+        assert_eq!(find_pid(b"\x1edtest-pid:x\x1e"), None);
+    }
+}
