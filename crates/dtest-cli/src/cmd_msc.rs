@@ -74,7 +74,6 @@ pub fn run(args: Args) -> CliResult {
         to: args.to,
         highlight,
     };
-    // Bad options fail before the output file is created.
     let input_error = |e: dtest_msc::Error| -> CliError {
         match (&e, &args.highlight) {
             (dtest_msc::Error::HighlightOutOfRange { .. }, Some(p)) => CliError::file(p, e),
@@ -89,12 +88,11 @@ pub fn run(args: Args) -> CliResult {
             dtest_msc::write(&trace, &opts, format, &mut out).map_err(input_error)?;
             out.flush()?;
         }
-        Some(path) => {
-            // Check the options on an empty sink first, so a mistake does not
-            // leave a half-written file behind.
-            dtest_msc::write(&trace, &opts, format, &mut io::sink()).map_err(input_error)?;
-            write_file(path, |out| dtest_msc::write(&trace, &opts, format, out))?;
-        }
+        Some(path) => write_file(
+            path,
+            |out| dtest_msc::write(&trace, &opts, format, out),
+            input_error,
+        )?,
     }
     Ok(0)
 }
@@ -107,10 +105,13 @@ fn io_of(e: dtest_msc::Error) -> io::Error {
 }
 
 /// Writes `path` through a temporary file in the same directory, renamed
-/// into place at the end, so a reader never sees half a chart.
+/// into place at the end, so that a reader never sees half a chart and a
+/// bad option leaves no file behind. Write errors name `path`; the others
+/// go through `input_error`.
 fn write_file(
     path: &Path,
     draw: impl FnOnce(&mut dyn Write) -> dtest_msc::Result<()>,
+    input_error: impl FnOnce(dtest_msc::Error) -> CliError,
 ) -> Result<(), CliError> {
     let dir = path
         .parent()
@@ -124,8 +125,12 @@ fn write_file(
     let result = (|| -> Result<(), CliError> {
         let f = File::create(&tmp).map_err(|e| CliError::file(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 16, f);
-        draw(&mut out).map_err(|e| CliError::file(path, e))?;
+        draw(&mut out).map_err(|e| match e {
+            dtest_msc::Error::Io(e) => CliError::file(path, e),
+            other => input_error(other),
+        })?;
         out.flush().map_err(|e| CliError::file(path, e))?;
+        drop(out);
         std::fs::rename(&tmp, path).map_err(|e| CliError::file(path, e))
     })();
     if result.is_err() {

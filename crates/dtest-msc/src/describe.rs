@@ -13,7 +13,15 @@ pub(crate) const TOOLTIP_CAP: usize = 4096;
 
 /// The label of an event in at most `max` columns and `max_lines` lines.
 /// For messages it describes the message (the same on both sides).
-pub(crate) fn label(ev: &Event, data: &EventData, max: usize, max_lines: usize) -> String {
+/// `actor` is the name of the event's actor: a verdict description that
+/// starts with it (`tester1: run ...`) drops it, the lane already says so.
+pub(crate) fn label(
+    ev: &Event,
+    actor: &str,
+    data: &EventData,
+    max: usize,
+    max_lines: usize,
+) -> String {
     let p = |prefix: &str, s: &str| text::label_lines(prefix, s, s.len(), max, max_lines);
     let short = |s: String| text::short(&s, max);
     match data {
@@ -71,6 +79,10 @@ pub(crate) fn label(ev: &Event, data: &EventData, max: usize, max_lines: usize) 
                 Some(Directive::Todo) => " # TODO",
                 None => "",
             };
+            let description = description
+                .strip_prefix(actor)
+                .and_then(|d| d.strip_prefix(": "))
+                .unwrap_or(description);
             let head = format!("{}ok {number} - ", if *ok { "" } else { "not " });
             let room = max.saturating_sub(d.len());
             let mut s = text::label(&head, description, description.len(), room);

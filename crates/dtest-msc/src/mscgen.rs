@@ -236,7 +236,7 @@ fn statement<'a>(
     if e.dir == Dir::Local || is_condition(view, i) {
         text::mscgen(
             &mut label,
-            &describe::label(e, data, LABEL_COLS, LABEL_LINES),
+            &describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, LABEL_LINES),
         );
         let shape = match (e.kind(), describe::status(data)) {
             (Kind::Verdict | Kind::Match | Kind::End, _) => "rbox",
@@ -255,7 +255,7 @@ fn statement<'a>(
         (Dir::Send, Other::Drawn(j)) => {
             text::mscgen(
                 &mut label,
-                &describe::label(e, data, LABEL_COLS, LABEL_LINES),
+                &describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, LABEL_LINES),
             );
             let arc = match e.kind() {
                 Kind::Start | Kind::Input | Kind::Signal | Kind::Put => "=>",
@@ -280,7 +280,7 @@ fn statement<'a>(
                 _ if dir == Dir::Send => "never received".into(),
                 _ => "send not in trace".into(),
             };
-            let l = describe::label(e, data, LABEL_COLS, 1);
+            let l = describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, 1);
             text::mscgen(
                 &mut label,
                 &text::short(&format!("{head}: {l}"), LABEL_COLS),

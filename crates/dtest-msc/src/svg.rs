@@ -4,8 +4,9 @@
 //! an 11 px monospace font whose advance ([`CHAR_W`]) lets us measure text
 //! without a font engine. The document is self-contained: a `<style>` block,
 //! then the lane headers, one `<line>` per lifeline, the barrier lines, one
-//! `<g>` per shown event in trace order (so each message's arrow is drawn
-//! before its receive's shape), and the lane names again at the bottom.
+//! `<g>` per shown event in trace order, messages first and then boxes and
+//! barrier conditions (which so cover the arrows crossing their lane), and
+//! the lane names again at the bottom.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -119,6 +120,7 @@ impl Svg {
             if near {
                 want.push(text::cols(&describe::label(
                     e,
+                    view.trace.actor_name(e.actor),
                     describe::data(view, i),
                     60,
                     1,
@@ -197,12 +199,24 @@ impl Svg {
 
     fn box_label(&self, view: &View, i: u64) -> String {
         let e = &view.trace.events[i as usize];
-        describe::label(e, describe::data(view, i), self.box_cols(), 1)
+        describe::label(
+            e,
+            view.trace.actor_name(e.actor),
+            describe::data(view, i),
+            self.box_cols(),
+            1,
+        )
     }
 
     fn message_label(&self, view: &View, i: u64, a: &Arrow) -> String {
         let e = &view.trace.events[i as usize];
-        let mut s = describe::label(e, describe::data(view, i), self.label_cols(a), 1);
+        let mut s = describe::label(
+            e,
+            view.trace.actor_name(e.actor),
+            describe::data(view, i),
+            self.label_cols(a),
+            1,
+        );
         if a.stub {
             let arrow = if e.dir == Dir::Send { "to" } else { "from" };
             let head = match view.other(i) {
@@ -423,16 +437,23 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
 
     out.write_all(b.as_bytes())?;
     b.clear();
-    b.push_str("<g class=\"events\">\n");
-    for i in view.from..view.to {
-        let Some(row) = layout.row(i) else { continue };
-        event(&mut b, &g, view, &layout, i, row);
-        if b.len() > 1 << 16 {
-            out.write_all(b.as_bytes())?;
-            b.clear();
+    // Messages first, then boxes and conditions, which cover the arrows
+    // that cross their lane.
+    for (class, boxes) in [("messages", false), ("boxes", true)] {
+        let _ = writeln!(b, "<g class=\"events {class}\">");
+        for i in view.from..view.to {
+            let Some(row) = layout.row(i) else { continue };
+            let is_box = trace.events[i as usize].dir == Dir::Local || Svg::is_condition(view, i);
+            if is_box == boxes {
+                event(&mut b, &g, view, &layout, i, row);
+            }
+            if b.len() > 1 << 16 {
+                out.write_all(b.as_bytes())?;
+                b.clear();
+            }
         }
+        b.push_str("</g>\n");
     }
-    b.push_str("</g>\n");
 
     if !trace.complete {
         // The lifelines are torn where the trace stops.
