@@ -1120,13 +1120,15 @@ impl<'c, 'a> TesterRun<'c, 'a> {
         }
         match self.drain_until_idle(Instant::now() + wait) {
             Ok(true) => {}
-            Ok(false) => return Outcome::fail(
-                desc,
-                format!(
+            Ok(false) => {
+                return Outcome::fail(
+                    desc,
+                    format!(
                     "the previous command is still running after {} (add a wait or terminate step)",
                     fmt_duration(wait)
                 ),
-            ),
+                )
+            }
             Err(e) => return Outcome::fail(desc, e),
         }
         if let Some(g) = self.session_gone() {
