@@ -35,12 +35,14 @@ fn check_svg(svg: &Path) {
         show(&o)
     );
     let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
-    let png = svg.with_extension("png");
+    // Into a temporary file: the SVG may be a checked-in one.
+    let png = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    let png = png.path();
     // Rendered 1000 px wide: the whole document is parsed and drawn, without
     // making a gigapixel PNG of the big charts.
     let o = run(Command::new(rsvg)
         .args(["-w", "1000", "-a", "-o"])
-        .arg(&png)
+        .arg(png)
         .arg(svg));
     assert!(
         o.status.success(),
@@ -48,7 +50,7 @@ fn check_svg(svg: &Path) {
         svg.display(),
         show(&o)
     );
-    assert!(std::fs::metadata(&png).unwrap().len() > 0);
+    assert!(std::fs::metadata(png).unwrap().len() > 0);
 }
 
 /// The mscgen file is accepted by the real mscgen.
@@ -518,4 +520,21 @@ fn bad_input_is_one_line_and_exit_2() {
         }
         assert!(!out.exists(), "{args:?}: an output file was left behind");
     }
+}
+
+/// The chart checked in next to the md5 example's trace is valid, and
+/// draws that trace (regenerate with
+/// `dtest msc traces/md5.dtrace -o traces/md5.svg`).
+#[test]
+fn checked_in_md5_chart() {
+    let svg = repo_root().join("traces/md5.svg");
+    check_svg(&svg);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let trace = dtest_trace::Trace::load(&repo_root().join("traces/md5.dtrace")).unwrap();
+    assert_eq!(
+        events(&text).len(),
+        trace.len(),
+        "traces/md5.svg is out of date"
+    );
+    assert_causal(&text);
 }
