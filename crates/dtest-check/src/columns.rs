@@ -76,6 +76,27 @@ impl Bits {
         }
     }
 
+    /// Keeps the first `n` bits.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.n {
+            self.n = n;
+            self.words.truncate(n.div_ceil(64));
+            self.trim();
+        }
+    }
+
+    /// Adds 64 false bits of room (see [`Bits::set_len`]).
+    pub fn grow_word(&mut self) {
+        self.words.push(0);
+    }
+
+    /// Sets the length to `n` bits (the words must be there).
+    pub fn set_len(&mut self, n: usize) {
+        self.n = n;
+        self.words.resize(n.div_ceil(64), 0);
+        self.trim();
+    }
+
     /// Appends a bit.
     pub fn push(&mut self, v: bool) {
         if self.n % 64 == 0 {
@@ -312,9 +333,20 @@ impl Columns {
         for &(a, _) in &matchers {
             c.atoms[a] = Some(Bits::new(0, false));
         }
+        // Atoms by kind: an event is only tested against the atoms of its
+        // kind and the `any` atoms.
+        let mut by_kind: Vec<Vec<usize>> = vec![Vec::new(); dtest_trace::Kind::ALL.len()];
+        for (k, (_, m)) in matchers.iter().enumerate() {
+            match m.atom.kind {
+                Some(kind) => by_kind[kind as usize].push(k),
+                None => by_kind.iter_mut().for_each(|v| v.push(k)),
+            }
+        }
         let mut last_t = 0u64;
         while let Some(e) = reader.next_event()? {
-            c.kinds.push(e.data.kind() as u8);
+            let kind = e.data.kind();
+            let i = c.n;
+            c.kinds.push(kind as u8);
             c.actors.push(e.actor);
             let t = if e.time_ns < last_t {
                 c.clamped_times += 1;
@@ -324,10 +356,19 @@ impl Columns {
             };
             last_t = t;
             c.times.push(t);
-            for (a, m) in &matchers {
-                let v = m.test(e);
-                if let Some(b) = c.atoms[*a].as_mut() {
-                    b.push(v);
+            if i % 64 == 0 {
+                for (a, _) in &matchers {
+                    if let Some(b) = c.atoms[*a].as_mut() {
+                        b.grow_word();
+                    }
+                }
+            }
+            for &k in &by_kind[kind as usize] {
+                let (a, m) = &matchers[k];
+                if m.test(e) {
+                    if let Some(b) = c.atoms[*a].as_mut() {
+                        b.set(i, true);
+                    }
                 }
             }
             for (k, m) in key_matchers.iter().enumerate() {
@@ -353,6 +394,11 @@ impl Columns {
                 }
             }
             c.n += 1;
+        }
+        for (a, _) in &matchers {
+            if let Some(b) = c.atoms[*a].as_mut() {
+                b.set_len(c.n);
+            }
         }
         c.complete = reader.is_complete();
         c.warnings = reader.warnings().to_vec();

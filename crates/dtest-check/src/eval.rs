@@ -82,14 +82,18 @@ impl Vals {
 struct Ctx<'a> {
     ir: &'a Ir,
     cols: &'a Columns,
+    /// The events looked at: all of them, or a prefix (to explain a
+    /// past-only violation, which the prefix decides).
+    n: usize,
     truncated: bool,
 }
 
 /// Checks one property.
 pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         ir,
         cols,
+        n: cols.n,
         truncated: !cols.complete,
     };
     let root = prop.root;
@@ -134,7 +138,12 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
                     }],
                 }
             }
-            Some(_) => {} // explained in full mode below
+            Some(i) => {
+                // Past-only: the prefix up to the violation decides it, so
+                // the explanation only evaluates that prefix.
+                ctx.n = i + 1;
+                ctx.truncated = false;
+            }
         }
     } else if ir.is_past_only(root) {
         let mut s = Stream::new(&ctx, root);
@@ -239,7 +248,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn eval(&self, id: NodeId, vals: &HashMap<NodeId, Vals>) -> Vals {
-        let n = self.cols.n;
+        let n = self.n;
         let get = |c: &NodeId| &vals[c];
         match *self.node(id) {
             Node::Const(b) => Vals {
@@ -247,7 +256,7 @@ impl<'a> Ctx<'a> {
                 hi: None,
             },
             Node::Atom(a) => Vals {
-                lo: self.cols.atom(a),
+                lo: self.atom(a),
                 hi: None,
             },
             Node::Not(c) => {
@@ -267,7 +276,7 @@ impl<'a> Ctx<'a> {
                 out
             }),
             Node::Until(p, q, w) => {
-                let times = &self.cols.times;
+                let times = &self.cols.times[..n];
                 let p_true = *self.node(p) == Node::Const(true);
                 self.lift(&[get(&p), get(&q)], true, |k, bnd| {
                     until(k[0], k[1], w, times, bnd, p_true)
@@ -299,7 +308,7 @@ impl<'a> Ctx<'a> {
                 })
             }
             Node::Quant(forall, q, body) => {
-                let binder = self.cols.atom(self.ir.quants[q as usize].binder);
+                let binder = self.atom(self.ir.quants[q as usize].binder);
                 let v = get(&body);
                 let over = |b: &Bits| -> bool {
                     if forall {
@@ -328,20 +337,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Where atom `a` holds, over the events looked at.
+    fn atom(&self, a: u32) -> Bits {
+        let mut b = self.cols.atom(a);
+        b.truncate(self.n);
+        b
+    }
+
     /// `CF c`: some `c` event `f` with this event before or equal to it.
     fn causal_future(&self, c: &Bits) -> Bits {
         let cols = self.cols;
+        let n = self.n;
         let na = cols.n_actors();
         let mut max = vec![0u32; na];
-        for f in 0..cols.n {
+        for f in 0..n {
             if c.get(f) {
                 for (m, &x) in max.iter_mut().zip(cols.clock(f)) {
                     *m = (*m).max(x);
                 }
             }
         }
-        let mut out = Bits::new(cols.n, false);
-        for i in 0..cols.n {
+        let mut out = Bits::new(n, false);
+        for i in 0..n {
             let a = cols.actors[i] as usize;
             out.set(
                 i,
@@ -354,17 +371,18 @@ impl<'a> Ctx<'a> {
     /// `CC c`: some `c` event concurrent with this one.
     fn concurrent(&self, c: &Bits) -> Bits {
         let cols = self.cols;
+        let n = self.n;
         let na = cols.n_actors();
         let mut per_actor: Vec<Vec<usize>> = vec![Vec::new(); na];
-        for f in 0..cols.n {
+        for f in 0..n {
             if c.get(f) {
                 if let Some(v) = per_actor.get_mut(cols.actors[f] as usize) {
                     v.push(f);
                 }
             }
         }
-        let mut out = Bits::new(cols.n, false);
-        for i in 0..cols.n {
+        let mut out = Bits::new(n, false);
+        for i in 0..n {
             out.set(i, self.concurrent_in(i, &per_actor));
         }
         out
@@ -391,14 +409,14 @@ impl<'a> Ctx<'a> {
     /// A join atom at the events its quantifier binds.
     fn join(&self, op: JoinOp, q: u32, a: u32, w: Win, bnd: bool) -> Bits {
         let cols = self.cols;
-        let n = cols.n;
+        let n = self.n;
         let [jk, bk] = self.ir.join_keys(q, a);
-        let binder = cols.atom(self.ir.quants[q as usize].binder);
+        let binder = self.atom(self.ir.quants[q as usize].binder);
         let mut out = Bits::new(n, false);
         let (Some(jkeys), Some(bkeys)) = (cols.key_col(&jk), cols.key_col(&bk)) else {
             return out;
         };
-        let t_last = cols.times.last().copied().unwrap_or(0);
+        let t_last = cols.times[..n].last().copied().unwrap_or(0);
         match op {
             JoinOp::Here => {
                 for i in 0..n {
@@ -662,16 +680,24 @@ impl PastState {
     }
 }
 
+/// One step of a streamed formula: an operator on earlier slots.
+enum Op<'c> {
+    Const(bool),
+    Atom(&'c Bits),
+    Never,
+    Not(usize),
+    And(usize, usize),
+    Or(usize, usize),
+    /// A past operator: its node, its children's slots, its state.
+    Past(&'c Node, usize, usize, PastState),
+}
+
 /// Streams a past-only formula: one value per node per event, computed
 /// from the children's values at the same event and the node's state.
 struct Stream<'c> {
-    ctx: &'c Ctx<'c>,
-    order: Vec<NodeId>,
-    slot: HashMap<NodeId, usize>,
-    kids: Vec<(usize, usize)>,
-    states: Vec<PastState>,
+    cols: &'c Columns,
+    ops: Vec<Op<'c>>,
     values: Vec<bool>,
-    atoms: Vec<Option<Bits>>,
 }
 
 impl<'c> Stream<'c> {
@@ -679,63 +705,54 @@ impl<'c> Stream<'c> {
         let order = ctx.ir.reachable(root);
         let slot: HashMap<NodeId, usize> =
             order.iter().enumerate().map(|(k, &id)| (id, k)).collect();
-        let kids = order
+        let ops = order
             .iter()
             .map(|&id| {
-                let c = ctx.ir.nodes[id as usize].children();
+                let node = &ctx.ir.nodes[id as usize];
+                let c = node.children();
                 let s = |k: usize| c.get(k).map(|x| slot[x]).unwrap_or(usize::MAX);
-                (s(0), s(1))
-            })
-            .collect();
-        let states = order
-            .iter()
-            .map(|&id| PastState::new(&ctx.ir.nodes[id as usize], ctx.cols.n_actors()))
-            .collect();
-        let atoms = order
-            .iter()
-            .map(|&id| match ctx.ir.nodes[id as usize] {
-                Node::Atom(a) => ctx.cols.atoms.get(a as usize).and_then(|b| b.clone()),
-                _ => None,
+                match *node {
+                    Node::Const(b) => Op::Const(b),
+                    Node::Atom(a) => {
+                        match ctx.cols.atoms.get(a as usize).and_then(Option::as_ref) {
+                            Some(bits) => Op::Atom(bits),
+                            None => Op::Never,
+                        }
+                    }
+                    Node::Not(_) => Op::Not(s(0)),
+                    Node::And(..) => Op::And(s(0), s(1)),
+                    Node::Or(..) => Op::Or(s(0), s(1)),
+                    _ => Op::Past(node, s(0), s(1), PastState::new(node, ctx.cols.n_actors())),
+                }
             })
             .collect();
         Stream {
-            ctx,
+            cols: ctx.cols,
             values: vec![false; order.len()],
-            order,
-            slot,
-            kids,
-            states,
-            atoms,
+            ops,
         }
     }
 
     /// Advances to event `i`; returns the root's value there.
     fn step(&mut self, i: usize) -> bool {
-        for k in 0..self.order.len() {
-            let node = &self.ctx.ir.nodes[self.order[k] as usize];
-            let (ka, kb) = self.kids[k];
-            let a = if ka == usize::MAX {
-                false
-            } else {
-                self.values[ka]
+        let vals = &mut self.values;
+        for (k, op) in self.ops.iter_mut().enumerate() {
+            let v = match op {
+                Op::Const(c) => *c,
+                Op::Atom(bits) => bits.get(i),
+                Op::Never => false,
+                Op::Not(a) => !vals[*a],
+                Op::And(a, b) => vals[*a] && vals[*b],
+                Op::Or(a, b) => vals[*a] || vals[*b],
+                Op::Past(node, a, b, st) => {
+                    let x = vals.get(*a).copied().unwrap_or(false);
+                    let y = vals.get(*b).copied().unwrap_or(false);
+                    st.step(node, x, y, i, self.cols)
+                }
             };
-            let b = if kb == usize::MAX {
-                false
-            } else {
-                self.values[kb]
-            };
-            let v = match node {
-                Node::Const(c) => *c,
-                Node::Atom(_) => self.atoms[k].as_ref().is_some_and(|bits| bits.get(i)),
-                Node::Not(_) => !a,
-                Node::And(..) => a && b,
-                Node::Or(..) => a || b,
-                _ => self.states[k].step(node, a, b, i, self.ctx.cols),
-            };
-            self.values[k] = v;
+            vals[k] = v;
         }
-        let _ = &self.slot;
-        self.values.last().copied().unwrap_or(false)
+        vals.last().copied().unwrap_or(false)
     }
 }
 
@@ -753,11 +770,16 @@ impl Explainer<'_> {
     /// The value used to explain `claim` at `i`: for a false claim the
     /// optimistic bound, for a true claim the pessimistic one.
     fn val(&self, id: NodeId, i: usize, claim: bool) -> bool {
+        self.bits(id, claim).get(i)
+    }
+
+    /// The bits used to explain `claim` (see [`Explainer::val`]).
+    fn bits(&self, id: NodeId, claim: bool) -> &Bits {
         let v = &self.vals[&id];
         if claim {
-            v.lo.get(i)
+            &v.lo
         } else {
-            v.hi().get(i)
+            v.hi()
         }
     }
 
@@ -777,7 +799,7 @@ impl Explainer<'_> {
         }
         let ir = self.ctx.ir;
         let cols = self.ctx.cols;
-        let n = cols.n;
+        let n = self.ctx.n;
         let show = |x: NodeId| ir.show(x);
         match ir.nodes[id as usize] {
             Node::Const(_) => {}
@@ -824,21 +846,17 @@ impl Explainer<'_> {
                 if claim {
                     // The witness: the first j in the window where q holds
                     // with p holding up to it.
-                    for j in i..n {
-                        let d = cols.times[j] - cols.times[i];
-                        if d > w.hi {
-                            break;
-                        }
-                        if w.contains(d) && self.val(q, j, true) {
-                            self.explain(q, j, true, depth + 1);
-                            return;
-                        }
-                        if !p_true && !self.val(p, j, true) {
-                            break;
-                        }
+                    let (pb, qb) = (self.bits(p, true), self.bits(q, true));
+                    let found = (i..n)
+                        .take_while(|&j| cols.times[j] - cols.times[i] <= w.hi)
+                        .take_while(|&j| j == i || p_true || pb.get(j - 1))
+                        .find(|&j| w.contains(cols.times[j] - cols.times[i]) && qb.get(j));
+                    if let Some(j) = found {
+                        self.explain(q, j, true, depth + 1);
                     }
                 } else {
-                    let stop = (i..n).find(|&j| !p_true && !self.val(p, j, false));
+                    let pb = self.bits(p, false);
+                    let stop = (i..n).find(|&j| !p_true && !pb.get(j));
                     if let Some(j) = stop {
                         if !self.val(q, j, false) || !w.contains(cols.times[j] - cols.times[i]) {
                             self.note(
@@ -862,18 +880,14 @@ impl Explainer<'_> {
             Node::Since(p, q, w) => {
                 let p_true = ir.nodes[p as usize] == Node::Const(true);
                 if claim {
-                    for j in (0..=i).rev() {
-                        let d = cols.times[i] - cols.times[j];
-                        if d > w.hi {
-                            break;
-                        }
-                        if w.contains(d) && self.val(q, j, true) {
-                            self.explain(q, j, true, depth + 1);
-                            return;
-                        }
-                        if !p_true && !self.val(p, j, true) {
-                            break;
-                        }
+                    let (pb, qb) = (self.bits(p, true), self.bits(q, true));
+                    let found = (0..=i)
+                        .rev()
+                        .take_while(|&j| cols.times[i] - cols.times[j] <= w.hi)
+                        .take_while(|&j| j == i || p_true || pb.get(j + 1))
+                        .find(|&j| w.contains(cols.times[i] - cols.times[j]) && qb.get(j));
+                    if let Some(j) = found {
+                        self.explain(q, j, true, depth + 1);
                     }
                 } else {
                     self.note(
@@ -888,8 +902,9 @@ impl Explainer<'_> {
             }
             Node::CausalPast(c) => {
                 if claim {
+                    let cb = self.bits(c, true);
                     if let Some(j) = (0..=i).rev().find(|&j| {
-                        self.val(c, j, true)
+                        cb.get(j)
                             && dtest_trace::clock::event_precedes(
                                 cols.clock(j),
                                 cols.actors[j],
@@ -907,8 +922,9 @@ impl Explainer<'_> {
             }
             Node::CausalFuture(c) => {
                 if claim {
+                    let cb = self.bits(c, true);
                     if let Some(j) = (i..n).find(|&j| {
-                        self.val(c, j, true)
+                        cb.get(j)
                             && dtest_trace::clock::event_precedes(
                                 cols.clock(i),
                                 cols.actors[i],
@@ -938,8 +954,9 @@ impl Explainer<'_> {
                 }
             }
             Node::CountGe(c, w, k) => {
+                let cb = self.bits(c, claim);
                 let count = (0..=i)
-                    .filter(|&j| w.contains(cols.times[i] - cols.times[j]) && self.val(c, j, claim))
+                    .filter(|&j| w.contains(cols.times[i] - cols.times[j]) && cb.get(j))
                     .count();
                 self.note(
                     Some(i),
@@ -951,7 +968,7 @@ impl Explainer<'_> {
                 );
             }
             Node::Quant(forall, q, body) => {
-                let binder = cols.atom(ir.quants[q as usize].binder);
+                let binder = self.ctx.atom(ir.quants[q as usize].binder);
                 let var = &ir.quants[q as usize].var;
                 let want = !forall;
                 if claim != forall {
