@@ -538,3 +538,24 @@ fn checked_in_md5_chart() {
     );
     assert_causal(&text);
 }
+
+/// A run killed before its first event leaves a header-only trace: both
+/// charts are still accepted by the tools (mscgen rejects a chart without
+/// any row).
+#[test]
+fn header_only_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("empty.dtrace");
+    let header = Header::new(
+        "empty",
+        vec![Actor {
+            id: 0,
+            name: "master".into(),
+            kind: ActorKind::Master,
+            host: "local".into(),
+        }],
+    );
+    drop(Recorder::create(&t, header).unwrap());
+    let svg = both(&t, dir.path(), "empty", &[]);
+    assert!(svg.contains("INCOMPLETE TRACE"));
+}

@@ -101,6 +101,10 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         }
         names.push(n);
     }
+    // mscgen wants at least one entity and one row.
+    if names.is_empty() {
+        names.push("(no actor)".into());
+    }
     let name = |i: u64| -> &str {
         let a = trace.events[i as usize].actor;
         view.lane(a).map(|l| names[l].as_str()).unwrap_or("?")
@@ -112,7 +116,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     b.push_str(";\n");
 
     // Statements by row, each with its lane for a stable order.
-    let mut rows: Vec<Vec<(usize, u64, String)>> = vec![Vec::new(); layout.rows as usize];
+    let mut rows: Vec<Vec<(usize, u64, String)>> = vec![Vec::new(); layout.rows.max(1) as usize];
     for g in &layout.groups {
         let mut s = String::new();
         let mut label = String::new();

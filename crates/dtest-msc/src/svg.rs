@@ -346,7 +346,8 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     b.push_str("<text class=\"title\" x=\"");
     num(&mut b, MARGIN);
     b.push_str("\" y=\"22\">");
-    let title_cols = ((width - 2.0 * MARGIN) / 9.5).max(10.0) as usize;
+    let mark_w = if trace.complete { 0.0 } else { 270.0 };
+    let title_cols = ((width - 2.0 * MARGIN - mark_w) / 9.5).max(10.0) as usize;
     text::xml(&mut b, &text::short(&trace.header.scenario, title_cols));
     b.push_str("</text>\n<text class=\"sub\" x=\"");
     num(&mut b, MARGIN);

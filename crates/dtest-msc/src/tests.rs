@@ -482,3 +482,20 @@ fn svg_lifelines_are_one_element_per_lane() {
     assert_eq!(svg.matches("class=\"life\"").count(), t.header.actors.len());
     assert_eq!(svg.matches("<g class=\"ev ").count(), t.len());
 }
+
+#[test]
+fn empty_traces_still_give_charts() {
+    // No event at all (a run killed at once), and no actor either.
+    for names in [&["master", "t1"][..], &[][..]] {
+        let t = Builder::new(names).trace(false);
+        for f in [Format::Svg, Format::Mscgen] {
+            let mut out = Vec::new();
+            crate::write(&t, &Options::default(), f, &mut out).unwrap();
+            let s = String::from_utf8(out).unwrap();
+            if f == Format::Mscgen {
+                assert!(s.contains("|||;"), "mscgen needs a row: {s}");
+                assert!(!s.contains("  ;"), "mscgen needs an entity: {s}");
+            }
+        }
+    }
+}
