@@ -65,10 +65,17 @@ pub const MAX_BLOCK_LEN: u32 = 256 << 20;
 /// Most actors a trace may have (the codec keeps one clock per actor).
 pub const MAX_ACTORS: usize = 4096;
 /// Largest header a reader accepts.
-pub const MAX_HEADER_LEN: u32 = 64 << 20;
+pub const MAX_HEADER_LEN: u32 = MAX_DATA_LEN as u32;
 
-fn cfg() -> Configuration {
-    config::standard()
+/// Largest encoded data of one event (and largest header). Decoding claims
+/// no more than this, so a damaged length cannot make the reader allocate
+/// gigabytes; the writer refuses larger events.
+pub const MAX_DATA_LEN: usize = 16 << 20;
+
+type Limited = Configuration<config::LittleEndian, config::Varint, config::Limit<MAX_DATA_LEN>>;
+
+fn cfg() -> Limited {
+    config::standard().with_limit::<MAX_DATA_LEN>()
 }
 
 /// Encodes the file preamble and header.
@@ -286,8 +293,16 @@ pub fn put_data(out: &mut Vec<u8>, data: &EventData, ids: &HashMap<String, u32>)
         }
         return Ok(());
     }
-    bincode::encode_into_std_write(data, out, cfg())
+    let start = out.len();
+    bincode::encode_into_std_write(data, &mut *out, cfg())
         .map_err(|e| Error::Usage(format!("cannot encode event: {e}")))?;
+    let len = out.len() - start;
+    if len > MAX_DATA_LEN {
+        out.truncate(start);
+        return Err(Error::Usage(format!(
+            "event data of {len} bytes is larger than the format's limit of {MAX_DATA_LEN}"
+        )));
+    }
     Ok(())
 }
 

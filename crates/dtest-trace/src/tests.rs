@@ -558,3 +558,29 @@ fn bytes_per_event_stay_small() {
         assert!(per < 16.0, "{testers} testers: {per:.1} bytes/event");
     }
 }
+
+/// Regression (found by `cargo fuzz run decode`): a string length in a
+/// damaged event claimed 4 GB and bincode allocated it before reading.
+#[test]
+fn fuzz_regression_huge_length_claim() {
+    let bytes = include_bytes!("testdata/fuzz-oom-huge-string-claim.bin");
+    let _ = read_all(bytes);
+}
+
+#[test]
+fn oversized_event_is_refused_and_the_writer_stays_usable() {
+    let h = header(2);
+    let mut w = Writer::new(Vec::new(), h).unwrap();
+    let big = EventData::Output {
+        bytes: vec![0; crate::codec::MAX_DATA_LEN + 1],
+        stream: Stream::Stdout,
+    };
+    assert!(w.append(1, 1, Dir::Local, None, &[0, 1], &big).is_err());
+    let ok = EventData::Start {
+        command: "x".into(),
+    };
+    w.append(1, 2, Dir::Local, None, &[0, 1], &ok).unwrap();
+    let (_, evs, _, _) = read_all(&w.into_inner().unwrap()).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].data, ok);
+}

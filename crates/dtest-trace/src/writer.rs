@@ -30,6 +30,7 @@ pub struct Writer<W: Write> {
     block: Vec<u8>,
     header: Header,
     events: u64,
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
@@ -60,6 +61,7 @@ impl<W: Write> Writer<W> {
             block,
             header,
             events: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -102,6 +104,12 @@ impl<W: Write> Writer<W> {
                 )))
             }
         };
+        // Encode the data first: if it is refused, nothing was written and
+        // the codec state is untouched.
+        self.scratch.clear();
+        if dir != Dir::Recv {
+            codec::put_data(&mut self.scratch, data, &self.state.ids)?;
+        }
         let b = &mut self.block;
         b.push(codec::tag(data.kind(), dir));
         codec::put_varint(b, u64::from(actor));
@@ -118,9 +126,7 @@ impl<W: Write> Writer<W> {
             full.resize(n, 0);
             self.state.put_clock(b, actor, dir, msg, &full);
         }
-        if dir != Dir::Recv {
-            codec::put_data(b, data, &self.state.ids)?;
-        }
+        b.extend_from_slice(&self.scratch);
         let index = self.events;
         self.events += 1;
         if self.block.len() >= BLOCK_TARGET {
