@@ -7,4 +7,5 @@ mod common;
 mod exec;
 mod msc;
 mod ssh;
+mod sshd;
 mod trace;

@@ -103,7 +103,7 @@ impl Client {
         let _ = writeln!(
             c,
             "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
-             GlobalKnownHostsFile /dev/null\n  LogLevel ERROR",
+             GlobalKnownHostsFile /dev/null\n  ForwardX11Trusted yes\n  LogLevel ERROR",
             self.ssh_path("id_ed25519").display(),
             self.ssh_path("known_hosts").display()
         );
@@ -157,7 +157,7 @@ pub struct Sshd {
 /// Options of a server.
 #[derive(Clone, Debug, Default)]
 pub struct SshdOptions {
-    /// Allow password authentication.
+    /// Password authentication only (no public keys).
     pub password: bool,
     /// Extra config lines.
     pub extra: String,
@@ -186,7 +186,13 @@ impl Sshd {
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port(&addr);
-            let pw = if o.password { "yes" } else { "no" };
+            // A password server takes passwords only, so the test proves
+            // the password path.
+            let (pw, pk) = if o.password {
+                ("yes", "no")
+            } else {
+                ("no", "yes")
+            };
             let cfg = format!(
                 "ListenAddress {addr}:{port}\n\
                  HostKey {hk}\n\
@@ -195,7 +201,7 @@ impl Sshd {
                  PermitRootLogin yes\n\
                  StrictModes no\n\
                  UsePAM no\n\
-                 PubkeyAuthentication yes\n\
+                 PubkeyAuthentication {pk}\n\
                  PasswordAuthentication {pw}\n\
                  KbdInteractiveAuthentication no\n\
                  PermitEmptyPasswords no\n\

@@ -39,7 +39,9 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 /// The transports `dtest exec` knows: `local`, plus those registered here
 /// (the SSH transports register themselves in this function).
 pub fn registry() -> TransportRegistry {
-    TransportRegistry::with_local()
+    let mut reg = TransportRegistry::with_local();
+    dtest_ssh::register(&mut reg);
+    reg
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a Unix time.

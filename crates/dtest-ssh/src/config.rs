@@ -40,6 +40,25 @@ pub struct TesterOptions {
     pub keepalive: Duration,
     /// `max_sessions = 10`: sessions sshd allows on one connection.
     pub max_sessions: usize,
+    /// `connect_timeout = "5s"`: overrides the run's connect deadline.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Parses `500ms`, `5s`, `2m` or a number of seconds.
+fn duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (num, mul) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (v, 1000)
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    let ms = n.checked_mul(mul)?;
+    (ms > 0 && ms <= 3_600_000).then(|| Duration::from_millis(ms))
 }
 
 /// The keys the SSH transports accept on a tester.
@@ -68,6 +87,11 @@ impl TesterOptions {
         Self::parse(&spec.options).map_err(|e| bad(spec, e))
     }
 
+    /// The connect deadline: the tester's `connect_timeout`, else the run's.
+    pub fn connect_timeout(&self, spec: &OpenSpec) -> Duration {
+        self.connect_timeout.unwrap_or(spec.connect_timeout)
+    }
+
     /// Reads and checks an options map; the error is one line.
     pub fn parse(map: &BTreeMap<String, String>) -> std::result::Result<TesterOptions, String> {
         let mut o = TesterOptions {
@@ -79,6 +103,7 @@ impl TesterOptions {
             ssh_config: None,
             keepalive: Duration::from_secs(5),
             max_sessions: 10,
+            connect_timeout: None,
         };
         for (k, v) in map {
             match k.as_str() {
@@ -112,13 +137,9 @@ impl TesterOptions {
                 }
                 "ssh_config" => o.ssh_config = Some(expand_tilde(v)),
                 "keepalive" => {
-                    let s = v.trim_end_matches('s');
-                    let n: u64 = s
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0 && *n < 3600)
-                        .ok_or_else(|| format!("keepalive must be seconds (1..3600), got `{v}`"))?;
-                    o.keepalive = Duration::from_secs(n);
+                    o.keepalive = duration(v).filter(|d| d.as_secs() >= 1).ok_or_else(|| {
+                        format!("keepalive must be a duration of 1s or more, got `{v}`")
+                    })?;
                 }
                 "max_sessions" => {
                     o.max_sessions = v
@@ -127,8 +148,11 @@ impl TesterOptions {
                         .filter(|n| *n >= 2 && *n <= 1000)
                         .ok_or_else(|| format!("max_sessions must be 2..1000, got `{v}`"))?;
                 }
-                // Read by the scenario loader into OpenSpec::connect_timeout.
-                "connect_timeout" => {}
+                "connect_timeout" => {
+                    o.connect_timeout = Some(duration(v).ok_or_else(|| {
+                        format!("connect_timeout must be a duration (500ms, 5s, 2m), got `{v}`")
+                    })?)
+                }
                 _ => {
                     return Err(format!(
                         "unknown tester key `{k}` for an ssh host (known: {})",

@@ -97,7 +97,7 @@ impl SshTransport {
             password_env: opts.password_env.clone(),
             known_hosts,
             policy,
-            connect_timeout: spec.connect_timeout,
+            connect_timeout: opts.connect_timeout(spec),
             keepalive: opts.keepalive,
         })
     }
@@ -174,6 +174,8 @@ pub struct SshChannel {
     sid: i32,
     closed: bool,
     status: Option<ExitStatus>,
+    /// The session's working directory (relative put/get paths start there).
+    cwd: Option<String>,
     /// What the connection said when the channel was opened (a newly
     /// accepted host key), for the tester's log.
     pub note: Option<String>,
@@ -195,7 +197,7 @@ impl SshChannel {
                     .into(),
             ));
         }
-        let deadline = Instant::now() + spec.connect_timeout;
+        let deadline = Instant::now() + p.connect_timeout + Duration::from_secs(5);
         let command = remote::start_command(spec);
         let mut attempts = 0;
         let (conn, id, shared) = loop {
@@ -228,6 +230,7 @@ impl SshChannel {
             sid: 0,
             closed: false,
             status: None,
+            cwd: spec.cwd.clone(),
         };
         ch.sid = ch.read_pid(deadline).map_err(fail)?;
         Ok(ch)
@@ -273,6 +276,15 @@ impl SshChannel {
     /// The remote shell's process id (= its session id).
     pub fn remote_pid(&self) -> i32 {
         self.sid
+    }
+
+    /// `remote` against the session's cwd (SFTP resolves what is still
+    /// relative against the login directory, as the shell does).
+    fn remote_path(&self, remote: &str) -> String {
+        match &self.cwd {
+            Some(c) if !remote.starts_with('/') => format!("{}/{remote}", c.trim_end_matches('/')),
+            _ => remote.to_string(),
+        }
     }
 
     fn transfer_err(op: &'static str, path: &str, reason: String) -> SessionError {
@@ -382,7 +394,11 @@ impl Channel for SshChannel {
     fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo> {
         let (path, size, sha256) = self
             .conn
-            .put(local, remote, Instant::now() + Duration::from_secs(600))
+            .put(
+                local,
+                &self.remote_path(remote),
+                Instant::now() + Duration::from_secs(600),
+            )
             .map_err(|e| Self::transfer_err("put", remote, e))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
@@ -395,7 +411,11 @@ impl Channel for SshChannel {
     fn get(&mut self, remote: &str, local: &Path) -> Result<FileInfo> {
         let (path, size, sha256) = self
             .conn
-            .get(remote, local, Instant::now() + Duration::from_secs(600))
+            .get(
+                &self.remote_path(remote),
+                local,
+                Instant::now() + Duration::from_secs(600),
+            )
             .map_err(|e| Self::transfer_err("get", remote, e))?;
         Ok(FileInfo {
             local: PathBuf::from(local),

@@ -80,7 +80,10 @@ impl SshArgs {
         o(&mut a, "BatchMode=yes".into());
         o(
             &mut a,
-            format!("ConnectTimeout={}", spec.connect_timeout.as_secs().max(1)),
+            format!(
+                "ConnectTimeout={}",
+                opts.connect_timeout(spec).as_secs().max(1)
+            ),
         );
         o(
             &mut a,
@@ -251,7 +254,7 @@ impl OpenSshChannel {
             closed: false,
             status: None,
         };
-        let deadline = Instant::now() + spec.connect_timeout + Duration::from_secs(2);
+        let deadline = Instant::now() + opts.connect_timeout(spec) + Duration::from_secs(5);
         let mut seen = Vec::new();
         let mut errs = Vec::new();
         let mut buf = vec![0u8; 4096];
@@ -280,7 +283,7 @@ impl OpenSshChannel {
                     seen.extend_from_slice(&errs);
                     return Err(fail(format!(
                         "the remote shell did not start within {:?}; ssh printed: {:?}",
-                        spec.connect_timeout,
+                        opts.connect_timeout(spec),
                         String::from_utf8_lossy(&seen)
                     )));
                 }
