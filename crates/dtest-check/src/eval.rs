@@ -987,16 +987,49 @@ impl Explainer<'_> {
                     self.note(None, format!("no event bound to `{var}` is a witness"));
                 }
             }
-            Node::Join(op, _, _, _) => {
-                let _ = op;
-                self.note(
-                    Some(i),
-                    format!(
-                        "`{}` is {} for this event",
-                        show(id),
-                        if claim { "true" } else { "false" }
+            Node::Join(op, q, a, w) => {
+                let var = &ir.quants[q as usize].var;
+                let atom = &ir.atoms[a as usize].source;
+                if !claim {
+                    self.note(
+                        Some(i),
+                        format!(
+                            "`{}` is false: no such event has the values it compares with `{var}`",
+                            show(id)
+                        ),
+                    );
+                    return;
+                }
+                let [jk, bk] = ir.join_keys(q, a);
+                let (Some(jkeys), Some(bkeys)) = (cols.key_col(&jk), cols.key_col(&bk)) else {
+                    return;
+                };
+                let key = bkeys[i];
+                let before = |x: usize, y: usize| {
+                    dtest_trace::clock::event_precedes(cols.clock(x), cols.actors[x], cols.clock(y))
+                };
+                let related = |j: usize| match op {
+                    JoinOp::Here => j == i,
+                    JoinOp::Future => j >= i && w.contains(cols.times[j] - cols.times[i]),
+                    JoinOp::Past => j <= i && w.contains(cols.times[i] - cols.times[j]),
+                    JoinOp::CausalPast => before(j, i),
+                    JoinOp::CausalFuture => before(i, j),
+                    JoinOp::Concurrent => j != i && !before(i, j) && !before(j, i),
+                };
+                match (0..n).find(|&j| jkeys[j] == key && key != crate::columns::NONE && related(j))
+                {
+                    Some(j) => self.note(
+                        Some(j),
+                        format!("matches {atom}, with the values of `{var}` (event {i})"),
                     ),
-                );
+                    None => self.note(
+                        Some(i),
+                        format!(
+                            "`{}` may hold after the end of the truncated trace",
+                            show(id)
+                        ),
+                    ),
+                }
             }
         }
     }
