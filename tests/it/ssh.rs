@@ -315,13 +315,14 @@ fn sshd_killed_during_a_run() {
     let toml = one_tester(
         &a.url(),
         "keepalive = \"1s\"",
-        "{ run = \"sh -c 'sleep 61' mark-7401\" }, { expect = \"never printed\", timeout = \"60s\" }",
+        "{ run = \"sh -c 'sleep 61' mark-7401\" }, { expect = \"never printed\", timeout = \"50s\" }",
     );
     let (d, ch) = spawn(&c, &toml, &[], &[]);
     wait_started("mark-7401");
     a.kill_all();
-    let r = finish(d, ch, 60);
+    let r = finish(d, ch, 90);
     r.not_ok("t1");
+    assert!(r.stdout().contains("lost"), "{}", r.all());
     assert_gone("mark-7401");
 }
 

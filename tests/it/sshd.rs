@@ -313,12 +313,15 @@ impl Sshd {
     /// Kills the server and everything it started (a host going down).
     pub fn kill_all(&mut self) {
         if let Some(pid) = self.pid() {
-            kill(pid, libc::SIGKILL);
+            // Stop the listener first (no new children), list its
+            // descendants while they are still linked to it, then kill.
+            kill(pid, libc::SIGSTOP);
             for _ in 0..3 {
                 for p in descendants(pid) {
                     kill(p, libc::SIGKILL);
                 }
             }
+            kill(pid, libc::SIGKILL);
         }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
