@@ -559,3 +559,61 @@ fn header_only_trace() {
     let svg = both(&t, dir.path(), "empty", &[]);
     assert!(svg.contains("INCOMPLETE TRACE"));
 }
+
+/// `dtest check --format json` output is a highlight report: its violating
+/// events, and only those of the drawn trace, are the ones marked.
+#[test]
+fn highlight_from_dtest_check_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let trace = repo_root().join("traces/synth-small.dtrace");
+    let spec = repo_root().join("properties/generic.spec");
+    let o = run(dtest()
+        .args(["check", "--format", "json"])
+        .arg(&spec)
+        .arg(&trace)
+        .arg(repo_root().join("traces/md5.dtrace")));
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", show(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut want: Vec<u64> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trace"].as_str().unwrap().ends_with("synth-small.dtrace"))
+        .flat_map(|r| {
+            r["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_u64().unwrap())
+        })
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    assert!(!want.is_empty(), "the generic properties hold on synth-small: pick another");
+    let path = d.join("report.json");
+    std::fs::write(&path, &o.stdout).unwrap();
+    let svg = both(
+        &trace,
+        d,
+        "checked",
+        &["--highlight", path.to_str().unwrap()],
+    );
+    let mut hits: Vec<u64> = svg
+        .split("<g class=\"ev ")
+        .skip(1)
+        .filter(|c| c[..c.find('"').unwrap()].split(' ').any(|w| w == "hit"))
+        .map(|c| {
+            c.split("data-index=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    hits.sort_unstable();
+    assert_eq!(hits, want);
+}

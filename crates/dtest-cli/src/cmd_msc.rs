@@ -65,7 +65,10 @@ pub fn run(args: Args) -> CliResult {
         None => None,
         Some(p) => {
             let json = std::fs::read_to_string(p).map_err(|e| CliError::file(p, e))?;
-            Some(dtest_msc::parse_highlight(&json).map_err(|e| CliError::file(p, e))?)
+            Some(
+                dtest_msc::parse_highlight_for(&json, &args.trace)
+                    .map_err(|e| CliError::file(p, e))?,
+            )
         }
     };
     let opts = Options {

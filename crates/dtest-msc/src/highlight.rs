@@ -2,6 +2,8 @@
 //!
 //! See the crate docs ("Highlight reports") for the accepted JSON shapes.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -14,54 +16,127 @@ use crate::error::{Error, Result};
 /// writes events). A document without any `"events"` array is an error: it
 /// is probably not a report.
 pub fn parse_highlight(json: &str) -> Result<Vec<u64>> {
+    parse(json, None)
+}
+
+/// Like [`parse_highlight`], for a report that may cover several traces:
+/// when objects of the report name their trace (a `"trace"` member, as
+/// `dtest check` writes), only the `"events"` of the objects naming
+/// `trace` count (same path, or same file once both are resolved).
+pub fn parse_highlight_for(json: &str, trace: &Path) -> Result<Vec<u64>> {
+    parse(json, Some(trace))
+}
+
+fn parse(json: &str, trace: Option<&Path>) -> Result<Vec<u64>> {
     let v: Value = serde_json::from_str(json).map_err(|e| Error::HighlightJson {
         line: e.line(),
         column: e.column(),
         msg: e.to_string(),
     })?;
-    let mut out = Vec::new();
-    let mut found = false;
-    collect(&v, "$", &mut out, &mut found)?;
-    if !found {
+    let mut named = Vec::new();
+    names(&v, &mut named);
+    let mut c = Collect {
+        trace: trace.filter(|_| !named.is_empty()),
+        out: Vec::new(),
+        found: false,
+    };
+    c.walk(&v, "$", false)?;
+    if !c.found {
+        if let Some(t) = c.trace {
+            named.sort();
+            named.dedup();
+            return Err(Error::HighlightFormat(format!(
+                "no result for {} in the report (it has results for: {})",
+                t.display(),
+                named.join(", ")
+            )));
+        }
         return Err(Error::HighlightFormat(
             "no \"events\" list of event indexes found (expected {\"events\": [3, 7]} or the output of `dtest check --format json`)".into(),
         ));
     }
+    let mut out = c.out;
     out.sort_unstable();
     out.dedup();
     Ok(out)
 }
 
-fn collect(v: &Value, path: &str, out: &mut Vec<u64>, found: &mut bool) -> Result<()> {
+/// The `"trace"` names of the objects of a report.
+fn names(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            for (k, x) in m {
-                let p = format!("{path}.{k}");
-                if k == "events" {
-                    if let Value::Array(a) = x {
-                        *found = true;
-                        for (i, e) in a.iter().enumerate() {
-                            out.push(index_of(e).ok_or_else(|| {
-                                Error::HighlightFormat(format!(
-                                    "{p}[{i}]: expected an event index (a non-negative integer), found {}",
-                                    brief(e)
-                                ))
-                            })?);
-                        }
-                        continue;
-                    }
-                }
-                collect(x, &p, out, found)?;
+            if let Some(Value::String(t)) = m.get("trace") {
+                out.push(t.clone());
             }
+            m.values().for_each(|x| names(x, out));
         }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                collect(x, &format!("{path}[{i}]"), out, found)?;
-            }
-        }
+        Value::Array(a) => a.iter().for_each(|x| names(x, out)),
         _ => {}
     }
-    Ok(())
+}
+
+fn same_file(a: &str, b: &Path) -> bool {
+    let a = Path::new(a);
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
+struct Collect<'a> {
+    /// Only count objects naming this trace (and what they contain).
+    trace: Option<&'a Path>,
+    out: Vec<u64>,
+    found: bool,
+}
+
+impl Collect<'_> {
+    /// `inside`: within an object that names the wanted trace.
+    fn walk(&mut self, v: &Value, path: &str, inside: bool) -> Result<()> {
+        match v {
+            Value::Object(m) => {
+                let inside = inside
+                    || match (self.trace, m.get("trace")) {
+                        (Some(t), Some(Value::String(name))) => {
+                            if !same_file(name, t) {
+                                return Ok(());
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                let counts = self.trace.is_none() || inside;
+                for (k, x) in m {
+                    let p = format!("{path}.{k}");
+                    if k == "events" {
+                        if let Value::Array(a) = x {
+                            if counts {
+                                self.found = true;
+                                for (i, e) in a.iter().enumerate() {
+                                    self.out.push(index_of(e).ok_or_else(|| {
+                                        Error::HighlightFormat(format!(
+                                            "{p}[{i}]: expected an event index (a non-negative integer), found {}",
+                                            brief(e)
+                                        ))
+                                    })?);
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                    self.walk(x, &p, inside)?;
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    self.walk(x, &format!("{path}[{i}]"), inside)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 fn index_of(e: &Value) -> Option<u64> {
@@ -104,6 +179,34 @@ mod tests {
         assert_eq!(
             parse_highlight(r#"[{"events": []}]"#).unwrap(),
             Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn reports_of_several_traces_give_the_events_of_one() {
+        // The shape of `dtest check --format json`: a union at the top,
+        // per-trace results below.
+        let json = r#"{"events": [1, 2, 8], "results": [
+            {"trace": "a.dtrace", "events": [1, 2], "why": [{"event": 1}]},
+            {"trace": "b.dtrace", "events": [8], "details": [{"index": 9}]}]}"#;
+        let a = Path::new("a.dtrace");
+        assert_eq!(parse_highlight_for(json, a).unwrap(), vec![1, 2]);
+        assert_eq!(
+            parse_highlight_for(json, Path::new("b.dtrace")).unwrap(),
+            vec![8]
+        );
+        assert_eq!(parse_highlight(json).unwrap(), vec![1, 2, 8]);
+        let e = parse_highlight_for(json, Path::new("c.dtrace"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no result for c.dtrace") && e.contains("a.dtrace, b.dtrace"),
+            "{e}"
+        );
+        // Reports that do not name traces are taken whole.
+        assert_eq!(
+            parse_highlight_for(r#"{"events": [4]}"#, a).unwrap(),
+            vec![4]
         );
     }
 

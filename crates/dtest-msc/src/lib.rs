@@ -5,7 +5,7 @@
 //! This crate draws it as a Message Sequence Chart: one vertical lane per
 //! actor, an arrow per message, a box per local event (expect matches,
 //! timeouts, verdicts), a hexagon per barrier participant. `dtest msc` is a
-//! thin layer over [`write`].
+//! thin layer over [`write()`].
 //!
 //! ```
 //! use dtest_msc::{Format, Options};
@@ -94,15 +94,27 @@
 //!
 //! ```json
 //! {"events": [12, 40]}
-//! [{"property": "p1", "holds": false, "events": [12, 40]}, {"property": "p2", "events": []}]
+//! [{"property": "p1", "events": [12, 40]}, {"property": "p2", "events": []}]
 //! {"results": [{"violations": [{"events": [{"index": 12}]}]}]}
 //! ```
 //!
-//! The second form is what `dtest check --format json` is expected to
-//! print (an array of results, each with the indexes of its violating
-//! events). A document without any `"events"` array is an error, so is an
-//! index outside the trace. The highlighted events and their causal past
-//! are drawn normally (the events themselves in red), the rest faded.
+//! `dtest check --format json` writes an object with the union of the
+//! violating events at the top and one result per property and trace:
+//!
+//! ```json
+//! {"events": [8, 143], "results": [
+//!   {"property": "p", "trace": "run.dtrace", "verdict": "violated", "events": [8, 143], ...}]}
+//! ```
+//!
+//! When objects of the report name their trace (`"trace"`), as there, the
+//! CLI uses [`parse_highlight_for`]: only the `"events"` of the objects
+//! naming the drawn trace count (same path, or the same file once both are
+//! resolved), so one report of several traces highlights each trace right.
+//! A document without any `"events"` array is an error, so is a report
+//! without a result for the drawn trace, and an index outside the trace.
+//! An empty list (every property holds) is fine: everything is faded.
+//! The highlighted events and their causal past are drawn normally (the
+//! events themselves in red), the rest faded.
 //!
 //! # mscgen
 //!
@@ -128,7 +140,7 @@ use std::io::Write;
 use dtest_trace::Trace;
 
 pub use error::{Error, Result};
-pub use highlight::parse_highlight;
+pub use highlight::{parse_highlight, parse_highlight_for};
 
 /// What to draw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
