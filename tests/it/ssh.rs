@@ -519,3 +519,28 @@ fn x11_forwarding_under_xvfb() {
     let _ = x.wait();
     assert_eq!(r.out.status.code(), Some(0), "{}\n{}", r.all(), r.logs());
 }
+
+#[test]
+fn more_testers_than_max_sessions_on_one_host() {
+    let c = Client::new();
+    let a = Sshd::start_with(
+        14,
+        &c,
+        &SshdOptions {
+            password: false,
+            extra: "MaxSessions 4".into(),
+        },
+    );
+    c.trust(&a);
+    c.write_config(&[]);
+    let mut toml = String::from("name = \"many\"\ntimeout = \"90s\"\n");
+    for i in 0..9 {
+        toml.push_str(&format!(
+            "[[tester]]\nname = \"t{i}\"\nhost = \"{}\"\nmax_sessions = 4\nsteps = [ {{ run = \"echo t{i}-says-$((40+2))\" }}, {{ expect = \"t{i}-says-42\" }}, {{ barrier = \"all\" }}, {{ wait = \"10s\", status = 0 }} ]\n",
+            a.url()
+        ));
+    }
+    let r = exec(&c, &toml, &[], 90);
+    assert_eq!(r.out.status.code(), Some(0), "{}\n{}", r.all(), r.logs());
+    validate_trace(&r.out_dir().join("trace.dtrace"));
+}

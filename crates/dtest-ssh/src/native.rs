@@ -34,8 +34,13 @@ pub struct SshTransport {
 }
 
 impl SshTransport {
-    /// A transport that shares connections.
+    /// A transport that shares connections (unless the environment
+    /// variable `DTEST_SSH_SHARE=0` asks for one connection per tester, the
+    /// baseline of the session set-up benchmark).
     pub fn new() -> SshTransport {
+        if std::env::var("DTEST_SSH_SHARE").as_deref() == Ok("0") {
+            return SshTransport::unshared();
+        }
         SshTransport::default()
     }
 
