@@ -87,7 +87,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
             view.to.saturating_sub(1)
         );
     }
-    b.push_str("msc {\n  hscale=\"auto\";\n");
+    let _ = writeln!(b, "msc {{\n  hscale=\"{}\";", hscale(view));
 
     // Entities: the escaped actor names, made unique if escaping merged two.
     let mut names: Vec<String> = Vec::with_capacity(view.lanes.len());
@@ -189,6 +189,38 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     out.write_all(b.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// The horizontal scale: mscgen gives the whole chart 600 px times
+/// `hscale`, shared by the lanes. Wide enough for nine labels in ten of the
+/// boxes and of the messages between neighbour lanes to fit on one line
+/// (about 6.5 px per character), up to 60 characters.
+fn hscale(view: &View) -> String {
+    let trace = view.trace;
+    let mut want: Vec<usize> = Vec::new();
+    for i in view.from..view.to {
+        let e = &trace.events[i as usize];
+        let Some(l) = view.lane(e.actor) else {
+            continue;
+        };
+        let near = match (e.dir, view.other(i)) {
+            (Dir::Local, _) => true,
+            (Dir::Send, Other::Drawn(j)) => view
+                .lane(trace.events[j as usize].actor)
+                .is_some_and(|m| m.abs_diff(l) == 1),
+            _ => false,
+        };
+        if near {
+            let label =
+                describe::label(e, trace.actor_name(e.actor), describe::data(view, i), 60, 1);
+            want.push(text::cols(&label));
+        }
+    }
+    want.sort_unstable();
+    let p90 = want.get(want.len() * 9 / 10).copied().unwrap_or(0) as f64;
+    let lanes = view.lanes.len().max(1) as f64;
+    let h = (lanes * (p90 * 6.5 + 20.0) / 600.0).max(1.0);
+    format!("{:.1}", (h * 10.0).ceil() / 10.0)
 }
 
 /// Colour attributes for an event's status and highlight mark.
