@@ -590,7 +590,10 @@ fn highlight_from_dtest_check_report() {
         .collect();
     want.sort_unstable();
     want.dedup();
-    assert!(!want.is_empty(), "the generic properties hold on synth-small: pick another");
+    assert!(
+        !want.is_empty(),
+        "the generic properties hold on synth-small: pick another"
+    );
     let path = d.join("report.json");
     std::fs::write(&path, &o.stdout).unwrap();
     let svg = both(
@@ -616,4 +619,28 @@ fn highlight_from_dtest_check_report() {
         .collect();
     hits.sort_unstable();
     assert_eq!(hits, want);
+}
+
+/// A trace torn by a killed run is drawn up to its last readable event,
+/// marked incomplete, with the reader's warning on stderr.
+#[test]
+fn torn_trace_is_drawn_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = synth(d, "2", "300");
+    let bytes = std::fs::read(&t).unwrap();
+    let torn = d.join("torn.dtrace");
+    std::fs::write(&torn, &bytes[..bytes.len() - 7]).unwrap();
+    let out = d.join("torn.svg");
+    let o = run(dtest().arg("msc").arg(&torn).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning") && err.contains("torn.dtrace"),
+        "{}",
+        show(&o)
+    );
+    let svg = both(&torn, d, "torn", &[]);
+    assert!(svg.contains("INCOMPLETE TRACE"));
+    assert_causal(&svg);
 }
