@@ -139,12 +139,12 @@ pub(crate) fn tooltip(view: &View, i: u64) -> String {
     let _ = write!(
         s,
         "#{i} {} {} ({}) at {}",
-        t.actor_name(e.actor),
+        text::printable(t.actor_name(e.actor)),
         e.kind(),
         e.dir.name(),
         text::secs(e.time_ns)
     );
-    let other = |j: u64, a| format!("#{j} on {}", t.actor_name(a));
+    let other = |j: u64, a| format!("#{j} on {}", text::printable(t.actor_name(a)));
     match (e.dir, view.other(i)) {
         (dtest_trace::Dir::Local, _) => {}
         (d, o) => {
@@ -243,6 +243,5 @@ pub(crate) fn tooltip(view: &View, i: u64) -> String {
     };
     s.push('\n');
     s.push_str(&text::tooltip(&body, TOOLTIP_CAP));
-    // The header line may hold hostile actor names.
-    text::tooltip(&s, TOOLTIP_CAP + 512)
+    s
 }

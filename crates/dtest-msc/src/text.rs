@@ -50,6 +50,9 @@ fn push_printable(out: &mut String, c: char, keep_newline: bool) {
 
 /// A single line made printable (see the module docs).
 pub(crate) fn printable(s: &str) -> String {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         push_printable(&mut out, c, false);
@@ -181,6 +184,12 @@ pub(crate) fn tooltip(text: &str, cap: usize) -> String {
 /// and newlines and tabs as character references so attributes keep them).
 /// The input must be printable in the sense of this module.
 pub(crate) fn xml(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| {
+        matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\n' | b'\t') || b < 0x20 || b >= 0x7f
+    }) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
