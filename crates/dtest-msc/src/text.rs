@@ -185,7 +185,7 @@ pub(crate) fn tooltip(text: &str, cap: usize) -> String {
 /// The input must be printable in the sense of this module.
 pub(crate) fn xml(out: &mut String, s: &str) {
     if !s.bytes().any(|b| {
-        matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\n' | b'\t') || b < 0x20 || b >= 0x7f
+        matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | b'\n' | b'\t') || !(0x20..0x7f).contains(&b)
     }) {
         out.push_str(s);
         return;
