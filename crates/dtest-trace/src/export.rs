@@ -15,8 +15,7 @@ const SHOW_TEXT_MAX: usize = 160;
 /// Escapes control characters and quotes so a text fits on one line.
 pub fn escape_line(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 8);
-    let mut count = 0;
-    for ch in s.chars() {
+    for (count, ch) in s.chars().enumerate() {
         if count >= max {
             let _ = write!(out, "... ({} bytes)", s.len());
             break;
@@ -32,7 +31,6 @@ pub fn escape_line(s: &str, max: usize) -> String {
             }
             c => out.push(c),
         }
-        count += 1;
     }
     out
 }

@@ -235,7 +235,7 @@ pub fn generate_into(cfg: &Config, mut sink: impl FnMut(&Event) -> Result<()>) -
     let n = cfg.testers.max(1);
     let actors = header.actors.len();
     let mut g = Gen {
-        rng: Rng(cfg.seed ^ 0x5eed_0f_d7e57),
+        rng: Rng(cfg.seed ^ 0x05ee_d0fd_7e57),
         clocks: vec![vec![0; actors]; actors],
         time: 0,
         next_msg: 0,
