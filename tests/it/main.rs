@@ -7,5 +7,6 @@ mod common;
 mod exec;
 mod msc;
 mod ssh;
+mod ssh_transport;
 mod sshd;
 mod trace;

@@ -1,19 +1,16 @@
-//! The transports against real OpenSSH servers on loopback (the harness is
-//! the end-to-end tests' tests/it/sshd.rs): shell I/O, exit statuses,
+//! The SSH transports (library level) against real OpenSSH servers on
+//! loopback (the harness is tests/it/sshd.rs): shell I/O, exit statuses,
 //! signals, put/get, shared connections, host keys, authentication,
 //! timeouts and clean-up of remote processes.
-
-#[path = "../../../tests/it/sshd.rs"]
-mod sshd;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::sshd::{self, Client, Sshd};
 use dtest_exec::session::shell::{Piece, ShellSession};
 use dtest_exec::session::{HostUrl, OpenSpec, Signal, Transport};
 use dtest_ssh::{OpenSshTransport, SshTransport};
 use dtest_trace::ExitStatus;
-use sshd::{Client, Sshd};
 
 fn spec(url: &str, c: &Client, extra: &[(&str, &str)]) -> OpenSpec {
     let mut options = BTreeMap::new();
