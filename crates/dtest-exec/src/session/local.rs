@@ -205,6 +205,14 @@ impl LocalChannel {
                 .ok_or_else(|| fail("no stdin".into()))?;
             set_nonblocking(o.as_raw_fd()).map_err(|e| fail(e.to_string()))?;
             set_nonblocking(e.as_raw_fd()).map_err(|e| fail(e.to_string()))?;
+            // A 1 MiB pipe (instead of 64 KiB) halves the wake-ups of a
+            // flood; best effort, the limit is /proc/sys/fs/pipe-max-size.
+            for fd in [o.as_raw_fd(), e.as_raw_fd()] {
+                // SAFETY: fcntl on a pipe we own, integer argument.
+                unsafe {
+                    libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+                }
+            }
             out = Some(o);
             err = Some(e);
             input = Some(i);

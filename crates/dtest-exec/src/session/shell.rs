@@ -222,7 +222,7 @@ impl std::fmt::Debug for ShellSession {
 }
 
 /// Size of the read buffer: one chunk of output.
-pub const CHUNK: usize = 64 << 10;
+pub const CHUNK: usize = 256 << 10;
 
 impl ShellSession {
     /// Sets the shell up (echo, prompts) and waits until it is ready, at
