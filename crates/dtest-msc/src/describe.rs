@@ -30,14 +30,14 @@ pub(crate) fn label(
         EventData::Close { reason } => p("close: ", reason),
         EventData::Start { command } => p("$ ", command),
         EventData::Input { secret: true, .. } => short("input (secret)".into()),
-        EventData::Input { bytes, .. } => text::label_lines(
+        EventData::Input { bytes, .. } => text::payload_lines(
             "in: ",
             &String::from_utf8_lossy(bytes),
             bytes.len(),
             max,
             max_lines,
         ),
-        EventData::Output { bytes, stream } => text::label_lines(
+        EventData::Output { bytes, stream } => text::payload_lines(
             if *stream == Stream::Stderr {
                 "stderr: "
             } else {

@@ -95,7 +95,8 @@ pub(crate) fn label(prefix: &str, text: &str, bytes: usize, max: usize) -> Strin
 }
 
 /// Like [`label`], but keeps up to `max_lines` lines (joined by `\n`) within
-/// `max` columns in all.
+/// `max` columns in all. A single line too long to show whole is cut with
+/// `...` (commands, paths, names: the tooltip has the rest).
 pub(crate) fn label_lines(
     prefix: &str,
     text: &str,
@@ -103,10 +104,32 @@ pub(crate) fn label_lines(
     max: usize,
     max_lines: usize,
 ) -> String {
+    shape(prefix, text, bytes, max, max_lines, false)
+}
+
+/// Like [`label_lines`] for payloads (input, output): a single line too
+/// long to show whole also gets `... (1 line, M bytes)`.
+pub(crate) fn payload_lines(
+    prefix: &str,
+    text: &str,
+    bytes: usize,
+    max: usize,
+    max_lines: usize,
+) -> String {
+    shape(prefix, text, bytes, max, max_lines, true)
+}
+
+fn shape(
+    prefix: &str,
+    text: &str,
+    bytes: usize,
+    max: usize,
+    max_lines: usize,
+    counts: bool,
+) -> String {
     let ls = lines(text);
     let mut out = printable(prefix);
-    if ls.len() == 1 {
-        // One line: cut it, the tooltip has the rest.
+    if ls.len() == 1 && !counts {
         out.push_str(ls[0]);
         return short(&out, max);
     }
@@ -263,6 +286,9 @@ mod tests {
         let l = label("$ ", &"x".repeat(100), 100, 30);
         assert_eq!(cols(&l), 30, "{l}");
         assert!(l.starts_with("$ xxx") && l.ends_with("x..."), "{l}");
+        let l = payload_lines("", &"y".repeat(100), 100, 30, 1);
+        assert_eq!(l, "yyyyyyy... (1 line, 100 bytes)");
+        assert_eq!(payload_lines("in: ", "short\n", 6, 30, 1), "in: short");
         // Never wider than asked, even when the suffix alone does not fit.
         assert!(cols(&label("p", "a\nb\nc", 5, 8)) <= 8);
         assert_eq!(label_lines("", "a\nb\n", 4, 50, 3), "a\nb");
