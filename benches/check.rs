@@ -1,2 +1,63 @@
-//! Criterion benchmarks of dtest-check (to be written).
-fn main() {}
+//! Criterion benchmarks of `dtest check`: reading a 10 M-event synthetic
+//! trace into columns and checking the ten core properties of
+//! properties/bench.spec on it (reading included), plus reading alone and the
+//! past-time property of the reelay comparison (benches/peers-check.sh).
+//!
+//! Run: `cargo bench -p dtest-benches --bench check`. The trace is written
+//! once to a temporary file (about 160 MB). `DTEST_CHECK_EVENTS` overrides
+//! the number of events.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dtest_check::{check_trace, Spec};
+use dtest_trace::synth::{self, Config};
+
+const BENCH_SPEC: &str = include_str!("../properties/bench.spec");
+
+/// The past-time property also run through reelay by benches/peers-check.sh.
+const PAST_SPEC: &str = "property p: G (match(tester1) -> O output(_, _, dir = recv))";
+
+fn run(spec: &Spec, trace: &Path) -> usize {
+    let r = check_trace(spec, &[], trace).expect("the benchmark trace checks");
+    r.iter().filter(|r| r.holds()).count()
+}
+
+fn bench(c: &mut Criterion) {
+    let events: u64 = std::env::var("DTEST_CHECK_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let trace = dir.path().join("bench.dtrace");
+    synth::write(
+        &trace,
+        &Config {
+            testers: 4,
+            events,
+            seed: 1,
+            payload: 16,
+        },
+    )
+    .expect("the synthetic trace is written");
+    let ten = Spec::parse("properties/bench.spec", BENCH_SPEC).expect("bench.spec parses");
+    assert_eq!(ten.len(), 10);
+    let nothing = Spec::parse("read-only", "property t: true").unwrap();
+    let past = Spec::parse("past", PAST_SPEC).unwrap();
+
+    let mut g = c.benchmark_group(format!("check-{}M", events / 1_000_000));
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events));
+    g.bench_function("read-only", |b| b.iter(|| black_box(run(&nothing, &trace))));
+    g.bench_function("read+past-property", |b| {
+        b.iter(|| black_box(run(&past, &trace)))
+    });
+    g.bench_function("read+10-properties", |b| {
+        b.iter(|| black_box(run(&ten, &trace)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

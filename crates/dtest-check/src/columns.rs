@@ -278,6 +278,20 @@ impl<'a> Matcher<'a> {
     }
 }
 
+/// Atoms by kind: for each kind tag, the positions (in `matchers`) of the
+/// atoms an event of that kind must be tested against (its kind's and the
+/// `any` atoms).
+pub fn by_kind<'m>(matchers: impl Iterator<Item = &'m Matcher<'m>>) -> Vec<Vec<usize>> {
+    let mut by_kind: Vec<Vec<usize>> = vec![Vec::new(); dtest_trace::Kind::ALL.len()];
+    for (k, m) in matchers.enumerate() {
+        match m.atom.kind {
+            Some(kind) => by_kind[kind as usize].push(k),
+            None => by_kind.iter_mut().for_each(|v| v.push(k)),
+        }
+    }
+    by_kind
+}
+
 /// A join key to compute while reading: atom `atom`'s values `parts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRequest {
@@ -290,9 +304,20 @@ pub struct KeyRequest {
 impl Columns {
     /// Reads every event of `reader`, keeping what `needs` asks for.
     pub fn read<R: Read>(
+        reader: Reader<R>,
+        ir: &Ir,
+        needs: &Needs,
+    ) -> dtest_trace::Result<Columns> {
+        Self::read_prefix(reader, ir, needs, usize::MAX)
+    }
+
+    /// Reads the first `limit` events of `reader` (`complete` is then
+    /// false unless the `end` event was among them).
+    pub fn read_prefix<R: Read>(
         mut reader: Reader<R>,
         ir: &Ir,
         needs: &Needs,
+        limit: usize,
     ) -> dtest_trace::Result<Columns> {
         let actor_names: Vec<String> = reader
             .header()
@@ -333,17 +358,12 @@ impl Columns {
         for &(a, _) in &matchers {
             c.atoms[a] = Some(Bits::new(0, false));
         }
-        // Atoms by kind: an event is only tested against the atoms of its
-        // kind and the `any` atoms.
-        let mut by_kind: Vec<Vec<usize>> = vec![Vec::new(); dtest_trace::Kind::ALL.len()];
-        for (k, (_, m)) in matchers.iter().enumerate() {
-            match m.atom.kind {
-                Some(kind) => by_kind[kind as usize].push(k),
-                None => by_kind.iter_mut().for_each(|v| v.push(k)),
-            }
-        }
+        let by_kind = by_kind(matchers.iter().map(|(_, m)| m));
         let mut last_t = 0u64;
-        while let Some(e) = reader.next_event()? {
+        while c.n < limit {
+            let Some(e) = reader.next_event()? else {
+                break;
+            };
             let kind = e.data.kind();
             let i = c.n;
             c.kinds.push(kind as u8);

@@ -113,10 +113,10 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
     }
     // Past-only fast path: stream with constant state per node.
     if let Some(bad) = ir.always_past(root) {
-        let mut s = Stream::new(&ctx, bad);
+        let mut s = Stream::new(ir, bad, Some(cols), cols.n_actors());
         let mut first_bad = None;
         for i in 0..cols.n {
-            if s.step(i) {
+            if s.step(i, &[], &cols.cur(i)) {
                 first_bad = Some(i);
                 break;
             }
@@ -146,8 +146,8 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
             }
         }
     } else if ir.is_past_only(root) {
-        let mut s = Stream::new(&ctx, root);
-        let v = s.step(0);
+        let mut s = Stream::new(ir, root, Some(cols), cols.n_actors());
+        let v = s.step(0, &[], &cols.cur(0));
         if v {
             return Outcome {
                 verdict: Verdict::Holds,
@@ -302,7 +302,7 @@ impl<'a> Ctx<'a> {
                     for i in 0..n {
                         let a = k[0].get(i);
                         let b = k.get(1).map(|x| x.get(i)).unwrap_or(false);
-                        out.set(i, st.step(self.node(id), a, b, i, self.cols));
+                        out.set(i, st.step(self.node(id), a, b, &self.cols.cur(i)));
                     }
                     out
                 })
@@ -584,6 +584,33 @@ fn until(p: &Bits, q: &Bits, w: Win, times: &[u64], bnd: bool, p_true: bool) -> 
     out
 }
 
+/// The current event, as the past operators see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cur<'a> {
+    /// Its time (non-decreasing).
+    pub time: u64,
+    /// Its actor.
+    pub actor: u32,
+    /// Its vector clock (empty when clocks are not read).
+    pub clock: &'a [u32],
+}
+
+impl Cur<'_> {
+    fn clock_at(&self, a: usize) -> u32 {
+        self.clock.get(a).copied().unwrap_or(0)
+    }
+}
+
+impl Columns {
+    pub(crate) fn cur(&self, i: usize) -> Cur<'_> {
+        Cur {
+            time: self.times[i],
+            actor: self.actors[i],
+            clock: self.clock(i),
+        }
+    }
+}
+
 /// The state of a past operator between events.
 #[derive(Debug)]
 enum PastState {
@@ -621,8 +648,8 @@ impl PastState {
 
     /// The node's value at event `i`, given its children's values there
     /// (`a` the first child, `b` the second).
-    fn step(&mut self, node: &Node, a: bool, b: bool, i: usize, cols: &Columns) -> bool {
-        let t = cols.times[i];
+    fn step(&mut self, node: &Node, a: bool, b: bool, cur: &Cur<'_>) -> bool {
+        let t = cur.time;
         match (self, node) {
             (PastState::Prev(last), _) => std::mem::replace(last, a),
             (PastState::Since { flag, times }, Node::Since(_, _, w)) => {
@@ -648,15 +675,16 @@ impl PastState {
             }
             (PastState::CausalPast(first), _) => {
                 if a {
-                    let ai = cols.actors[i] as usize;
+                    let ai = cur.actor as usize;
+                    let seq = cur.clock_at(ai);
                     if let Some(x) = first.get_mut(ai) {
-                        *x = (*x).min(cols.seq(i));
+                        *x = (*x).min(seq);
                     }
                 }
                 first
                     .iter()
                     .enumerate()
-                    .any(|(k, &s)| s != u32::MAX && s <= cols.clock_at(i, k))
+                    .any(|(k, &s)| s != u32::MAX && s <= cur.clock_at(k))
             }
             (PastState::Count { total, times, old }, Node::CountGe(_, w, n)) => {
                 if w.is_all() {
@@ -683,8 +711,10 @@ impl PastState {
 /// One step of a streamed formula: an operator on earlier slots.
 enum Op<'c> {
     Const(bool),
+    /// An atom read from the columns.
     Atom(&'c Bits),
-    Never,
+    /// An atom given with each event (index into the `live` values).
+    Live(usize),
     Not(usize),
     And(usize, usize),
     Or(usize, usize),
@@ -694,60 +724,67 @@ enum Op<'c> {
 
 /// Streams a past-only formula: one value per node per event, computed
 /// from the children's values at the same event and the node's state.
-struct Stream<'c> {
-    cols: &'c Columns,
+pub(crate) struct Stream<'c> {
     ops: Vec<Op<'c>>,
     values: Vec<bool>,
 }
 
 impl<'c> Stream<'c> {
-    fn new(ctx: &'c Ctx<'c>, root: NodeId) -> Stream<'c> {
-        let order = ctx.ir.reachable(root);
+    /// A stream of the formula at `root`; atoms come from `cols` when
+    /// given, else from the `live` values passed to [`Stream::step`],
+    /// indexed by atom id.
+    pub(crate) fn new(
+        ir: &'c Ir,
+        root: NodeId,
+        cols: Option<&'c Columns>,
+        actors: usize,
+    ) -> Stream<'c> {
+        let order = ir.reachable(root);
         let slot: HashMap<NodeId, usize> =
             order.iter().enumerate().map(|(k, &id)| (id, k)).collect();
         let ops = order
             .iter()
             .map(|&id| {
-                let node = &ctx.ir.nodes[id as usize];
+                let node = &ir.nodes[id as usize];
                 let c = node.children();
                 let s = |k: usize| c.get(k).map(|x| slot[x]).unwrap_or(usize::MAX);
                 match *node {
                     Node::Const(b) => Op::Const(b),
-                    Node::Atom(a) => {
-                        match ctx.cols.atoms.get(a as usize).and_then(Option::as_ref) {
+                    Node::Atom(a) => match cols {
+                        Some(cols) => match cols.atoms.get(a as usize).and_then(Option::as_ref) {
                             Some(bits) => Op::Atom(bits),
-                            None => Op::Never,
-                        }
-                    }
+                            None => Op::Const(false),
+                        },
+                        None => Op::Live(a as usize),
+                    },
                     Node::Not(_) => Op::Not(s(0)),
                     Node::And(..) => Op::And(s(0), s(1)),
                     Node::Or(..) => Op::Or(s(0), s(1)),
-                    _ => Op::Past(node, s(0), s(1), PastState::new(node, ctx.cols.n_actors())),
+                    _ => Op::Past(node, s(0), s(1), PastState::new(node, actors)),
                 }
             })
             .collect();
         Stream {
-            cols: ctx.cols,
             values: vec![false; order.len()],
             ops,
         }
     }
 
     /// Advances to event `i`; returns the root's value there.
-    fn step(&mut self, i: usize) -> bool {
+    pub(crate) fn step(&mut self, i: usize, live: &[bool], cur: &Cur<'_>) -> bool {
         let vals = &mut self.values;
         for (k, op) in self.ops.iter_mut().enumerate() {
             let v = match op {
                 Op::Const(c) => *c,
                 Op::Atom(bits) => bits.get(i),
-                Op::Never => false,
+                Op::Live(a) => live.get(*a).copied().unwrap_or(false),
                 Op::Not(a) => !vals[*a],
                 Op::And(a, b) => vals[*a] && vals[*b],
                 Op::Or(a, b) => vals[*a] || vals[*b],
                 Op::Past(node, a, b, st) => {
                     let x = vals.get(*a).copied().unwrap_or(false);
                     let y = vals.get(*b).copied().unwrap_or(false);
-                    st.step(node, x, y, i, self.cols)
+                    st.step(node, x, y, cur)
                 }
             };
             vals[k] = v;

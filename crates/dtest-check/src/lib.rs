@@ -39,6 +39,7 @@ mod error;
 pub mod eval;
 pub mod fields;
 pub mod ir;
+mod online;
 pub mod parse;
 pub mod print;
 pub mod report;
@@ -144,6 +145,12 @@ pub fn load_columns(spec: &Spec, props: &[usize], trace: &Path) -> Result<column
 /// parallel. Results are in the spec's order.
 pub fn check_trace(spec: &Spec, only: &[String], trace: &Path) -> Result<Vec<PropertyResult>> {
     let props = spec.select(only)?;
+    if props
+        .iter()
+        .all(|&p| online::streamable(&spec.ir, spec.ir.properties[p].root))
+    {
+        return online::check(spec, &props, trace);
+    }
     let cols = load_columns(spec, &props, trace)?;
     let outcomes: Vec<(usize, eval::Outcome)> = props
         .par_iter()

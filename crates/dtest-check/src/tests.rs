@@ -345,7 +345,7 @@ fn compare(src: &str, t: &Trace) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn fast_agrees_with_naive(f in formula(), t in trace()) {
@@ -453,5 +453,64 @@ fn truncated_trace_future_is_inconclusive_past_is_not() {
             want,
             "{src}"
         );
+    }
+}
+
+fn past_formula() -> impl Strategy<Value = String> {
+    atom().prop_recursive(3, 12, 2, |inner| {
+        let un = prop::sample::select(&["!", "Y ", "WY ", "O ", "H ", "CO ", "CH "][..]);
+        let bin = prop::sample::select(&["&&", "||", "->", "S", "S[0ns, 10us]", "S[2us, inf]"][..]);
+        prop_oneof![
+            (un, inner.clone()).prop_map(|(o, f)| format!("{o}({f})")),
+            (
+                prop::sample::select(&["O", "H"][..]),
+                prop::sample::select(WINS),
+                inner.clone()
+            )
+                .prop_map(|(o, w, f)| format!("{o}{w} ({f})")),
+            (inner.clone(), bin, inner.clone()).prop_map(|(a, o, b)| format!("({a}) {o} ({b})")),
+            (prop::option::of(prop::sample::select(WINS)), inner, 0u64..4)
+                .prop_map(|(w, f, k)| format!("count{}({f}) >= {k}", w.unwrap_or(""))),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The online checker (past-only properties, no columns) gives the
+    /// verdicts of the columnar evaluator, explanations included.
+    #[test]
+    fn online_agrees_with_columns(fs in prop::collection::vec((any::<bool>(), past_formula()), 1..4), t in trace()) {
+        let src: String = fs
+            .iter()
+            .enumerate()
+            .map(|(k, (g, f))| format!("property p{k}: {}({f})\n", if *g { "G " } else { "" }))
+            .collect();
+        let spec = Spec::parse("random", &src).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.dtrace");
+        let mut w = dtest_trace::create(&path, t.header.clone()).unwrap();
+        for e in &t.events {
+            let msg = if e.dir == Dir::Local { None } else { e.msg };
+            w.append(e.actor, e.time_ns, e.dir, msg, e.clock.as_slice(), &e.data).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let online = crate::check_trace(&spec, &[], &path).unwrap();
+        let mut needs = crate::ir::Needs::default();
+        for p in &spec.ir.properties {
+            needs.union(&spec.ir.needs(p.root));
+        }
+        let cols = Columns::read(Reader::open(&path).unwrap(), &spec.ir, &needs).unwrap();
+        for (k, p) in spec.ir.properties.iter().enumerate() {
+            let o = eval::check(&spec.ir, p, &cols);
+            prop_assert_eq!(online[k].verdict, o.verdict, "{}", p.source);
+            let events: Vec<u64> = o.notes.iter().filter_map(|n| n.event).collect();
+            let mut events = events;
+            events.sort_unstable();
+            events.dedup();
+            prop_assert_eq!(&online[k].events, &events, "{}", p.source);
+        }
     }
 }
