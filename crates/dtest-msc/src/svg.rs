@@ -45,6 +45,7 @@ text{font-family:"DejaVu Sans Mono",monospace;font-size:11px;fill:#1a1a1a}
 .lane.session rect{fill:#eaf5f1;stroke:#3b7a68}
 .lane text{font-family:"DejaVu Sans",sans-serif;font-size:12px;font-weight:bold;text-anchor:middle}
 .life{stroke:#a0a7b4;stroke-width:1;stroke-dasharray:5 3}
+.legend text{font-family:"DejaVu Sans",sans-serif;fill:#444}
 .l{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 .shaft{fill:none;stroke:#3c4a63;stroke-width:1.2}
 .head{fill:#3c4a63}
@@ -308,7 +309,8 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     let width = 2.0 * MARGIN + g.lane_w * lanes as f64;
     let last_y = row_y(layout.rows.max(1)) - ROW_H / 2.0;
     let foot_y = last_y + 24.0 + if trace.complete { 0.0 } else { 34.0 };
-    let height = foot_y + HEAD_H + 18.0;
+    let legend_y = foot_y + HEAD_H + 22.0;
+    let height = legend_y + legend_height(width) + 10.0;
     let mut b = String::with_capacity(1 << 16);
 
     let mut classes = String::from("dtest-msc");
@@ -477,10 +479,87 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         b.push_str("\">incomplete trace: the run stopped here without its end event</text></g>\n");
     }
     lane_heads(&mut b, &g, view, foot_y);
+    legend(&mut b, legend_y, width);
     b.push_str("</svg>\n");
     out.write_all(b.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// The legend's items: a class for the sample and the words.
+const LEGEND: [(&str, &str); 10] = [
+    ("k-start", "command, input, signal"),
+    ("k-output", "output"),
+    ("k-exit fail", "exit status not 0"),
+    ("k-put", "file transfer"),
+    ("k-barrier_enter", "barrier message"),
+    ("k-barrier_leave recv", "barrier release"),
+    ("ok", "ok"),
+    ("notok", "not ok"),
+    ("skip", "skip"),
+    ("todo", "todo"),
+];
+const LEGEND_W: f64 = 190.0;
+
+fn legend_per_row(width: f64) -> usize {
+    (((width - 2.0 * MARGIN) / LEGEND_W) as usize).max(1)
+}
+
+fn legend_height(width: f64) -> f64 {
+    LEGEND.len().div_ceil(legend_per_row(width)) as f64 * 20.0
+}
+
+/// A legend of the arrow and box styles, under the lane names.
+fn legend(b: &mut String, y: f64, width: f64) {
+    let per_row = legend_per_row(width);
+    b.push_str("<g class=\"legend\">\n");
+    for (k, (class, words)) in LEGEND.iter().enumerate() {
+        let x = MARGIN + LEGEND_W * (k % per_row) as f64;
+        let y = y + 20.0 * (k / per_row) as f64;
+        let _ = write!(b, "<g class=\"{class}\">");
+        match *class {
+            "k-barrier_leave recv" => {
+                b.push_str("<polygon class=\"cond\" points=\"");
+                for (px, py) in [
+                    (0.0, 0.0),
+                    (6.0, -7.0),
+                    (30.0, -7.0),
+                    (36.0, 0.0),
+                    (30.0, 7.0),
+                    (6.0, 7.0),
+                ] {
+                    num(b, x + px);
+                    b.push(',');
+                    num(b, y + py);
+                    b.push(' ');
+                }
+                b.pop();
+                b.push_str("\"/>");
+            }
+            "ok" | "notok" | "skip" | "todo" => {
+                b.push_str("<rect class=\"box\" x=\"");
+                num(b, x);
+                b.push_str("\" y=\"");
+                num(b, y - 7.0);
+                b.push_str("\" width=\"36\" height=\"14\" rx=\"6\"/>");
+            }
+            _ => {
+                b.push_str("<path class=\"shaft\" d=\"M");
+                num(b, x);
+                b.push(' ');
+                num(b, y);
+                b.push('L');
+                num(b, x + 36.0);
+                b.push(' ');
+                num(b, y);
+                b.push_str("\"/>");
+                head(b, x, y, x + 36.0, y);
+            }
+        }
+        text_at(b, x + 44.0, y + 4.0, "start", words, false);
+        b.push_str("</g>\n");
+    }
+    b.push_str("</g>\n");
 }
 
 fn lane_heads(b: &mut String, g: &Svg, view: &View, y: f64) {
