@@ -98,6 +98,9 @@ struct Arrow {
 
 pub(crate) struct Svg {
     lane_w: f64,
+    /// Room left and right of the outer lanes for the labels of arrows to
+    /// lanes not drawn.
+    side: f64,
 }
 
 impl Svg {
@@ -105,11 +108,13 @@ impl Svg {
     /// messages between neighbour lanes and of the boxes, within bounds.
     pub(crate) fn new(view: &View) -> Svg {
         let mut want: Vec<usize> = Vec::new();
+        let mut stubs = false;
         for i in view.from..view.to {
             let e = &view.trace.events[i as usize];
             let Some(l) = view.lane(e.actor) else {
                 continue;
             };
+            stubs |= e.dir != Dir::Local && !matches!(view.other(i), Other::Drawn(_));
             let near = match (e.dir, view.other(i)) {
                 (Dir::Local, _) => true,
                 (Dir::Send, Other::Drawn(j)) => view
@@ -133,12 +138,13 @@ impl Svg {
         let lane_w = (p90 as f64 * CHAR_W + 30.0)
             .clamp(LANE_MIN, LANE_MAX)
             .round();
-        Svg { lane_w }
+        let side = if stubs { (lane_w * 0.6).round() } else { 0.0 };
+        Svg { lane_w, side }
     }
 
     /// The x of lane `l`.
     fn x(&self, l: usize) -> f64 {
-        MARGIN + self.lane_w * (l as f64 + 0.5)
+        MARGIN + self.side + self.lane_w * (l as f64 + 0.5)
     }
 
     /// Length of an arrow to a lane that is not drawn.
@@ -306,7 +312,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     let layout = Layout::new(view, &g);
     let trace = view.trace;
     let lanes = view.lanes.len().max(1);
-    let width = 2.0 * MARGIN + g.lane_w * lanes as f64;
+    let width = 2.0 * (MARGIN + g.side) + g.lane_w * lanes as f64;
     let last_y = row_y(layout.rows.max(1)) - ROW_H / 2.0;
     let foot_y = last_y + 24.0 + if trace.complete { 0.0 } else { 34.0 };
     let legend_y = foot_y + HEAD_H + 22.0;
