@@ -499,3 +499,115 @@ fn empty_traces_still_give_charts() {
         }
     }
 }
+
+mod damaged {
+    //! Any sequence of events, however inconsistent (receives before their
+    //! sends, messages to unknown actors, wrong clocks, actor ids outside
+    //! the table), gives a chart without a panic, and the layout still
+    //! never draws a drawn message or an actor's step upside down.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn data(k: u8, s: String) -> EventData {
+        match k % 6 {
+            0 => EventData::Start { command: s },
+            1 => EventData::Output {
+                bytes: s.into_bytes(),
+                stream: Stream::Stdout,
+            },
+            2 => EventData::BarrierLeave {
+                name: s,
+                participants: vec![],
+            },
+            3 => EventData::BarrierEnter { name: s },
+            4 => EventData::Verdict {
+                number: 1,
+                ok: false,
+                description: s,
+                directive: None,
+                reason: String::new(),
+            },
+            _ => EventData::End {
+                ok: true,
+                summary: s,
+            },
+        }
+    }
+
+    fn event() -> impl Strategy<Value = (u32, u8, u8, u64, Vec<u32>, String)> {
+        (
+            0u32..6,
+            0u8..3,
+            any::<u8>(),
+            0u64..8,
+            proptest::collection::vec(0u32..4, 0..6),
+            "\\PC{0,12}",
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_events_give_a_chart(
+            evs in proptest::collection::vec(event(), 0..60),
+            complete in any::<bool>(),
+            from in 0u64..10,
+            hide in any::<bool>(),
+        ) {
+            let names = ["master", "t1", "t1@h", "t2", "t2@h"];
+            let events: Vec<Event> = evs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (actor, dir, k, msg, clock, s))| Event {
+                    index: i as u64,
+                    actor,
+                    time_ns: i as u64,
+                    dir: [Dir::Send, Dir::Recv, Dir::Local][dir as usize],
+                    msg: (dir < 2).then_some(msg),
+                    clock: VectorClock(clock),
+                    data: data(k, s),
+                })
+                .collect();
+            let t = Trace::from_parts(
+                Builder::new(&names).header,
+                events,
+                complete,
+                Vec::new(),
+            );
+            let opts = Options {
+                actors: hide.then(|| vec!["t2".into(), "t1".into()]),
+                from: Some(from.min(t.len().saturating_sub(1) as u64)),
+                to: None,
+                highlight: (!t.is_empty()).then(|| vec![t.len() as u64 - 1]),
+            };
+            let view = View::new(&t, &opts).unwrap();
+            for geom in [&Svg::new(&view) as &dyn Geometry, &Msc] {
+                let l = Layout::new(&view, geom);
+                for i in view.from..view.to {
+                    if !view.shown(i) {
+                        continue;
+                    }
+                    if let (Some(j), Dir::Send) = (t.partner(i), t.events[i as usize].dir) {
+                        if view.shown(j) {
+                            prop_assert!(l.row(i) < l.row(j), "message {} -> {}", i, j);
+                        }
+                    }
+                }
+                for a in 0..names.len() as u32 {
+                    let shown: Vec<u64> =
+                        t.actor_events(a).iter().copied().filter(|&i| view.shown(i)).collect();
+                    for w in shown.windows(2) {
+                        prop_assert!(l.row(w[0]) < l.row(w[1]));
+                    }
+                }
+            }
+            for f in [Format::Svg, Format::Mscgen] {
+                let mut out = Vec::new();
+                crate::write(&t, &opts, f, &mut out).unwrap();
+                prop_assert!(String::from_utf8(out).is_ok());
+            }
+        }
+    }
+}
