@@ -435,3 +435,36 @@ fn generic_spec_on_synthetic_traces() {
         }
     }
 }
+
+/// The md5 example's real trace (recorded by `dtest exec`): every property
+/// of properties/md5.spec holds, and not vacuously.
+#[test]
+fn md5_spec_on_the_recorded_md5_trace() {
+    let trace = repo_root().join("traces/md5.dtrace");
+    let o = run(dtest().arg("check").arg(md5_spec()).arg(&trace));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(verdicts(&o).len(), 8, "{}", show(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("sanity.spec");
+    std::fs::write(
+        &spec,
+        r#"
+property has_md5done_b: F match(tester2, "md5done")
+property has_leave: F barrier_leave(tester2, "source gotten")
+property has_compare: F custom(_, "compare res1 with res2", status = 0)
+property md5_before_leave: F (match(tester2, "md5done") && !O barrier_leave(tester2, "source gotten"))
+property concurrent_md5: F (match(tester2, "md5done") && CC match(tester1, "md5done"))
+property entry_not_causal: F (match(tester2, "md5done") && !CO barrier_enter(tester1, "source gotten"))
+"#,
+    )
+    .unwrap();
+    let o = run(dtest().arg("check").arg(&spec).arg(&trace));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let words: Vec<String> = verdicts(&o).into_iter().map(|(_, w)| w).collect();
+    assert_eq!(
+        words,
+        ["holds", "holds", "holds", "VIOLATED", "VIOLATED", "VIOLATED"],
+        "{}",
+        show(&o)
+    );
+}
