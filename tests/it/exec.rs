@@ -739,3 +739,33 @@ fn junit_is_well_formed_with_failures() {
     assert!(xml.contains("<failure"), "{xml}");
     assert!(xml.contains("<skipped"), "{xml}");
 }
+
+#[test]
+fn after_hook_adds_points_on_the_finished_trace() {
+    use dtest_exec::{run, ExtraPoint, RunOptions, Scenario, Step, Tester};
+    let dir = tempfile::tempdir().unwrap();
+    let sc = Scenario::new("hook").tester(Tester::new("a").pty(false).step(Step::run("true")));
+    let tap = dir.path().join("tap.txt");
+    let f = std::fs::File::create(&tap).unwrap();
+    let mut o = RunOptions::new(dir.path().join("run"), Box::new(f));
+    o.extra_points = 2;
+    o.after = Some(Box::new(|trace: &Path| {
+        let t = dtest_trace::Trace::load(trace).expect("the trace is finished before the hook");
+        assert!(t.complete);
+        vec![ExtraPoint {
+            ok: false,
+            description: "property: never exit".into(),
+            diagnostics: vec![("witness".into(), "event 3".into())],
+        }]
+    }));
+    let report = run(&sc, o).unwrap();
+    assert!(!report.ok);
+    let text = std::fs::read_to_string(&tap).unwrap();
+    assert!(text.starts_with("TAP version 14\n1..3\n"), "{text}");
+    assert!(
+        text.contains("not ok 2 - property: never exit\n  ---\n  witness: \"event 3\""),
+        "{text}"
+    );
+    assert!(text.contains("not ok 3 - check did not run"), "{text}");
+    check_tap(text.as_bytes());
+}
