@@ -88,11 +88,18 @@ fn barrier_rounds(testers: usize, rounds: u32) -> Duration {
             host: "local".into(),
         });
     }
-    let rec = Arc::new(Recorder::create(&dir.path().join("b.dtrace"), Header::new("bench", actors)).unwrap());
+    let rec = Arc::new(
+        Recorder::create(&dir.path().join("b.dtrace"), Header::new("bench", actors)).unwrap(),
+    );
     let names: Vec<String> = (0..testers).map(|i| format!("t{i}")).collect();
     let mut members = HashMap::new();
     members.insert("b".to_string(), (0..testers).collect::<Vec<_>>());
-    let master = Arc::new(Master::new(names, (1..=testers as u32).collect(), 0, members));
+    let master = Arc::new(Master::new(
+        names,
+        (1..=testers as u32).collect(),
+        0,
+        members,
+    ));
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..testers {
@@ -125,7 +132,10 @@ fn barriers(c: &mut Criterion) {
     // The median round trip, printed for benches/README.md.
     let mut v: Vec<Duration> = (0..5).map(|_| barrier_rounds(64, 1000)).collect();
     v.sort();
-    eprintln!("barrier round trip, 64 testers, 1000 barriers: median {:?} per barrier", v[2]);
+    eprintln!(
+        "barrier round trip, 64 testers, 1000 barriers: median {:?} per barrier",
+        v[2]
+    );
 }
 
 criterion_group!(benches, matcher, barriers);

@@ -856,6 +856,13 @@ steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
             e.starts_with("t.toml:4:22: barrier `b` is joined by tester `t` only"),
             "{e}"
         );
+        let e = err_of(
+            "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ barrier = \"b${tester}\" }]\n",
+        );
+        assert!(
+            e.starts_with("t.toml:4:23: a barrier name cannot use variables"),
+            "{e}"
+        );
         let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\n[[tester]]\nname = \"t\"\n");
         assert!(e.starts_with("t.toml:5:8: duplicate tester `t`"), "{e}");
         let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ rnu = \"x\" }]\n");

@@ -576,7 +576,17 @@ impl Scenario {
                             check(w("to"), to, &known, &mut probs);
                         }
                     }
-                    StepKind::Barrier(b) => check(w(kw), b, &known, &mut probs),
+                    StepKind::Barrier(b) => {
+                        // Participants are computed from the names as
+                        // written, before the run: no variables here.
+                        if let Some(off) = b.find("${") {
+                            probs.push(Problem::at(
+                                w(kw),
+                                off,
+                                "a barrier name cannot use variables (its participants are known before the run)",
+                            ));
+                        }
+                    }
                     StepKind::Expect { pattern, literal } => {
                         check(w(kw), pattern, &known, &mut probs);
                         // Variables are expanded at run time; check the
