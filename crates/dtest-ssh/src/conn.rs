@@ -40,6 +40,9 @@ const CHANNEL_FAILURE: i32 = -21;
 const QUEUE_HIGH: usize = 4 << 20;
 /// Read chunk size.
 const CHUNK: usize = 64 << 10;
+/// Receive window of a channel: libssh2's default (2 MiB) stalls the sender
+/// on a fast link; a larger window keeps bulk output flowing.
+const CHANNEL_WINDOW: u32 = 64 << 20;
 
 /// Everything needed to open one connection.
 #[derive(Clone, Debug)]
@@ -712,7 +715,10 @@ impl Io {
 
     fn open_channel(&mut self, command: &str, pty: bool) -> Result<ssh2::Channel, OpenError> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut ch = match self.blocking(deadline, |s| s.sess.channel_session()) {
+        let mut ch = match self.blocking(deadline, |s| {
+            s.sess
+                .channel_open("session", CHANNEL_WINDOW, 32 << 10, None)
+        }) {
             Ok(c) => c,
             Err(e) if e.code() == ErrorCode::Session(CHANNEL_FAILURE) => {
                 return Err(OpenError::Full(e.to_string()))
