@@ -57,6 +57,9 @@ pub use error::{Error, Result, SpecError};
 pub use eval::Verdict;
 pub use report::{EventInfo, PropertyResult, ReportNote};
 
+/// Stack of the thread that parses a spec.
+const PARSE_STACK: usize = 64 << 20;
+
 /// A parsed and checked spec, ready to evaluate.
 #[derive(Debug)]
 pub struct Spec {
@@ -73,6 +76,22 @@ impl Spec {
     /// Unknown kinds, fields, lets and variables, bad values and bad
     /// regexes are errors here, before any trace is read.
     pub fn parse(file: &str, src: &str) -> std::result::Result<Spec, SpecError> {
+        // The parser and the lowering recurse once per nesting level (at
+        // most `parse::MAX_DEPTH`); a thread with a roomy stack keeps that
+        // safe whatever the caller's stack.
+        std::thread::scope(|s| {
+            match std::thread::Builder::new()
+                .name("dtest-check-parse".into())
+                .stack_size(PARSE_STACK)
+                .spawn_scoped(s, || Self::parse_here(file, src))
+            {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => Self::parse_here(file, src),
+            }
+        })
+    }
+
+    fn parse_here(file: &str, src: &str) -> std::result::Result<Spec, SpecError> {
         let ast = parse::parse_spec(file, src)?;
         let ir = ir::lower(&ast, file, src)?;
         Ok(Spec {

@@ -183,9 +183,14 @@ fn expect<'a>(i: &'a str, s: &'static str) -> PResult<'a, &'a str> {
     }
 }
 
+/// How deep a formula may nest (parentheses, operators): deeper specs are
+/// refused with an error instead of overflowing the stack later.
+pub const MAX_DEPTH: usize = 100;
+
 /// A parser over one source; knows the source to compute offsets.
 struct P<'a> {
     src: &'a str,
+    depth: std::cell::Cell<usize>,
 }
 
 impl<'a> P<'a> {
@@ -283,7 +288,10 @@ impl<'a> P<'a> {
 
     fn iff(&self, i: &'a str) -> PResult<'a, Formula> {
         let (mut i0, mut l) = self.implies(i)?;
+        let mut chain = 0;
         while let Ok((rest, _)) = sym("<->")(i0) {
+            chain += 1;
+            self.chain_ok(rest, chain)?;
             let (rest, r) = self.required(rest, Self::implies)?;
             l = self.mk(
                 i,
@@ -313,7 +321,10 @@ impl<'a> P<'a> {
 
     fn or(&self, i: &'a str) -> PResult<'a, Formula> {
         let (mut i0, mut l) = self.and(i)?;
+        let mut chain = 0;
         while let Ok((rest, _)) = alt((sym("||"), kw("or")))(i0) {
+            chain += 1;
+            self.chain_ok(rest, chain)?;
             let (rest, r) = self.required(rest, Self::and)?;
             l = self.mk(
                 i,
@@ -327,7 +338,10 @@ impl<'a> P<'a> {
 
     fn and(&self, i: &'a str) -> PResult<'a, Formula> {
         let (mut i0, mut l) = self.temporal(i)?;
+        let mut chain = 0;
         while let Ok((rest, _)) = alt((sym("&&"), kw("and")))(i0) {
+            chain += 1;
+            self.chain_ok(rest, chain)?;
             let (rest, r) = self.required(rest, Self::temporal)?;
             l = self.mk(
                 i,
@@ -366,13 +380,34 @@ impl<'a> P<'a> {
         ))
     }
 
+    /// A chain of `chain` left-associative operators nests that deep.
+    fn chain_ok(&self, at: &'a str, chain: usize) -> PResult<'a, ()> {
+        if self.depth.get() + chain >= MAX_DEPTH {
+            return failure(
+                ws(at),
+                format!("formula nested too deeply (more than {MAX_DEPTH} levels)"),
+            );
+        }
+        Ok((at, ()))
+    }
+
     /// Runs `f`; a soft failure becomes "expected a formula".
     fn required(
         &self,
         i: &'a str,
         f: fn(&Self, &'a str) -> PResult<'a, Formula>,
     ) -> PResult<'a, Formula> {
-        match f(self, i) {
+        let d = self.depth.get();
+        if d >= MAX_DEPTH {
+            return failure(
+                ws(i),
+                format!("formula nested too deeply (more than {MAX_DEPTH} levels)"),
+            );
+        }
+        self.depth.set(d + 1);
+        let r = f(self, i);
+        self.depth.set(d);
+        match r {
             Err(nom::Err::Error(_)) => {
                 failure(ws(i), format!("expected a formula, found {}", describe(i)))
             }
@@ -894,7 +929,10 @@ fn to_spec_error(file: &str, src: &str, e: nom::Err<PErr<'_>>) -> SpecError {
 
 /// Parses a spec (syntax only; see [`crate::Spec::parse`] for the checks).
 pub fn parse_spec(file: &str, src: &str) -> Result<Spec, SpecError> {
-    let p = P { src };
+    let p = P {
+        src,
+        depth: std::cell::Cell::new(0),
+    };
     match p.spec(src) {
         Ok((_, spec)) => Ok(spec),
         Err(e) => Err(to_spec_error(file, src, e)),
@@ -903,7 +941,10 @@ pub fn parse_spec(file: &str, src: &str) -> Result<Spec, SpecError> {
 
 /// Parses one formula (the whole input).
 pub fn parse_formula(src: &str) -> Result<Formula, SpecError> {
-    let p = P { src };
+    let p = P {
+        src,
+        depth: std::cell::Cell::new(0),
+    };
     match p.required(src, P::formula) {
         Ok((rest, f)) => {
             let rest = ws(rest);

@@ -129,6 +129,24 @@ fn bad_specs_are_reported_with_positions() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!(
+        "property p: {}end{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let chain = format!("property p: end{}", " && end".repeat(100_000));
+    let unary = format!("property p: {}end", "! X ".repeat(100_000));
+    let right = format!("property p: end{}", " -> end".repeat(100_000));
+    for src in [deep, chain, unary, right] {
+        let e = Spec::parse("t", &src).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{}", e.message);
+    }
+    let ok = format!("property p: {}end{}", "(".repeat(90), ")".repeat(90));
+    assert!(Spec::parse("t", &ok).is_ok());
+}
+
+#[test]
 fn a_formula_runs_until_the_next_item() {
     let spec = parse_spec(
         "t",
