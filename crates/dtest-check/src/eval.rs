@@ -166,6 +166,7 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
                 ctx: &ctx,
                 vals: &vals,
                 notes: &mut notes,
+                pessimistic: false,
             };
             ex.explain(root, 0, false, 0);
         }
@@ -178,6 +179,7 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
                 ctx: &ctx,
                 vals: &vals,
                 notes: &mut notes,
+                pessimistic: true,
             };
             ex.explain(root, 0, false, 0);
         }
@@ -799,6 +801,9 @@ struct Explainer<'e> {
     ctx: &'e Ctx<'e>,
     vals: &'e HashMap<NodeId, Vals>,
     notes: &'e mut Vec<Note>,
+    /// Explain why the pessimistic bound fails (why an inconclusive
+    /// property does not hold yet: its pending obligations).
+    pessimistic: bool,
 }
 
 const MAX_NOTES: usize = 8;
@@ -813,7 +818,10 @@ impl Explainer<'_> {
     /// The bits used to explain `claim` (see [`Explainer::val`]).
     fn bits(&self, id: NodeId, claim: bool) -> &Bits {
         let v = &self.vals[&id];
-        if claim {
+        // A violation: a true claim is shown on `lo`, a false one on `hi`
+        // (negation swaps them). An inconclusive verdict (why it does not
+        // hold yet): the other way round.
+        if claim != self.pessimistic {
             &v.lo
         } else {
             v.hi()
