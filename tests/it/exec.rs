@@ -769,3 +769,30 @@ fn after_hook_adds_points_on_the_finished_trace() {
     assert!(text.contains("not ok 3 - check did not run"), "{text}");
     check_tap(text.as_bytes());
 }
+
+/// Regression: a `terminate` right after `run` sent Ctrl-C before the shell
+/// had read the command line; the terminal flushed the line and the
+/// command never ended (found with bash). Signals now wait for the
+/// command's start marker.
+#[test]
+fn terminate_right_after_run() {
+    for shell in ["/bin/sh", "/bin/bash"] {
+        let t = format!(
+            r#"
+name = "quick-terminate"
+[[tester]]
+name = "a"
+shell = "{shell}"
+steps = [
+  {{ run = "sleep 30" }},
+  {{ terminate = "INT" }},
+  {{ wait = "10s", status = 130 }},
+  {{ run = "echo still-alive" }},
+  {{ expect = "still-alive" }},
+]
+"#
+        );
+        let r = exec_text(&t, &[], 60);
+        assert_eq!(r.code(), Some(0), "{shell}: {}", show(&r.out));
+    }
+}

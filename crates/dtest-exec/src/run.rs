@@ -1419,6 +1419,22 @@ impl<'c, 'a> TesterRun<'c, 'a> {
             }
         }
         let mut sent = Vec::new();
+        // A signal sent before the shell has read the command line would
+        // miss the command (on a pty, Ctrl-C even flushes the line): wait
+        // for its start marker first.
+        let until = Instant::now() + grace.max(Duration::from_secs(1));
+        while self.running()
+            && !self.session.as_ref().map(|s| s.started()).unwrap_or(true)
+            && Instant::now() < until
+        {
+            let now = Instant::now();
+            if self
+                .pump(until.min(now + Duration::from_millis(50)), None)
+                .is_err()
+            {
+                break;
+            }
+        }
         for sig in seq {
             if !self.running() {
                 break;

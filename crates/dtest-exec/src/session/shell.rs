@@ -45,6 +45,8 @@ pub enum Segment<'a> {
     Data(&'a [u8]),
     /// A marker with the status the shell printed in it.
     Marker(i32),
+    /// The start marker: the shell has read a command line and begins it.
+    Started,
 }
 
 /// Removes the markers of one nonce from a byte stream, finding markers
@@ -59,6 +61,7 @@ pub struct MarkerFilter {
 
 enum Parse {
     Marker(i32, usize),
+    Started(usize),
     Incomplete,
     NotMarker,
 }
@@ -89,6 +92,11 @@ impl MarkerFilter {
             return Parse::Incomplete;
         }
         let rest = &d[p.len()..];
+        match rest {
+            [b's'] => return Parse::Incomplete,
+            [b's', RS, ..] => return Parse::Started(p.len() + 2),
+            _ => {}
+        }
         let mut i = 0;
         if rest.first() == Some(&b'-') {
             i = 1;
@@ -140,6 +148,10 @@ impl MarkerFilter {
             match self.parse(&data[p..]) {
                 Parse::Marker(n, len) => {
                     out(Segment::Marker(n));
+                    i = p + len;
+                }
+                Parse::Started(len) => {
+                    out(Segment::Started);
                     i = p + len;
                 }
                 Parse::Incomplete => {
@@ -208,6 +220,9 @@ pub struct ShellSession {
     filter: MarkerFilter,
     buf: Vec<u8>,
     running: bool,
+    /// The running command's line has been read by the shell (its start
+    /// marker was seen): signals and the interrupt character now reach it.
+    started: bool,
     closed: Option<Option<ExitStatus>>,
 }
 
@@ -238,6 +253,7 @@ impl ShellSession {
             nonce,
             buf: vec![0; CHUNK],
             running: true,
+            started: true,
             closed: None,
         };
         let init = if pty {
@@ -294,6 +310,13 @@ impl ShellSession {
         self.running
     }
 
+    /// Whether the running command has started: the shell has read its
+    /// line (a Ctrl-C sent before that would flush the line from the
+    /// terminal and hit the shell instead).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
     /// Whether the shell has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()
@@ -304,13 +327,15 @@ impl ShellSession {
         &mut *self.ch
     }
 
-    /// The bytes written to the shell to run `command`.
+    /// The bytes written to the shell to run `command`: a start marker,
+    /// the command, and (on pipes) the end marker with its status.
     pub fn command_line(&self, command: &str) -> String {
+        let start = format!("printf '\\036dtest:%s:s\\036' {}", self.nonce);
         if self.pty {
-            format!("eval {}\n", shell_quote(command))
+            format!("{start}; eval {}\n", shell_quote(command))
         } else {
             format!(
-                "eval {}; {}\n",
+                "{start}; eval {}; {}\n",
                 shell_quote(command),
                 self.marker_printf("\"$?\"")
             )
@@ -325,6 +350,7 @@ impl ShellSession {
         let line = self.command_line(command);
         self.ch.write(line.as_bytes())?;
         self.running = true;
+        self.started = false;
         Ok(())
     }
 
@@ -364,13 +390,16 @@ impl ShellSession {
                 n,
             } => {
                 let running = &mut self.running;
+                let started = &mut self.started;
                 self.filter.feed(&self.buf[..n], &mut |seg| match seg {
                     Segment::Data(d) => f(Piece::Output(Stream::Stdout, d)),
+                    Segment::Started => *started = true,
                     Segment::Marker(st) => {
                         // A marker with no command running is a spare prompt
                         // (an interrupt at the prompt): not an exit.
                         if *running {
                             *running = false;
+                            *started = true;
                             f(Piece::Exit(status_from_shell(st)));
                         }
                     }
@@ -431,6 +460,7 @@ mod tests {
             f.feed(c, &mut |s| match s {
                 Segment::Data(d) => data.extend_from_slice(d),
                 Segment::Marker(n) => marks.push(n),
+                Segment::Started => marks.push(-1000),
             });
         }
         (data, marks)
@@ -438,13 +468,13 @@ mod tests {
 
     #[test]
     fn marker_split_at_every_position() {
-        let stream = b"hello\x1edtest:abc:17\x1eworld\x1e\x1edtest:abX";
+        let stream = b"\x1edtest:abc:s\x1ehello\x1edtest:abc:17\x1eworld\x1e\x1edtest:abX";
         for cut in 0..stream.len() {
             let mut f = MarkerFilter::new("abc");
             let (d, m) = collect(&mut f, &[&stream[..cut], &stream[cut..]]);
             let mut all = d;
             all.extend(f.take_held());
-            assert_eq!(m, vec![17], "cut {cut}");
+            assert_eq!(m, vec![-1000, 17], "cut {cut}");
             assert_eq!(all, b"helloworld\x1e\x1edtest:abX".to_vec(), "cut {cut}");
         }
     }
@@ -472,11 +502,11 @@ mod tests {
         let nonce = s
             .split("\\036' ")
             .nth(1)
-            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.split([' ', ';']).next())
             .unwrap_or("")
             .to_string();
         let mut out = Vec::new();
-        if let Some(cmd) = s.strip_prefix("eval 'echo ") {
+        if let Some(cmd) = s.split("eval 'echo ").nth(1) {
             let word = cmd.split('\'').next().unwrap_or("");
             out.extend_from_slice(word.as_bytes());
             out.push(b'\n');
@@ -495,7 +525,7 @@ mod tests {
         assert!(s.running());
         let mut out = Vec::new();
         let mut exit = None;
-        while s.running() {
+        while s.running() && Instant::now() < deadline {
             s.poll(deadline, &mut |p| match p {
                 Piece::Output(_, d) => out.extend_from_slice(d),
                 Piece::Exit(st) => exit = Some(st),
