@@ -2,7 +2,7 @@
 # Side by side: waiting for a marker after N MiB of output.
 #
 #   benches/peers-exec.sh            # N = 16, 64 (all tools), 1024 (grep, dtest pipes)
-#   RUNS=5 PEXPECT_MAX=64 benches/peers-exec.sh
+#   RUNS=5 PEXPECT_MAX=64 SIZES="16 64" benches/peers-exec.sh
 #
 # Tools: `cmd | grep -F -m1 MARKER` (pipes), a raw 64 KiB-read drain of a pty
 # (python's pty + os.read), dtest exec with pty = false and pty = true,
@@ -31,7 +31,7 @@ if ! command -v expect >/dev/null; then
 fi
 
 LINE=0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz
-cmd() { echo "yes $LINE | head -c ${1}M; echo MARKER"; }
+cmd() { echo "{ yes $LINE | head -c ${1}M; echo MARKER; }"; }
 
 now() { date +%s.%N; }
 # time_it CMD...: wall seconds of one run.
@@ -67,15 +67,16 @@ PYEOF
 }
 run_tcl() { expect -c "set timeout 3600; spawn sh -c {$(cmd "$1")}; expect MARKER" ; }
 scenario() {
-    cat > "$WORK/s$2.toml" <<TOML
+    cat > "$WORK/s$2${3:-}.toml" <<TOML
 name = "flood"
 [[tester]]
 name = "a"
 pty = $2
+record_output = ${3:-true}
 steps = [ { run = "$(cmd "$1")" }, { expect = "MARKER", timeout = "3600s" } ]
 TOML
 }
-run_dtest() { scenario "$1" "$2"; "$DTEST" exec "$WORK/s$2.toml" --out "$WORK/run-$2"; rm -rf "$WORK/run-$2"; }
+run_dtest() { scenario "$1" "$2" "${3:-}"; "$DTEST" exec "$WORK/s$2${3:-}.toml" --out "$WORK/run-$2"; rm -rf "$WORK/run-$2"; }
 
 measure() { # measure NAME MiB CMD...
     name=$1; shift; mib=$1; shift
@@ -93,6 +94,7 @@ pair() {
     echo "$(cut -d' ' -f1 "$WORK/pair" | median) $(cut -d' ' -f2 "$WORK/pair" | median) $(cut -d' ' -f3 "$WORK/pair" | median)"
 }
 run_dtest_pipe() { run_dtest "$1" false; }
+run_dtest_pipe_norec() { run_dtest "$1" false false; }
 run_dtest_pty() { run_dtest "$1" true; }
 
 echo "# $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg), RUNS=$RUNS"
@@ -100,7 +102,9 @@ printf '%-6s %-16s %10s\n' MiB tool median_s
 for mib in $SIZES; do
     set -- $(pair run_grep run_dtest_pipe "$mib")
     printf '%-6s %-16s %10s\n' "$mib" "grep -F -m1" "$1"
-    printf '%-6s %-16s %10s   median ratio dtest/grep %.2f\n' "$mib" "dtest pty=false" "$2" "$3"
+    printf '%-6s %-16s %10s   median ratio dtest/grep %.2f (output logged and traced)\n' "$mib" "dtest pty=false" "$2" "$3"
+    set -- $(pair run_grep run_dtest_pipe_norec "$mib")
+    printf '%-6s %-16s %10s   median ratio dtest/grep %.2f (record_output = false; grep: %s)\n' "$mib" "dtest pty=false" "$2" "$3" "$1"
     scenario "$mib" false
     rss=$( { /usr/bin/time -f %M "$DTEST" exec "$WORK/sfalse.toml" --out "$WORK/rss" >/dev/null; } 2>&1 | tail -1)
     rm -rf "$WORK/rss"

@@ -796,3 +796,26 @@ steps = [
         assert_eq!(r.code(), Some(0), "{shell}: {}", show(&r.out));
     }
 }
+
+#[test]
+fn record_output_false_matches_without_logging() {
+    let t = r#"
+name = "norec"
+[[tester]]
+name = "a"
+pty = false
+record_output = false
+steps = [
+  { run = "echo secret-ish-line; echo NOREC_END" },
+  { expect = "NOREC_END" },
+  { wait = "10s", status = 0 },
+]
+"#;
+    let r = exec_text(t, &[], 30);
+    assert_eq!(r.code(), Some(0), "{}", show(&r.out));
+    let out = std::fs::read_to_string(r.out_dir().join("a.out")).unwrap();
+    assert!(!out.contains("secret-ish-line"), "{out}");
+    let err = std::fs::read_to_string(r.out_dir().join("a.err")).unwrap();
+    assert!(err.contains("record_output = false"), "{err}");
+    validate_trace(&r.out_dir().join("trace.dtrace"));
+}

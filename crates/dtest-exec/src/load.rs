@@ -179,7 +179,16 @@ const DEFAULT_KEYS: &[&str] = &[
     "terminate_grace",
     "on_fail",
 ];
-const TESTER_KEYS: &[&str] = &["name", "host", "shell", "pty", "cwd", "env", "steps"];
+const TESTER_KEYS: &[&str] = &[
+    "name",
+    "host",
+    "shell",
+    "pty",
+    "cwd",
+    "env",
+    "record_output",
+    "steps",
+];
 const STEP_KINDS: &[&str] = &[
     "ok",
     "run",
@@ -553,6 +562,9 @@ impl<'a> Loader<'a> {
         }
         if let Some(v) = t.get("cwd") {
             tester.cwd = self.string(v, "cwd");
+        }
+        if let Some(v) = t.get("record_output") {
+            tester.record_output = self.boolean(v, "record_output").unwrap_or(true);
         }
         if let Some(v) = t.get("env") {
             match v.as_table_like() {

@@ -667,6 +667,9 @@ impl<'c, 'a> TesterRun<'c, 'a> {
             .registry
             .open(&spec)
             .and_then(|ch| ShellSession::start(ch, deadline));
+        if !t.record_output {
+            self.errlog("record_output = false: the session's output is not logged nor traced");
+        }
         match res {
             Ok((s, banner)) => {
                 let _ = self
@@ -1044,8 +1047,21 @@ impl<'c, 'a> TesterRun<'c, 'a> {
         };
         let rec = self.ctx.rec;
         let (me, sa) = (self.me, self.sess_actor);
+        let record = self.ctx.sc.testers[self.ti].record_output;
         let io = &mut self.io;
         let r = s.poll(deadline, &mut |p| match p {
+            Piece::Output(_, d) if !record => {
+                io.push_tail(d);
+                match &mut matcher {
+                    Some((m, hit)) if hit.is_none() => {
+                        if let Some(h) = m.feed(d) {
+                            io.push_backlog(&d[h.end..]);
+                            **hit = Some(h);
+                        }
+                    }
+                    _ => io.push_backlog(d),
+                }
+            }
             Piece::Output(stream, d) => {
                 let log = if stream == Stream::Stderr {
                     &mut io.logs.err

@@ -349,6 +349,10 @@ pub struct Tester {
     pub env: Vec<(String, String)>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// Whether the session's output goes to the `.out`/`.err` logs and the
+    /// trace (default). `false` keeps only the matching and the last lines
+    /// for diagnostics: for commands printing gigabytes.
+    pub record_output: bool,
     /// Transport-specific keys (`identity`, `x11`, ...), passed to the
     /// transport untouched (see [`crate::session::OpenSpec::options`]).
     pub options: BTreeMap<String, String>,
@@ -365,6 +369,7 @@ impl Tester {
             cwd: None,
             env: Vec::new(),
             steps: Vec::new(),
+            record_output: true,
             options: BTreeMap::new(),
         }
     }
@@ -391,6 +396,11 @@ impl Tester {
     /// Adds an environment variable.
     pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Tester {
         self.env.push((k.into(), v.into()));
+        self
+    }
+    /// Chooses whether the output is logged and traced.
+    pub fn record_output(mut self, yes: bool) -> Tester {
+        self.record_output = yes;
         self
     }
     /// Sets a transport-specific option.
