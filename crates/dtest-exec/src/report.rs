@@ -22,6 +22,9 @@ pub struct Point {
     pub diag: Vec<(String, DiagValue)>,
     /// How long the step took.
     pub duration: Duration,
+    /// A comment after the description of a point without directive
+    /// (`not ok 7 - tester1: run \`make\` # interrupted`).
+    pub note: Option<String>,
 }
 
 /// A value in a TAP diagnostic block.
@@ -103,7 +106,11 @@ impl<W: Write> TapWriter<W> {
         match &p.directive {
             Some((Directive::Skip, r)) => line.push_str(&format!(" # SKIP {}", tap_escape(r))),
             Some((Directive::Todo, r)) => line.push_str(&format!(" # TODO {}", tap_escape(r))),
-            None => {}
+            None => {
+                if let Some(n) = &p.note {
+                    line.push_str(&format!(" # {}", tap_escape(n)));
+                }
+            }
         }
         writeln!(self.out, "{line}")?;
         if !p.diag.is_empty() {
@@ -264,6 +271,7 @@ mod tests {
             directive: Some((Directive::Todo, "later".into())),
             diag: vec![("pattern".into(), DiagValue::Text("x\"\u{1}".into()))],
             duration: Duration::ZERO,
+            note: None,
         })
         .unwrap();
         let s = String::from_utf8(v).unwrap();

@@ -432,6 +432,7 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
                 .map(|(k, v)| (k, DiagValue::Text(v)))
                 .collect(),
             duration: Duration::ZERO,
+            note: None,
         };
         if !tap.broken_pipe && tap.w.point(&p).is_err() {
             tap.broken_pipe = true;
@@ -785,6 +786,7 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                     directive: outcome.directive,
                     diag: outcome.diag,
                     duration: t0.elapsed(),
+                    note: None,
                 },
             );
             self.io.logs.flush();
@@ -879,10 +881,11 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                     number: 0,
                     tester: self.name.clone(),
                     ok: false,
-                    description: format!("{desc} # {reason}"),
+                    description: desc,
                     directive: None,
                     diag: Vec::new(),
                     duration: Duration::ZERO,
+                    note: Some(reason.to_string()),
                 }
             } else {
                 Point {
@@ -893,6 +896,7 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                     directive: Some((Directive::Skip, reason.to_string())),
                     diag: Vec::new(),
                     duration: Duration::ZERO,
+                    note: None,
                 }
             };
             self.ctx.emit(self.ti, p);
@@ -1449,6 +1453,24 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                 .is_err()
             {
                 break;
+            }
+        }
+        // On a pty, Ctrl-C must reach the command's job, not the shell:
+        // give the shell a moment to hand the terminal to the job (after
+        // that, a command made of shell builtins gets the Ctrl-C anyway).
+        if first == Signal::Int {
+            let until = Instant::now() + Duration::from_millis(500);
+            while self.running()
+                && self.session.as_mut().and_then(|s| s.foreground_job()) == Some(false)
+                && Instant::now() < until
+            {
+                let now = Instant::now();
+                if self
+                    .pump(until.min(now + Duration::from_millis(10)), None)
+                    .is_err()
+                {
+                    break;
+                }
             }
         }
         for sig in seq {

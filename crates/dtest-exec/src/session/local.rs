@@ -440,6 +440,19 @@ impl Channel for LocalChannel {
         Ok(())
     }
 
+    fn foreground_job(&mut self) -> Option<bool> {
+        if !self.pty {
+            return None;
+        }
+        let fd = self.out.as_ref()?;
+        // SAFETY: tcgetpgrp on the pty master we own.
+        let pg = unsafe { libc::tcgetpgrp(fd.as_raw_fd()) };
+        if pg <= 0 {
+            return None;
+        }
+        Some(pg != self.pid)
+    }
+
     fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo> {
         let dst = self.resolve(remote);
         let err = |e: io::Error, p: &Path| SessionError::Transfer {

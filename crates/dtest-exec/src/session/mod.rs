@@ -354,6 +354,15 @@ pub trait Channel: Send {
     /// the interrupt character; this is the fallback and the escalation.)
     fn signal(&mut self, sig: Signal) -> Result<()>;
 
+    /// On a pty: whether a job other than the shell holds the terminal
+    /// (the command has really started), or `None` when the transport
+    /// cannot tell. The shell protocol sends the interrupt character only
+    /// then: a Ctrl-C that reaches the shell itself between two commands
+    /// makes bash exit and dash stop reading. Default: `None`.
+    fn foreground_job(&mut self) -> Option<bool> {
+        None
+    }
+
     /// Copies the controller's file `local` to `remote` on the session's
     /// host (relative to the session's cwd), creating or truncating it.
     fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo>;

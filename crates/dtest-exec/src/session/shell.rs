@@ -317,6 +317,12 @@ impl ShellSession {
         self.started
     }
 
+    /// Whether a job other than the shell holds the terminal (see
+    /// [`Channel::foreground_job`]).
+    pub fn foreground_job(&mut self) -> Option<bool> {
+        self.ch.foreground_job()
+    }
+
     /// Whether the shell has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()
