@@ -333,6 +333,79 @@ impl std::hash::Hasher for MsgIdHasher {
 /// A map keyed by message id.
 pub type MsgMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<MsgIdHasher>>;
 
+/// Values of the messages in flight, by message id.
+///
+/// Message ids are mostly consecutive (each send takes the next one), so the
+/// values live in a ring indexed by `id - base`; ids that do not fit (out of
+/// order, or a message still in flight after 64 Ki later sends) go to a hash
+/// map. Memory is bounded by the ring's size plus the messages in flight.
+#[derive(Clone, Debug)]
+pub struct InFlight<V> {
+    base: u64,
+    ring: std::collections::VecDeque<Option<V>>,
+    spill: MsgMap<V>,
+}
+
+impl<V> Default for InFlight<V> {
+    fn default() -> Self {
+        InFlight {
+            base: 0,
+            ring: std::collections::VecDeque::new(),
+            spill: MsgMap::default(),
+        }
+    }
+}
+
+impl<V> InFlight<V> {
+    const RING_MAX: usize = 1 << 16;
+
+    /// Adds (or replaces) the value of message `id`; returns the old value.
+    #[inline]
+    pub fn insert(&mut self, id: u64, v: V) -> Option<V> {
+        if self.ring.is_empty() {
+            self.base = id;
+        }
+        let end = self.base.wrapping_add(self.ring.len() as u64);
+        if id == end && id >= self.base {
+            self.ring.push_back(Some(v));
+            if self.ring.len() > Self::RING_MAX {
+                if let Some(Some(old)) = self.ring.pop_front() {
+                    self.spill.insert(self.base, old);
+                }
+                self.base += 1;
+                self.trim();
+            }
+            None
+        } else if id >= self.base && id < end {
+            self.ring[(id - self.base) as usize].replace(v)
+        } else {
+            self.spill.insert(id, v)
+        }
+    }
+
+    /// Takes the value of message `id` out.
+    #[inline]
+    pub fn remove(&mut self, id: u64) -> Option<V> {
+        let end = self.base.wrapping_add(self.ring.len() as u64);
+        if id >= self.base && id < end {
+            let v = self.ring[(id - self.base) as usize].take();
+            self.trim();
+            v
+        } else if self.spill.is_empty() {
+            None
+        } else {
+            self.spill.remove(&id)
+        }
+    }
+
+    fn trim(&mut self) {
+        while let Some(None) = self.ring.front() {
+            self.ring.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
 /// State the event codec carries from one event to the next, identical on the
 /// writing and the reading side.
 #[derive(Debug, Clone)]
@@ -348,7 +421,7 @@ pub struct CodecState {
     /// Index of the next event.
     pub next_index: u64,
     /// Clocks of sends whose receive has not been seen yet.
-    sent: MsgMap<Vec<u32>>,
+    sent: InFlight<Vec<u32>>,
     /// Spare clock buffers.
     free: Vec<Vec<u32>>,
     /// Actor names, by id.
@@ -375,7 +448,7 @@ impl CodecState {
             last_time: 0,
             last_send: u64::MAX,
             next_index: 0,
-            sent: MsgMap::default(),
+            sent: InFlight::default(),
             free: Vec::new(),
         }
     }
@@ -427,7 +500,7 @@ impl CodecState {
         let a = actor as usize;
         let n = self.n;
         if dir == Dir::Recv {
-            if let Some(sent) = msg.and_then(|m| self.sent.remove(&m)) {
+            if let Some(sent) = msg.and_then(|m| self.sent.remove(m)) {
                 let row = &mut self.clocks[a * n..(a + 1) * n];
                 for (o, s) in row.iter_mut().zip(&sent) {
                     if *s > *o {

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use crate::clock::VectorClock;
-use crate::codec::{self, CodecState, Cursor, MsgMap, BLOCK_HEADER_LEN, PREAMBLE_LEN};
+use crate::codec::{self, CodecState, Cursor, InFlight, BLOCK_HEADER_LEN, PREAMBLE_LEN};
 use crate::error::{Error, Result};
 use crate::model::{Dir, Event, EventData, Header, Kind, MsgId};
 
@@ -59,7 +59,7 @@ pub struct Reader<R: Read> {
     block_base: u64,
     offset: u64,
     current: Event,
-    pending: MsgMap<EventData>,
+    pending: InFlight<EventData>,
     /// The current event is a send whose data moves to `pending` on the
     /// next call (moved, not cloned).
     stash: Option<MsgId>,
@@ -178,7 +178,7 @@ impl<R: Read> Reader<R> {
                     reason: String::new(),
                 },
             },
-            pending: MsgMap::default(),
+            pending: InFlight::default(),
             stash: None,
             warnings,
             saw_end: false,
@@ -376,7 +376,7 @@ impl<R: Read> Reader<R> {
         let data = match dir {
             Dir::Recv => {
                 let m = msg.unwrap_or_default();
-                match self.pending.remove(&m) {
+                match self.pending.remove(m) {
                     Some(d) if d.kind() == kind => d,
                     _ => EventData::empty(kind),
                 }

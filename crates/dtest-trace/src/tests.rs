@@ -584,3 +584,30 @@ fn oversized_event_is_refused_and_the_writer_stays_usable() {
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].data, ok);
 }
+
+#[test]
+fn in_flight_table_ring_and_spill() {
+    use crate::codec::InFlight;
+    let mut t = InFlight::default();
+    // Consecutive ids, received out of order.
+    for id in 10..20u64 {
+        assert_eq!(t.insert(id, id * 2), None);
+    }
+    assert_eq!(t.remove(15), Some(30));
+    assert_eq!(t.remove(15), None);
+    assert_eq!(t.remove(10), Some(20));
+    // Out-of-order and far-away ids spill to the map.
+    assert_eq!(t.insert(5, 1), None);
+    assert_eq!(t.insert(1_000_000, 2), None);
+    assert_eq!(t.remove(5), Some(1));
+    assert_eq!(t.remove(1_000_000), Some(2));
+    // A message in flight for longer than the ring holds stays findable.
+    let mut t = InFlight::default();
+    t.insert(0, 0u64);
+    for id in 1..200_000u64 {
+        t.insert(id, id);
+        assert_eq!(t.remove(id), Some(id));
+    }
+    assert_eq!(t.remove(0), Some(0));
+    assert_eq!(t.remove(7), None);
+}
