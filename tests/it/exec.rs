@@ -823,3 +823,46 @@ steps = [
     assert!(err.contains("record_output = false"), "{err}");
     validate_trace(&r.out_dir().join("trace.dtrace"));
 }
+
+/// `dtest exec --check SPEC`: one TAP point per property after the steps,
+/// counted in the plan; a violated property fails the run with its deciding
+/// events in the diagnostic; a bad spec is refused before anything runs.
+#[test]
+fn exec_check_adds_one_point_per_property() {
+    let toml = r#"
+name = "check-hook"
+[[tester]]
+name = "a"
+steps = [
+  { run = "echo ready" },
+  { expect = "ready" },
+  { ok = "a finished" },
+]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("p.spec");
+    std::fs::write(
+        &spec,
+        "property matched: F match(a, \"ready\")\n\
+         property never_ready: G !match(a, /ready/)\n",
+    )
+    .unwrap();
+    let r = exec_text(toml, &["--check", spec.to_str().unwrap()], 60);
+    assert_eq!(r.code(), Some(1), "{}", show(&r.out));
+    let tap = r.stdout();
+    assert!(tap.contains("\n1..5\n"), "{tap}");
+    assert!(r.line("property matched").starts_with("ok 4 "), "{tap}");
+    assert!(
+        r.line("property never_ready").starts_with("not ok 5 "),
+        "{tap}"
+    );
+    assert!(tap.contains("VIOLATED"), "{tap}");
+    check_tap(&r.out.stdout);
+
+    let bad = dir.path().join("bad.spec");
+    std::fs::write(&bad, "property x: G (").unwrap();
+    let r = exec_text(toml, &["--check", bad.to_str().unwrap()], 60);
+    assert_eq!(r.code(), Some(2), "{}", show(&r.out));
+    assert!(r.stderr().contains("bad.spec:1:16:"), "{}", r.stderr());
+    assert!(r.stdout().is_empty(), "nothing ran: {}", r.stdout());
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dtest_exec::{LoadOptions, RunOptions, TransportRegistry};
+use dtest_exec::{ExtraPoint, LoadOptions, RunOptions, TransportRegistry};
 
 use crate::{CliError, CliResult};
 
@@ -27,6 +27,10 @@ pub struct Args {
     /// Run a tester on another host (`local`, `ssh://user@host:port`); repeatable.
     #[arg(long = "host", value_name = "TESTER=URL", value_parser = parse_pair)]
     pub host: Vec<(String, String)>,
+    /// Check the properties of SPEC (the `dtest check` language) on the run's
+    /// trace at the end: one more TAP point per property.
+    #[arg(long, value_name = "SPEC")]
+    pub check: Option<PathBuf>,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -109,6 +113,15 @@ pub fn run(args: Args) -> CliResult {
             return Ok(2);
         }
     };
+    // The spec is parsed before anything runs: a mistake in it is bad
+    // input (exit 2), and the number of properties goes into the TAP plan.
+    let spec = match &args.check {
+        Some(path) => match dtest_check::Spec::parse_file(path) {
+            Ok(spec) => Some(spec),
+            Err(e) => return Err(CliError::Input(e.to_string())),
+        },
+        None => None,
+    };
     let out = args.out.clone().unwrap_or_else(|| default_out(&sc.name));
     if let Err(e) = dtest_exec::signals::install() {
         return Err(CliError::Internal(format!(
@@ -119,6 +132,10 @@ pub fn run(args: Args) -> CliResult {
     ro.junit = args.junit.clone();
     ro.registry = registry;
     ro.interrupt = Some(std::sync::Arc::new(dtest_exec::signals::received));
+    if let Some(spec) = spec {
+        ro.extra_points = spec.len();
+        ro.after = Some(Box::new(move |trace: &Path| check_points(&spec, trace)));
+    }
     let argv: Vec<String> = std::env::args().collect();
     ro.meta.push(("command".into(), argv.join(" ")));
     match dtest_exec::run(&sc, ro) {
@@ -145,6 +162,47 @@ pub fn run(args: Args) -> CliResult {
         }
         Err(dtest_exec::RunError::Invalid(m)) => Err(CliError::Input(m)),
         Err(e) => Err(CliError::Input(e.to_string())),
+    }
+}
+
+/// One TAP point per property of `spec`, checked on the finished trace.
+fn check_points(spec: &dtest_check::Spec, trace: &Path) -> Vec<ExtraPoint> {
+    match dtest_check::check_trace(spec, &[], trace) {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| {
+                let mut diagnostics = Vec::new();
+                if !r.holds() {
+                    diagnostics.push(("verdict".to_string(), r.verdict.word().to_string()));
+                    diagnostics.push(("formula".to_string(), r.formula.clone()));
+                    for e in &r.details {
+                        diagnostics.push((
+                            format!("event_{}", e.index),
+                            format!("{} {} {:?}", e.actor, e.kind, e.text),
+                        ));
+                    }
+                    // Keys of a TAP diagnostic block must be unique words (YAMLish).
+                    for (k, n) in r.why.iter().enumerate() {
+                        let at = n.event.map(|i| format!("_event_{i}")).unwrap_or_default();
+                        diagnostics.push((format!("why_{}{at}", k + 1), n.message.clone()));
+                    }
+                }
+                ExtraPoint {
+                    ok: r.holds(),
+                    description: format!("property {}: {}", r.property, r.verdict.word()),
+                    diagnostics,
+                }
+            })
+            .collect(),
+        Err(e) => spec
+            .property_names()
+            .into_iter()
+            .map(|name| ExtraPoint {
+                ok: false,
+                description: format!("property {name}: not checked"),
+                diagnostics: vec![("error".to_string(), e.to_string())],
+            })
+            .collect(),
     }
 }
 
