@@ -31,7 +31,11 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Fails with a message naming the Debian package when a tool is missing.
 pub fn require_tool(tool: &str, package: &str) -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+    {
         let p = Path::new(dir).join(tool);
         if p.is_file() {
             return p;
