@@ -1,63 +1,20 @@
 //! A local child process on a pseudo-terminal or on pipes, read with
 //! deadlines: how the `openssh` transport runs the system `ssh` client.
 //!
-//! (dtest-exec's local transport has the same machinery privately; this is
-//! the small part the ssh client needs.)
+//! (The pty and descriptor helpers are dtest-exec's local transport's; this
+//! is the small process wrapper the ssh client needs on top of them.)
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dtest_exec::session::local::{open_pty, set_nonblocking};
 use dtest_trace::Stream;
 
 fn errno() -> io::Error {
     io::Error::last_os_error()
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own, with integer arguments.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(errno());
-        }
-    }
-    Ok(())
-}
-
-/// Opens a pseudo-terminal pair (master, slave), both close-on-exec.
-pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    let ws = libc::winsize {
-        ws_row: 50,
-        ws_col: 250,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two descriptors into the pointed-to ints; the
-    // name and termios pointers may be null.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &ws,
-        )
-    };
-    if r != 0 {
-        return Err(errno());
-    }
-    // SAFETY: fcntl on the two descriptors just opened.
-    unsafe {
-        libc::fcntl(master, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::fcntl(slave, libc::F_SETFD, libc::FD_CLOEXEC);
-    }
-    // SAFETY: both descriptors were just opened and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
 }
 
 /// A child process in its own session, with its output read non-blocking.

@@ -68,7 +68,9 @@ fn errno() -> io::Error {
     io::Error::last_os_error()
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+/// Puts a descriptor in non-blocking mode (shared with other transports
+/// that run local processes, such as dtest-ssh's `openssh://`).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own, with integer arguments.
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
@@ -86,8 +88,9 @@ fn set_cloexec(fd: RawFd) {
     }
 }
 
-/// Opens a pseudo-terminal pair (master, slave) with a wide window.
-fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+/// Opens a pseudo-terminal pair (master, slave) with a wide window, both
+/// close-on-exec (shared with other transports that run local processes).
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut master: libc::c_int = -1;
     let mut slave: libc::c_int = -1;
     let ws = libc::winsize {
