@@ -53,15 +53,7 @@ fn bench(c: &mut Criterion) {
                     Writer::new(Vec::with_capacity(bytes.len() + 4096), trace.header.clone())
                         .unwrap();
                 for e in &trace.events {
-                    w.append(
-                        e.actor,
-                        e.time_ns,
-                        e.dir,
-                        e.msg,
-                        e.clock.as_slice(),
-                        &e.data,
-                    )
-                    .unwrap();
+                    w.append_event(e).unwrap();
                 }
                 black_box(w.into_inner().unwrap().len())
             })

@@ -178,15 +178,7 @@ fn truncated_and_corrupt_traces() {
     });
     let mut w = Writer::new(Vec::new(), src.header.clone()).unwrap();
     for (i, e) in src.events.iter().enumerate() {
-        w.append(
-            e.actor,
-            e.time_ns,
-            e.dir,
-            e.msg,
-            e.clock.as_slice(),
-            &e.data,
-        )
-        .unwrap();
+        w.append_event(e).unwrap();
         if i % 10 == 9 {
             w.flush().unwrap();
         }

@@ -454,17 +454,7 @@ pub fn generate(cfg: &Config) -> Trace {
 /// Writes a synthetic trace to `out` (streaming: constant memory).
 pub fn write_to<W: Write>(out: W, cfg: &Config) -> Result<W> {
     let mut w = Writer::new(out, header(cfg))?;
-    generate_into(cfg, |e| {
-        w.append(
-            e.actor,
-            e.time_ns,
-            e.dir,
-            e.msg,
-            e.clock.as_slice(),
-            &e.data,
-        )
-        .map(|_| ())
-    })?;
+    generate_into(cfg, |e| w.append_event(e).map(|_| ()))?;
     w.into_inner()
 }
 

@@ -37,15 +37,7 @@ fn header(n: usize) -> Header {
 fn write_events(h: &Header, events: &[Event], flush_every: usize) -> Vec<u8> {
     let mut w = Writer::new(Vec::new(), h.clone()).unwrap();
     for (i, e) in events.iter().enumerate() {
-        w.append(
-            e.actor,
-            e.time_ns,
-            e.dir,
-            e.msg,
-            e.clock.as_slice(),
-            &e.data,
-        )
-        .unwrap();
+        w.append_event(e).unwrap();
         if flush_every > 0 && (i + 1) % flush_every == 0 {
             w.flush().unwrap();
         }
@@ -364,15 +356,7 @@ fn minor_versions() {
     // An older (or equal) minor is read silently.
     let mut w = Writer::with_minor(Vec::new(), t.header.clone(), 0).unwrap();
     for e in &t.events {
-        w.append(
-            e.actor,
-            e.time_ns,
-            e.dir,
-            e.msg,
-            e.clock.as_slice(),
-            &e.data,
-        )
-        .unwrap();
+        w.append_event(e).unwrap();
     }
     let (_, evs, warnings, _) = read_all(&w.into_inner().unwrap()).unwrap();
     assert_eq!(evs, t.events);

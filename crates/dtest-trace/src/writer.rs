@@ -135,6 +135,19 @@ impl<W: Write> Writer<W> {
         Ok(index)
     }
 
+    /// Appends a complete event (its index is ignored: events are numbered
+    /// in the order they are appended).
+    pub fn append_event(&mut self, e: &crate::model::Event) -> Result<u64> {
+        self.append(
+            e.actor,
+            e.time_ns,
+            e.dir,
+            e.msg,
+            e.clock.as_slice(),
+            &e.data,
+        )
+    }
+
     fn write_block(&mut self) -> Result<()> {
         if self.block.len() == BLOCK_HEADER_LEN {
             return Ok(());
