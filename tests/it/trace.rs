@@ -144,7 +144,7 @@ fn bad_input_is_one_line_and_exit_2() {
     for (p, needle) in [
         (&not, "byte 0: not a dtest trace"),
         (&missing, "missing.dtrace"),
-        (&major_p, "byte 8: unsupported trace format version 99.0"),
+        (&major_p, "byte 8: unsupported trace format version 99."),
     ] {
         for sub in ["show", "stats", "validate"] {
             let o = run(dtest().args(["trace", sub]).arg(p));

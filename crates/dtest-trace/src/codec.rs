@@ -31,8 +31,11 @@
 //!          (recv)    zigzag varint: previous send's msg - msg
 //! nclock   varint    number of clock entries that follow
 //! entries  nclock x (actor varint, zigzag varint of new - old value)
-//! data     (local, send) bincode of `EventData` (barrier_leave: its name,
-//!          then its participants as actor ids); nothing for a receive
+//! data     (local, send) bincode of `EventData`; nothing for a receive.
+//!          barrier_leave instead: its name, then varint c: 0 = the same
+//!          participants as the previous barrier_leave, else c - 1
+//!          participants, each varint actor id + 1, or 0 and a string
+//!          (format 1.0: c is the count itself, no repeat code)
 //! ```
 //!
 //! Clock entries are relative to the clock the codec predicts: the actor's
@@ -55,7 +58,9 @@ pub const MAGIC: [u8; 8] = *b"\x89DTRACE\n";
 /// Format major version: readers refuse any other.
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version: readers read every older minor of their major.
-pub const FORMAT_MINOR: u16 = 0;
+/// 1.0 -> 1.1: a barrier_leave may say "same participants as the previous
+/// one" instead of repeating the list.
+pub const FORMAT_MINOR: u16 = 1;
 /// Size of the fixed preamble before the header bytes.
 pub const PREAMBLE_LEN: usize = 8 + 2 + 2 + 4 + 4;
 /// Size of a block header.
@@ -216,20 +221,34 @@ impl<'a> Cursor<'a> {
     }
 
     /// Decodes the data of an event of `kind` (see [`put_data`]).
-    pub fn data(&mut self, kind: Kind, names: &[String]) -> Result<EventData> {
+    pub fn data(&mut self, kind: Kind, state: &mut CodecState) -> Result<EventData> {
         if kind == Kind::BarrierLeave {
             let name = self.string()?;
-            let count = self.varint()?;
+            let code = self.varint()?;
+            // Format 1.1: 0 means "the participants of the previous
+            // barrier_leave", n means n - 1 participants follow.
+            // Format 1.0: the count itself.
+            let count = match (state.minor, code) {
+                (0, n) => n,
+                (_, 0) => {
+                    return Ok(EventData::BarrierLeave {
+                        name,
+                        participants: state.last_participants.clone(),
+                    })
+                }
+                (_, n) => n - 1,
+            };
             let mut participants = Vec::with_capacity(count.min(1024) as usize);
             for _ in 0..count {
                 match self.varint()? {
                     0 => participants.push(self.string()?),
-                    id => match names.get(id as usize - 1) {
+                    id => match state.names.get(id as usize - 1) {
                         Some(n) => participants.push(n.clone()),
                         None => return Err(self.corrupt("barrier participant is not an actor")),
                     },
                 }
             }
+            state.last_participants.clone_from(&participants);
             return Ok(EventData::BarrierLeave { name, participants });
         }
         let rest = &self.buf[self.pos..];
@@ -278,12 +297,18 @@ pub fn untag(t: u8) -> Option<(Kind, Dir)> {
 /// Appends the bincode of `data`, except for `barrier_leave`, whose
 /// participants are stored as actor ids when they name actors (a barrier over
 /// 64 testers would otherwise repeat 64 names in each of its 64 leaves).
-pub fn put_data(out: &mut Vec<u8>, data: &EventData, ids: &HashMap<String, u32>) -> Result<()> {
+pub fn put_data(out: &mut Vec<u8>, data: &EventData, state: &mut CodecState) -> Result<()> {
     if let EventData::BarrierLeave { name, participants } = data {
         put_str(out, name);
-        put_varint(out, participants.len() as u64);
+        if state.minor >= 1 && !state.first_leave && *participants == state.last_participants {
+            // The master sends one list to every participant in a row.
+            out.push(0);
+            return Ok(());
+        }
+        let count = participants.len() as u64;
+        put_varint(out, if state.minor >= 1 { count + 1 } else { count });
         for p in participants {
-            match ids.get(p) {
+            match state.ids.get(p) {
                 Some(&id) => put_varint(out, u64::from(id) + 1),
                 None => {
                     out.push(0);
@@ -291,6 +316,8 @@ pub fn put_data(out: &mut Vec<u8>, data: &EventData, ids: &HashMap<String, u32>)
                 }
             }
         }
+        state.last_participants.clone_from(participants);
+        state.first_leave = false;
         return Ok(());
     }
     let start = out.len();
@@ -428,11 +455,19 @@ pub struct CodecState {
     pub names: Vec<String>,
     /// Actor ids, by name.
     pub ids: HashMap<String, u32>,
+    /// Minor format version being written or read (changes the encoding of
+    /// barrier participants, see [`put_data`]).
+    pub minor: u16,
+    /// Participants of the previous `barrier_leave`.
+    last_participants: Vec<String>,
+    /// No `barrier_leave` written yet.
+    first_leave: bool,
 }
 
 impl CodecState {
-    /// The initial state for a trace with these actors.
-    pub fn new(header: &Header) -> CodecState {
+    /// The initial state for a trace with these actors, in format
+    /// `FORMAT_MAJOR.minor`.
+    pub fn new(header: &Header, minor: u16) -> CodecState {
         let n = header.actors.len();
         let names: Vec<String> = header.actors.iter().map(|a| a.name.clone()).collect();
         let ids = names
@@ -443,6 +478,9 @@ impl CodecState {
         CodecState {
             names,
             ids,
+            minor,
+            last_participants: Vec::new(),
+            first_leave: true,
             clocks: vec![0; n * n],
             n,
             last_time: 0,

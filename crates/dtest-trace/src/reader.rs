@@ -157,7 +157,7 @@ impl<R: Read> Reader<R> {
             warnings.push(Warning::NewerMinor { minor });
         }
         let offset = (PREAMBLE_LEN + hbuf.len()) as u64;
-        let state = CodecState::new(&header);
+        let state = CodecState::new(&header, minor.min(codec::FORMAT_MINOR));
         Ok(Reader {
             input,
             header,
@@ -215,7 +215,8 @@ impl<R: Read> Reader<R> {
         self.offset
     }
 
-    /// Total payload bytes (input and output) of the events read so far.
+    /// Total payload bytes (input and output) of the events read so far,
+    /// each message counted once.
     pub fn payload_bytes(&self) -> u64 {
         self.bytes_payload
     }
@@ -382,7 +383,7 @@ impl<R: Read> Reader<R> {
                 }
             }
             _ => {
-                let d = c.data(kind, &self.state.names)?;
+                let d = c.data(kind, &mut self.state)?;
                 if d.kind() != kind {
                     return Err(Error::Corrupt {
                         offset: start,
@@ -402,7 +403,10 @@ impl<R: Read> Reader<R> {
         if kind == Kind::End {
             self.saw_end = true;
         }
-        self.bytes_payload += data.payload_len() as u64;
+        if dir != Dir::Recv {
+            // A receive shows its send's payload: count it once.
+            self.bytes_payload += data.payload_len() as u64;
+        }
         let consumed = (c.offset() - start) as usize;
         self.block_pos += consumed;
         let cur = &mut self.current;

@@ -57,7 +57,7 @@ impl<W: Write> Writer<W> {
         block.resize(BLOCK_HEADER_LEN, 0);
         Ok(Writer {
             out,
-            state: CodecState::new(&header),
+            state: CodecState::new(&header, minor),
             block,
             header,
             events: 0,
@@ -108,7 +108,7 @@ impl<W: Write> Writer<W> {
         // the codec state is untouched.
         self.scratch.clear();
         if dir != Dir::Recv {
-            codec::put_data(&mut self.scratch, data, &self.state.ids)?;
+            codec::put_data(&mut self.scratch, data, &mut self.state)?;
         }
         let b = &mut self.block;
         b.push(codec::tag(data.kind(), dir));
