@@ -4,49 +4,11 @@
 //! JUnit (checked by xmllint). Every run has a deadline; no timing is
 //! asserted.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{dtest, repo_root, require_tool, show};
-
-/// Waits for `child` at most `secs`, killing it (and failing) after that.
-fn wait_deadline(mut child: Child, secs: u64, what: &str) -> Output {
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let to = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut v);
-        }
-        v
-    });
-    let te = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut v);
-        }
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {secs}s (a hang)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: to.join().unwrap_or_default(),
-        stderr: te.join().unwrap_or_default(),
-    }
-}
+use crate::common::{dtest, repo_root, require_tool, show, wait_deadline};
 
 /// Runs `dtest exec` on scenario text written to a temp dir.
 struct Run {

@@ -6,12 +6,11 @@
 //! that never reaches a log or the trace, and X11 forwarding under Xvfb.
 //! Every run has a deadline; no timing is asserted.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{dtest, repo_root, require_tool, show};
+use crate::common::{dtest, repo_root, require_tool, show, wait_deadline};
 use crate::sshd::{self, Client, Sshd, SshdOptions};
 
 /// A finished `dtest exec`.
@@ -94,40 +93,8 @@ fn spawn(
     (dir, cmd.spawn().expect("spawn dtest"))
 }
 
-fn finish(dir: tempfile::TempDir, mut child: Child, secs: u64) -> Run {
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let to = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut v);
-        }
-        v
-    });
-    let te = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut v);
-        }
-        v
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("dtest exec still running after {secs}s (a hang)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = Output {
-        status,
-        stdout: to.join().unwrap_or_default(),
-        stderr: te.join().unwrap_or_default(),
-    };
+fn finish(dir: tempfile::TempDir, child: Child, secs: u64) -> Run {
+    let out = wait_deadline(child, secs, "dtest exec");
     Run { dir, out }
 }
 
