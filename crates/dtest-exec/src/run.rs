@@ -1326,60 +1326,48 @@ impl<'c, 'a> TesterRun<'c, 'a> {
     }
 
     fn put(&mut self, desc: String, named: bool, from: &str, to: &str) -> Outcome {
-        if let Some(g) = self.session_gone() {
-            return Outcome::fail(desc, g);
-        }
-        let local = self.local_path(from);
-        let Some(s) = self.session.as_mut() else {
-            return Outcome::fail(desc, "no session");
-        };
-        match s.channel().put(&local, to) {
-            Ok(fi) => {
-                let _ = self.ctx.rec.message(
-                    self.me,
-                    self.sess_actor,
-                    EventData::Put(Transfer {
-                        local: fi.local.display().to_string(),
-                        remote: fi.remote.clone(),
-                        size: fi.size,
-                        sha256: fi.sha256,
-                    }),
-                );
-                let d = if named {
-                    desc
-                } else {
-                    format!("{}: put {} -> {} ({} bytes)", self.name, from, to, fi.size)
-                };
-                Outcome::pass(d)
-            }
-            Err(e) => Outcome::fail(desc, e.to_string()),
-        }
+        self.transfer(desc, named, true, from, to)
     }
 
     fn get(&mut self, desc: String, named: bool, from: &str, to: &str) -> Outcome {
+        self.transfer(desc, named, false, from, to)
+    }
+
+    /// A `put` (controller to host: the tester sends the file to its
+    /// session) or a `get` (the session sends it to the tester), recorded
+    /// with the size and sha256 the channel reports.
+    fn transfer(&mut self, desc: String, named: bool, put: bool, from: &str, to: &str) -> Outcome {
         if let Some(g) = self.session_gone() {
             return Outcome::fail(desc, g);
         }
-        let local = self.local_path(to);
+        let local = self.local_path(if put { from } else { to });
         let Some(s) = self.session.as_mut() else {
             return Outcome::fail(desc, "no session");
         };
-        match s.channel().get(from, &local) {
+        let result = if put {
+            s.channel().put(&local, to)
+        } else {
+            s.channel().get(from, &local)
+        };
+        match result {
             Ok(fi) => {
-                let _ = self.ctx.rec.message(
-                    self.sess_actor,
-                    self.me,
-                    EventData::Get(Transfer {
-                        local: fi.local.display().to_string(),
-                        remote: fi.remote.clone(),
-                        size: fi.size,
-                        sha256: fi.sha256,
-                    }),
-                );
+                let t = Transfer {
+                    local: fi.local.display().to_string(),
+                    remote: fi.remote.clone(),
+                    size: fi.size,
+                    sha256: fi.sha256,
+                };
+                let (sender, receiver, data) = if put {
+                    (self.me, self.sess_actor, EventData::Put(t))
+                } else {
+                    (self.sess_actor, self.me, EventData::Get(t))
+                };
+                let _ = self.ctx.rec.message(sender, receiver, data);
                 let d = if named {
                     desc
                 } else {
-                    format!("{}: get {} -> {} ({} bytes)", self.name, from, to, fi.size)
+                    let op = if put { "put" } else { "get" };
+                    format!("{}: {op} {} -> {} ({} bytes)", self.name, from, to, fi.size)
                 };
                 Outcome::pass(d)
             }
