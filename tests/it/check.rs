@@ -130,7 +130,7 @@ fn md5_trace(dir: &Path, name: &str, md5_before_barrier: bool, finish: bool) -> 
             t,
             EventData::BarrierLeave {
                 name: "source gotten".into(),
-                participants: vec!["tester1".into(), "tester2".into()],
+                participants: vec!["tester1".into(), "tester2".into()].into(),
             },
         )
         .unwrap();

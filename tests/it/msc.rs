@@ -224,7 +224,7 @@ fn hostile(path: &Path, complete: bool) {
     }
     let leave = || EventData::BarrierLeave {
         name: NASTY.into(),
-        participants: vec![NASTY.into()],
+        participants: vec![NASTY.into()].into(),
     };
     let l1 = rec.send(0, leave()).unwrap();
     let l3 = rec.send(0, leave()).unwrap();

@@ -135,15 +135,15 @@ impl Master {
             }
             if members.iter().all(|m| g.arrived.contains(m)) {
                 g.released = true;
-                let participants: Vec<String> =
+                let participants: std::sync::Arc<[String]> =
                     members.iter().map(|&i| self.names[i].clone()).collect();
-                g.participants = participants.clone();
+                g.participants = participants.to_vec();
                 for &p in &members {
                     if let Ok(m) = rec.send(
                         self.master,
                         EventData::BarrierLeave {
                             name: name.to_string(),
-                            participants: participants.clone(),
+                            participants: std::sync::Arc::clone(&participants),
                         },
                     ) {
                         g.pending.insert(p, m);

@@ -147,7 +147,7 @@ fn small() -> Trace {
     b.recv(0, e2);
     let leave = || EventData::BarrierLeave {
         name: "sync".into(),
-        participants: vec!["t1".into(), "t2".into()],
+        participants: vec!["t1".into(), "t2".into()].into(),
     };
     let l1 = b.send(0, leave());
     let l2 = b.send(0, leave());
@@ -284,7 +284,7 @@ fn damaged_barrier_falls_back_to_no_alignment() {
     let mut b = Builder::new(&["master", "t1", "t2"]);
     let leave = || EventData::BarrierLeave {
         name: "b".into(),
-        participants: vec![],
+        participants: vec![].into(),
     };
     let l1 = b.send(0, leave());
     let l2 = b.send(0, leave());
@@ -519,7 +519,7 @@ mod damaged {
             },
             2 => EventData::BarrierLeave {
                 name: s,
-                participants: vec![],
+                participants: vec![].into(),
             },
             3 => EventData::BarrierEnter { name: s },
             4 => EventData::Verdict {

@@ -196,7 +196,7 @@ pub fn json_value(h: &Header, e: &Event) -> Value {
         }
         EventData::BarrierLeave { name, participants } => {
             m.insert("name".into(), json!(name));
-            m.insert("participants".into(), json!(participants));
+            m.insert("participants".into(), json!(&participants[..]));
         }
         EventData::BarrierBroken { name, reason } => {
             m.insert("name".into(), json!(name));

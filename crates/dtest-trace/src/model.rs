@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
@@ -342,10 +343,11 @@ pub enum EventData {
     Timeout { pattern: String, waited_ns: u64 },
     /// A tester arrived at a barrier.
     BarrierEnter { name: String },
-    /// A barrier released; `participants` are the testers that met there.
+    /// A barrier released; `participants` are the testers that met there
+    /// (shared: the master sends one list to every participant).
     BarrierLeave {
         name: String,
-        participants: Vec<String>,
+        participants: Arc<[String]>,
     },
     /// A barrier broke (timeout, a tester aborted).
     BarrierBroken { name: String, reason: String },
@@ -426,7 +428,7 @@ impl EventData {
             Kind::BarrierEnter => EventData::BarrierEnter { name: s() },
             Kind::BarrierLeave => EventData::BarrierLeave {
                 name: s(),
-                participants: Vec::new(),
+                participants: Arc::from(Vec::new()),
             },
             Kind::BarrierBroken => EventData::BarrierBroken {
                 name: s(),

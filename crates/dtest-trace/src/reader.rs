@@ -60,6 +60,10 @@ pub struct Reader<R: Read> {
     offset: u64,
     current: Event,
     pending: InFlight<EventData>,
+    /// Spare `EventData` of each kind (data of events already lent), whose
+    /// allocations decoding reuses: a steady stream of events allocates
+    /// nothing.
+    spares: Vec<Vec<EventData>>,
     /// The current event is a send whose data moves to `pending` on the
     /// next call (moved, not cloned).
     stash: Option<MsgId>,
@@ -70,6 +74,17 @@ pub struct Reader<R: Read> {
     torn_block: (u64, u32),
     exhausted: bool,
     bytes_payload: u64,
+}
+
+/// Most spare `EventData` a reader keeps per kind.
+const SPARES_PER_KIND: usize = 64;
+
+/// Data that owns no allocation, to fill a slot whose data moved out.
+#[inline]
+fn placeholder() -> EventData {
+    EventData::Close {
+        reason: String::new(),
+    }
 }
 
 /// Reads as much as possible into `buf`; returns the number of bytes read.
@@ -179,6 +194,7 @@ impl<R: Read> Reader<R> {
                 },
             },
             pending: InFlight::default(),
+            spares: Kind::ALL.iter().map(|_| Vec::new()).collect(),
             stash: None,
             warnings,
             saw_end: false,
@@ -275,14 +291,20 @@ impl<R: Read> Reader<R> {
 
     /// Reads the next event; `None` at the end of the trace.
     pub fn next_event(&mut self) -> Result<Option<&Event>> {
-        if let Some(m) = self.stash.take() {
-            let d = std::mem::replace(
-                &mut self.current.data,
-                EventData::Close {
-                    reason: String::new(),
-                },
-            );
-            self.pending.insert(m, d);
+        // Retire the previous event's data: a send's goes to `pending` for
+        // its receive (moved, not cloned), any other back to the spare of
+        // its kind, whose allocations the next event of that kind reuses.
+        let old = std::mem::replace(&mut self.current.data, placeholder());
+        match self.stash.take() {
+            Some(m) => {
+                self.pending.insert(m, old);
+            }
+            None => {
+                let pool = &mut self.spares[old.kind() as usize];
+                if pool.len() < SPARES_PER_KIND {
+                    pool.push(old);
+                }
+            }
         }
         if self.done {
             return Ok(None);
@@ -383,17 +405,10 @@ impl<R: Read> Reader<R> {
                 }
             }
             _ => {
-                let d = c.data(kind, &mut self.state)?;
-                if d.kind() != kind {
-                    return Err(Error::Corrupt {
-                        offset: start,
-                        what: format!(
-                            "event tag says {} but its data is {}",
-                            kind.name(),
-                            d.kind().name()
-                        ),
-                    });
-                }
+                let mut d = self.spares[kind as usize]
+                    .pop()
+                    .unwrap_or_else(|| EventData::empty(kind));
+                c.data_into(kind, &mut self.state, &mut d)?;
                 if dir == Dir::Send {
                     self.stash = Some(msg.unwrap_or_default());
                 }

@@ -309,7 +309,8 @@ pub fn generate_into(cfg: &Config, mut sink: impl FnMut(&Event) -> Result<()>) -
             for m in enters {
                 g.deliver_msg(m)?;
             }
-            let participants: Vec<String> = members.iter().map(|m| format!("tester{m}")).collect();
+            let participants: std::sync::Arc<[String]> =
+                members.iter().map(|m| format!("tester{m}")).collect();
             let mut leaves = Vec::new();
             for &m in &members {
                 g.send(

@@ -108,8 +108,12 @@ fn arb_data() -> impl Strategy<Value = EventData> {
         (arb_string(), any::<u64>())
             .prop_map(|(pattern, waited_ns)| EventData::Timeout { pattern, waited_ns }),
         arb_string().prop_map(|name| EventData::BarrierEnter { name }),
-        (arb_string(), proptest::collection::vec(arb_string(), 0..3))
-            .prop_map(|(name, participants)| EventData::BarrierLeave { name, participants }),
+        (arb_string(), proptest::collection::vec(arb_string(), 0..3)).prop_map(
+            |(name, participants)| EventData::BarrierLeave {
+                name,
+                participants: participants.into(),
+            }
+        ),
         (arb_string(), arb_string())
             .prop_map(|(name, reason)| EventData::BarrierBroken { name, reason }),
         (transfer, any::<bool>()).prop_map(|(t, put)| if put {

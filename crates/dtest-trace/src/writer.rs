@@ -88,6 +88,40 @@ impl<W: Write> Writer<W> {
         clock: &[u32],
         data: &EventData,
     ) -> Result<u64> {
+        self.append_with(actor, time_ns, dir, msg, Some(clock), data)
+    }
+
+    /// Appends one event whose vector clock the writer derives itself: the
+    /// actor's previous clock with its own entry ticked, merged for a
+    /// receive with the clock of the message's send. This is the recorder's
+    /// path: clocks are valid by construction, cost nothing to store, and
+    /// the caller keeps none. [`Writer::clock`] tells the result.
+    pub fn append_auto(
+        &mut self,
+        actor: ActorId,
+        time_ns: u64,
+        dir: Dir,
+        msg: Option<MsgId>,
+        data: &EventData,
+    ) -> Result<u64> {
+        self.append_with(actor, time_ns, dir, msg, None, data)
+    }
+
+    /// The clock of `actor` after its last event (all zeros before its
+    /// first one).
+    pub fn clock(&self, actor: ActorId) -> &[u32] {
+        self.state.clock(actor)
+    }
+
+    fn append_with(
+        &mut self,
+        actor: ActorId,
+        time_ns: u64,
+        dir: Dir,
+        msg: Option<MsgId>,
+        clock: Option<&[u32]>,
+        data: &EventData,
+    ) -> Result<u64> {
         let n = self.state.n;
         if actor as usize >= n {
             return Err(Error::Usage(format!(
@@ -119,12 +153,14 @@ impl<W: Write> Writer<W> {
         if let Some(m) = msg {
             self.state.put_msg(b, dir, m);
         }
-        if clock.len() == n {
-            self.state.put_clock(b, actor, dir, msg, clock);
-        } else {
-            let mut full = clock.to_vec();
-            full.resize(n, 0);
-            self.state.put_clock(b, actor, dir, msg, &full);
+        match clock {
+            None => self.state.put_predicted_clock(b, actor, dir, msg),
+            Some(clock) if clock.len() == n => self.state.put_clock(b, actor, dir, msg, clock),
+            Some(clock) => {
+                let mut full = clock.to_vec();
+                full.resize(n, 0);
+                self.state.put_clock(b, actor, dir, msg, &full);
+            }
         }
         b.extend_from_slice(&self.scratch);
         let index = self.events;
@@ -182,15 +218,10 @@ pub fn create(path: &Path, header: Header) -> Result<Writer<BufWriter<File>>> {
     Writer::new(BufWriter::with_capacity(256 << 10, f), header)
 }
 
-struct Inflight {
-    clock: Vec<u32>,
-    kind: crate::model::Kind,
-}
-
 struct RecorderState {
     writer: Writer<BufWriter<File>>,
-    clocks: Vec<Vec<u32>>,
-    inflight: HashMap<MsgId, Inflight>,
+    /// Kinds of the messages in flight (their clocks are in the writer).
+    inflight: HashMap<MsgId, crate::model::Kind>,
     next_msg: MsgId,
     last_time: u64,
     finished: bool,
@@ -236,12 +267,10 @@ impl Recorder {
         header: Header,
         flush_interval: Duration,
     ) -> Result<Recorder> {
-        let n = header.actors.len();
         let writer = create(path, header)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(RecorderState {
                 writer,
-                clocks: vec![vec![0; n]; n],
                 inflight: HashMap::new(),
                 next_msg: 0,
                 last_time: 0,
@@ -304,7 +333,7 @@ impl Recorder {
         if st.finished {
             return Err(Error::Usage("the recorder has finished".into()));
         }
-        if actor as usize >= st.clocks.len() {
+        if actor as usize >= st.writer.header().actors.len() {
             return Err(Error::Usage(format!("unknown actor {actor}")));
         }
         Ok(())
@@ -315,17 +344,8 @@ impl Recorder {
         let mut st = self.lock();
         Self::check(&st, actor)?;
         let t = self.stamp(&mut st);
-        let st = &mut *st;
-        st.clocks[actor as usize][actor as usize] += 1;
         st.dirty = true;
-        st.writer.append(
-            actor,
-            t,
-            Dir::Local,
-            None,
-            &st.clocks[actor as usize],
-            &data,
-        )
+        st.writer.append_auto(actor, t, Dir::Local, None, &data)
     }
 
     /// Records the send of a message by `actor`; returns the message id to
@@ -334,20 +354,11 @@ impl Recorder {
         let mut st = self.lock();
         Self::check(&st, actor)?;
         let t = self.stamp(&mut st);
-        let st = &mut *st;
-        let a = actor as usize;
-        st.clocks[a][a] += 1;
         let msg = st.next_msg;
-        st.next_msg += 1;
         st.writer
-            .append(actor, t, Dir::Send, Some(msg), &st.clocks[a], &data)?;
-        st.inflight.insert(
-            msg,
-            Inflight {
-                clock: st.clocks[a].clone(),
-                kind: data.kind(),
-            },
-        );
+            .append_auto(actor, t, Dir::Send, Some(msg), &data)?;
+        st.next_msg += 1;
+        st.inflight.insert(msg, data.kind());
         st.dirty = true;
         Ok(msg)
     }
@@ -356,22 +367,15 @@ impl Recorder {
     pub fn recv(&self, actor: ActorId, msg: MsgId) -> Result<u64> {
         let mut st = self.lock();
         Self::check(&st, actor)?;
-        let Some(inf) = st.inflight.remove(&msg) else {
+        let Some(kind) = st.inflight.remove(&msg) else {
             return Err(Error::Usage(format!(
                 "message {msg} was never sent or was already received"
             )));
         };
         let t = self.stamp(&mut st);
-        let st = &mut *st;
-        let a = actor as usize;
-        for (o, s) in st.clocks[a].iter_mut().zip(&inf.clock) {
-            *o = (*o).max(*s);
-        }
-        st.clocks[a][a] += 1;
         st.dirty = true;
-        let data = EventData::empty(inf.kind);
-        st.writer
-            .append(actor, t, Dir::Recv, Some(msg), &st.clocks[a], &data)
+        let data = EventData::empty(kind);
+        st.writer.append_auto(actor, t, Dir::Recv, Some(msg), &data)
     }
 
     /// Sends and immediately receives a message (`from` to `to`); returns the
@@ -391,11 +395,11 @@ impl Recorder {
 
     /// The current vector clock of `actor`.
     pub fn clock(&self, actor: ActorId) -> Vec<u32> {
-        self.lock()
-            .clocks
-            .get(actor as usize)
-            .cloned()
-            .unwrap_or_default()
+        let st = self.lock();
+        if actor as usize >= st.writer.header().actors.len() {
+            return Vec::new();
+        }
+        st.writer.clock(actor).to_vec()
     }
 
     /// Writes every event recorded so far to the OS.
