@@ -512,7 +512,8 @@ impl Logs {
         let f = |ext: &str| {
             File::create(dir.join(format!("{tester}.{ext}")))
                 .ok()
-                .map(|f| BufWriter::with_capacity(256 << 10, f))
+                // Chunks of 64 KiB or more (a flood) bypass the buffer.
+                .map(|f| BufWriter::with_capacity(64 << 10, f))
         };
         Logs {
             inp: f("in"),
@@ -1075,14 +1076,7 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                 if let Some(w) = log {
                     let _ = w.write_all(d);
                 }
-                let _ = rec.message(
-                    sa,
-                    me,
-                    EventData::Output {
-                        bytes: d.to_vec(),
-                        stream,
-                    },
-                );
+                let _ = rec.output(sa, me, stream, d);
                 io.push_tail(d);
                 match &mut matcher {
                     Some((m, hit)) if hit.is_none() => {

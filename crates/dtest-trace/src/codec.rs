@@ -16,7 +16,7 @@
 //!   body   len bytes: one or more events, back to back
 //! ```
 //!
-//! A block is written with one `write` call when the writer flushes, so a
+//! A block is written with one (vectored) `write` call, so a
 //! killed run leaves whole blocks and at most one torn block at the end of the
 //! file. A reader that meets the end of the file inside a block reports a torn
 //! tail (a warning); a bad checksum or a bad encoding anywhere is corruption.
@@ -561,6 +561,46 @@ pub fn put_data(out: &mut Vec<u8>, data: &EventData, state: &mut CodecState) -> 
     Ok(())
 }
 
+/// A bincode unsigned varint (standard configuration).
+fn put_bin_uint(out: &mut Vec<u8>, v: u64) {
+    if v <= 250 {
+        out.push(v as u8);
+    } else if v <= u64::from(u16::MAX) {
+        out.push(251);
+        out.extend_from_slice(&(v as u16).to_le_bytes());
+    } else if v <= u64::from(u32::MAX) {
+        out.push(252);
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// The encoding of `EventData::Output { bytes, stream }` in three parts,
+/// without copying `bytes`: what goes before them (variant and length), the
+/// bytes, and what goes after (the stream). The same bytes as [`put_data`]
+/// (a test checks it).
+pub fn output_parts(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+    if bytes.len() + 16 > MAX_DATA_LEN {
+        return Err(Error::Usage(format!(
+            "output of {} bytes is larger than the format's limit of {MAX_DATA_LEN}",
+            bytes.len()
+        )));
+    }
+    put_bin_uint(out, Kind::Output as u64);
+    put_bin_uint(out, bytes.len() as u64);
+    Ok(())
+}
+
+/// The byte that follows an output's bytes (see [`output_parts`]).
+pub fn output_stream_byte(stream: crate::model::Stream) -> u8 {
+    match stream {
+        crate::model::Stream::Stdout => 0,
+        crate::model::Stream::Stderr => 1,
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
@@ -990,6 +1030,22 @@ mod tests {
                 summary: "s".into(),
             },
         ];
+        // The borrowed output encoding is bincode's.
+        for (n, stream) in [
+            (0, Stream::Stdout),
+            (300, Stream::Stderr),
+            (70_000, Stream::Stdout),
+        ] {
+            let bytes = big(n);
+            let mut a = Vec::new();
+            output_parts(&mut a, &bytes).unwrap();
+            a.extend_from_slice(&bytes);
+            a.push(output_stream_byte(stream));
+            let mut b = Vec::new();
+            let mut state = CodecState::new(&header, FORMAT_MINOR);
+            put_data(&mut b, &EventData::Output { bytes, stream }, &mut state).unwrap();
+            assert_eq!(a, b);
+        }
         // One `out` per kind, reused across cases as the reader does.
         let mut outs: Vec<EventData> = Kind::ALL.iter().map(|&k| EventData::empty(k)).collect();
         for d in &cases {

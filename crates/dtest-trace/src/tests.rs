@@ -625,3 +625,80 @@ fn minor_1_0_and_1_1_read_the_same_and_1_1_is_smaller() {
     assert_eq!(b, t.events);
     assert!(new.len() < old.len(), "{} vs {}", new.len(), old.len());
 }
+
+/// The recorder's borrowed output path (`Recorder::output`): small chunks go
+/// through the block, chunks of 64 KiB or more are written from the
+/// caller's buffer; both read back as ordinary output messages, the trace
+/// is valid, and a cut inside a large chunk keeps every event before it.
+#[test]
+fn recorder_output_small_and_large_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.dtrace");
+    let rec = Recorder::create(&path, header(3)).unwrap();
+    let sizes = [0usize, 5, 65_535, 65_536, 200_000, 7, 300_000];
+    // Pseudo-random bytes, distinct per chunk (the cut below searches them).
+    let chunk = |i: usize, n: usize| -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    };
+    for (i, &n) in sizes.iter().enumerate() {
+        let stream = if i % 2 == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        };
+        rec.output(2, 1, stream, &chunk(i, n)).unwrap();
+        rec.local(
+            1,
+            EventData::Start {
+                command: format!("after {i}"),
+            },
+        )
+        .unwrap();
+    }
+    rec.finish(0, true, "done").unwrap();
+    drop(rec);
+    let t = Trace::load(&path).unwrap();
+    assert!(t.complete);
+    assert!(validate(&t).is_empty(), "{:?}", validate(&t));
+    let outs: Vec<&Event> = t
+        .events
+        .iter()
+        .filter(|e| e.dir == Dir::Recv && e.data.kind() == Kind::Output)
+        .collect();
+    assert_eq!(outs.len(), sizes.len());
+    for (i, (e, &n)) in outs.iter().zip(&sizes).enumerate() {
+        let EventData::Output { bytes, stream } = &e.data else {
+            panic!("not output");
+        };
+        assert_eq!(bytes, &chunk(i, n), "chunk {i}");
+        assert_eq!(*stream == Stream::Stderr, i % 2 == 1);
+    }
+    // Cut the file in the middle of the 200 000-byte chunk: the events
+    // before it are read, with a torn-tail warning.
+    let bytes = std::fs::read(&path).unwrap();
+    let needle = chunk(4, 200_000)[1000..1064].to_vec();
+    let at = bytes.windows(64).position(|w| w == needle).unwrap();
+    let (_, evs, w, complete) = read_all(&bytes[..at]).unwrap();
+    assert!(!complete);
+    assert!(matches!(w.as_slice(), [Warning::Torn { .. }]), "{w:?}");
+    let starts = evs
+        .iter()
+        .filter(|e| matches!(&e.data, EventData::Start { .. }))
+        .count();
+    assert_eq!(
+        starts,
+        4,
+        "{:?}",
+        evs.iter()
+            .map(|e| (e.data.kind(), e.data.payload_len()))
+            .collect::<Vec<_>>()
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IoSlice, Write};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -16,6 +16,18 @@ use crate::model::{ActorId, Dir, EventData, Header, MsgId};
 
 /// Size at which the writer closes a block on its own.
 const BLOCK_TARGET: usize = 64 << 10;
+
+/// Output chunks from this size on are written from the caller's buffer
+/// instead of being copied into the block.
+const DETACHED_MIN: usize = 64 << 10;
+
+/// An event's data: owned by the caller as an `EventData`, or an output
+/// chunk borrowed from the caller's read buffer.
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    Full(&'a EventData),
+    Output(crate::model::Stream, &'a [u8]),
+}
 
 /// Writes complete events (with their clocks) to a trace.
 ///
@@ -113,6 +125,29 @@ impl<W: Write> Writer<W> {
         self.state.clock(actor)
     }
 
+    /// Appends the send of an output chunk, `bytes` borrowed: the same
+    /// event as [`Writer::append_auto`] with `EventData::Output`, without
+    /// copying the bytes into an `EventData`; a large chunk goes to the
+    /// underlying writer straight from `bytes`, in one vectored write with
+    /// the block it ends.
+    pub fn append_output_auto(
+        &mut self,
+        actor: ActorId,
+        time_ns: u64,
+        msg: MsgId,
+        stream: crate::model::Stream,
+        bytes: &[u8],
+    ) -> Result<u64> {
+        self.append_inner(
+            actor,
+            time_ns,
+            Dir::Send,
+            Some(msg),
+            None,
+            Data::Output(stream, bytes),
+        )
+    }
+
     fn append_with(
         &mut self,
         actor: ActorId,
@@ -121,6 +156,18 @@ impl<W: Write> Writer<W> {
         msg: Option<MsgId>,
         clock: Option<&[u32]>,
         data: &EventData,
+    ) -> Result<u64> {
+        self.append_inner(actor, time_ns, dir, msg, clock, Data::Full(data))
+    }
+
+    fn append_inner(
+        &mut self,
+        actor: ActorId,
+        time_ns: u64,
+        dir: Dir,
+        msg: Option<MsgId>,
+        clock: Option<&[u32]>,
+        data: Data<'_>,
     ) -> Result<u64> {
         let n = self.state.n;
         if actor as usize >= n {
@@ -141,11 +188,20 @@ impl<W: Write> Writer<W> {
         // Encode the data first: if it is refused, nothing was written and
         // the codec state is untouched.
         self.scratch.clear();
-        if dir != Dir::Recv {
-            codec::put_data(&mut self.scratch, data, &mut self.state)?;
-        }
+        let kind = match data {
+            Data::Full(d) => {
+                if dir != Dir::Recv {
+                    codec::put_data(&mut self.scratch, d, &mut self.state)?;
+                }
+                d.kind()
+            }
+            Data::Output(_, bytes) => {
+                codec::output_parts(&mut self.scratch, bytes)?;
+                crate::model::Kind::Output
+            }
+        };
         let b = &mut self.block;
-        b.push(codec::tag(data.kind(), dir));
+        b.push(codec::tag(kind, dir));
         codec::put_varint(b, u64::from(actor));
         let dt = time_ns.wrapping_sub(self.state.last_time) as i64;
         codec::put_varint(b, codec::zigzag(dt));
@@ -165,10 +221,52 @@ impl<W: Write> Writer<W> {
         b.extend_from_slice(&self.scratch);
         let index = self.events;
         self.events += 1;
+        match data {
+            Data::Output(stream, bytes) if bytes.len() >= DETACHED_MIN => {
+                // The block ends with this event: write it, the bytes and
+                // the stream byte without copying the bytes.
+                self.write_block_with(bytes, codec::output_stream_byte(stream))?;
+            }
+            Data::Output(stream, bytes) => {
+                self.block.extend_from_slice(bytes);
+                self.block.push(codec::output_stream_byte(stream));
+            }
+            Data::Full(_) => {}
+        }
         if self.block.len() >= BLOCK_TARGET {
             self.write_block()?;
         }
         Ok(index)
+    }
+
+    /// Writes the pending block followed by `tail` and `last`, which are
+    /// the end of the block's body (one checksum over all of it), with
+    /// vectored writes.
+    fn write_block_with(&mut self, tail: &[u8], last: u8) -> Result<()> {
+        let body_len = self.block.len() - BLOCK_HEADER_LEN + tail.len() + 1;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&self.block[BLOCK_HEADER_LEN..]);
+        h.update(tail);
+        h.update(&[last]);
+        self.block[0..4].copy_from_slice(&(body_len as u32).to_le_bytes());
+        self.block[4..8].copy_from_slice(&h.finalize().to_le_bytes());
+        let last = [last];
+        let mut parts = [
+            IoSlice::new(&self.block),
+            IoSlice::new(tail),
+            IoSlice::new(&last),
+        ];
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            match self.out.write_vectored(parts) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.block.truncate(BLOCK_HEADER_LEN);
+        Ok(())
     }
 
     /// Appends a complete event (its index is ignored: events are numbered
@@ -215,7 +313,9 @@ impl<W: Write> Writer<W> {
 /// Creates a trace file and a [`Writer`] on it.
 pub fn create(path: &Path, header: Header) -> Result<Writer<BufWriter<File>>> {
     let f = File::create(path)?;
-    Writer::new(BufWriter::with_capacity(256 << 10, f), header)
+    // Blocks are 64 KiB: the buffer only gathers the small blocks of
+    // frequent flushes; blocks and output chunks of 64 KiB or more bypass it.
+    Writer::new(BufWriter::with_capacity(BLOCK_TARGET, f), header)
 }
 
 struct RecorderState {
@@ -376,6 +476,29 @@ impl Recorder {
         st.dirty = true;
         let data = EventData::empty(kind);
         st.writer.append_auto(actor, t, Dir::Recv, Some(msg), &data)
+    }
+
+    /// Records an output chunk of a session: the send by `from` and the
+    /// receive by `to` at once (like [`Recorder::message`]), with the bytes
+    /// borrowed, never copied into an `EventData`.
+    pub fn output(
+        &self,
+        from: ActorId,
+        to: ActorId,
+        stream: crate::model::Stream,
+        bytes: &[u8],
+    ) -> Result<MsgId> {
+        let mut st = self.lock();
+        Self::check(&st, from)?;
+        Self::check(&st, to)?;
+        let t = self.stamp(&mut st);
+        let msg = st.next_msg;
+        st.writer.append_output_auto(from, t, msg, stream, bytes)?;
+        st.next_msg += 1;
+        st.dirty = true;
+        let data = EventData::empty(crate::model::Kind::Output);
+        st.writer.append_auto(to, t, Dir::Recv, Some(msg), &data)?;
+        Ok(msg)
     }
 
     /// Sends and immediately receives a message (`from` to `to`); returns the
