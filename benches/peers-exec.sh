@@ -4,7 +4,8 @@
 #   benches/peers-exec.sh            # N = 16, 64 (all tools), 1024 (grep, dtest pipes)
 #   RUNS=5 PEXPECT_MAX=64 SIZES="16 64" benches/peers-exec.sh
 #
-# Tools: `cmd | grep -F -m1 MARKER` (pipes), a raw 64 KiB-read drain of a pty
+# Tools: `cmd | grep -F -m1 MARKER` (pipes), `cmd | tee A B | grep -F -m1
+# MARKER` (the same recording as dtest's: every byte to two files), a raw 64 KiB-read drain of a pty
 # (python's pty + os.read), dtest exec with pty = false and pty = true,
 # pexpect (regex, installed in a scratch venv if missing) and Tcl expect
 # (apt package `expect` if missing). Prints the median wall time of RUNS
@@ -39,6 +40,9 @@ time_it() { t0=$(now); "$@" >/dev/null 2>&1 || true; t1=$(now); echo "$t1 - $t0"
 median() { sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.3f", m}'; }
 
 run_grep() { sh -c "$(cmd "$1") | grep -F -m1 MARKER"; }
+# The same recording with coreutils: every byte to two files (dtest writes
+# the .out log and the trace), then the search. One pipe hop more than dtest.
+run_tee() { sh -c "$(cmd "$1") | tee $WORK/tee.a $WORK/tee.b | grep -F -m1 MARKER"; rm -f "$WORK/tee.a" "$WORK/tee.b"; }
 run_raw_pty() {
     $PY - "$(cmd "$1")" <<'PYEOF'
 import os, pty, sys
@@ -103,6 +107,9 @@ for mib in $SIZES; do
     set -- $(pair run_grep run_dtest_pipe "$mib")
     printf '%-6s %-16s %10s\n' "$mib" "grep -F -m1" "$1"
     printf '%-6s %-16s %10s   median ratio dtest/grep %.2f (output logged and traced)\n' "$mib" "dtest pty=false" "$2" "$3"
+    set -- $(pair run_tee run_dtest_pipe "$mib")
+    printf '%-6s %-16s %10s   (tee to two files | grep -F -m1)\n' "$mib" "tee + grep" "$1"
+    printf '%-6s %-16s %10s   median ratio dtest/tee %.2f (same recording)\n' "$mib" "dtest pty=false" "$2" "$3"
     set -- $(pair run_grep run_dtest_pipe_norec "$mib")
     printf '%-6s %-16s %10s   median ratio dtest/grep %.2f (record_output = false; grep: %s)\n' "$mib" "dtest pty=false" "$2" "$3" "$1"
     scenario "$mib" false

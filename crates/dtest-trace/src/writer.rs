@@ -1,6 +1,6 @@
 //! Writing traces: the low-level [`Writer`] of complete events, and the
-//! [`Recorder`] the executor calls as a run goes, which keeps the vector
-//! clocks and message ids itself.
+//! [`Recorder`] the executor calls as a run goes, which numbers the messages
+//! and lets the writer derive the vector clocks.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,8 +33,9 @@ enum Data<'a> {
 ///
 /// Events are encoded into a block buffer; a block goes to the underlying
 /// writer with one `write_all` when it reaches 64 KiB or on [`Writer::flush`].
-/// Clocks are stored as differences (see [`crate::codec`]): the caller gives
-/// each event's full clock.
+/// Clocks are stored as differences (see [`crate::codec`]): the caller either
+/// gives each event's full clock ([`Writer::append`]) or lets the writer
+/// derive it ([`Writer::append_auto`], always valid, nothing stored).
 #[derive(Debug)]
 pub struct Writer<W: Write> {
     out: W,
