@@ -79,6 +79,24 @@ pub struct Reader<R: Read> {
 /// Most spare `EventData` a reader keeps per kind.
 const SPARES_PER_KIND: usize = 64;
 
+/// Spares larger than this are dropped rather than kept, so the pool's
+/// memory stays small whatever the events' sizes.
+const SPARE_MAX_BYTES: usize = 64 << 10;
+
+/// Whether `d` has room for more than [`SPARE_MAX_BYTES`] in the fields
+/// that can be large (payloads, matched text, a custom step's output). O(1).
+fn is_heavy(d: &EventData) -> bool {
+    match d {
+        EventData::Input { bytes, .. } | EventData::Output { bytes, .. } => {
+            bytes.capacity() > SPARE_MAX_BYTES
+        }
+        EventData::Match { matched: s, .. } | EventData::Custom { output: s, .. } => {
+            s.capacity() > SPARE_MAX_BYTES
+        }
+        _ => false,
+    }
+}
+
 /// Data that owns no allocation, to fill a slot whose data moved out.
 #[inline]
 fn placeholder() -> EventData {
@@ -301,7 +319,7 @@ impl<R: Read> Reader<R> {
             }
             None => {
                 let pool = &mut self.spares[old.kind() as usize];
-                if pool.len() < SPARES_PER_KIND {
+                if pool.len() < SPARES_PER_KIND && !is_heavy(&old) {
                     pool.push(old);
                 }
             }
