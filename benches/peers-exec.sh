@@ -42,7 +42,10 @@ median() { sort -g | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.3f", m}'
 run_grep() { sh -c "$(cmd "$1") | grep -F -m1 MARKER"; }
 # The same recording with coreutils: every byte to two files (dtest writes
 # the .out log and the trace), then the search. One pipe hop more than dtest.
-run_tee() { sh -c "$(cmd "$1") | tee $WORK/tee.a $WORK/tee.b | grep -F -m1 MARKER"; rm -f "$WORK/tee.a" "$WORK/tee.b"; }
+run_tee() { sh -c "$(cmd "$1") | tee $WORK/tee.a $WORK/tee.b | grep -F -m1 MARKER"; }
+# Removes what the runs wrote; called between runs, outside the timings
+# (deleting a GiB of fresh files takes a while, and is not the tool's work).
+cleanup() { rm -rf "$WORK"/run-* "$WORK/tee.a" "$WORK/tee.b"; }
 run_raw_pty() {
     $PY - "$(cmd "$1")" <<'PYEOF'
 import os, pty, sys
@@ -80,11 +83,11 @@ record_output = ${3:-true}
 steps = [ { run = "$(cmd "$1")" }, { expect = "MARKER", timeout = "3600s" } ]
 TOML
 }
-run_dtest() { scenario "$1" "$2" "${3:-}"; "$DTEST" exec "$WORK/s$2${3:-}.toml" --out "$WORK/run-$2"; rm -rf "$WORK/run-$2"; }
+run_dtest() { "$DTEST" exec "$WORK/s$2${3:-}.toml" --out "$WORK/run-$2"; }
 
 measure() { # measure NAME MiB CMD...
     name=$1; shift; mib=$1; shift
-    for _ in $(seq "$RUNS"); do time_it "$@" "$mib"; done | median
+    for _ in $(seq "$RUNS"); do time_it "$@" "$mib"; cleanup; done | median
 }
 
 # pair A B MiB: runs A and B alternately RUNS times (so both see the same
@@ -92,7 +95,7 @@ measure() { # measure NAME MiB CMD...
 pair() {
     a=$1; b=$2; mib=$3
     for _ in $(seq "$RUNS"); do
-        ta=$(time_it $a "$mib"); tb=$(time_it $b "$mib")
+        ta=$(time_it $a "$mib"); cleanup; tb=$(time_it $b "$mib"); cleanup
         echo "$ta $tb $(echo "$tb / $ta" | bc -l)"
     done > "$WORK/pair"
     echo "$(cut -d' ' -f1 "$WORK/pair" | median) $(cut -d' ' -f2 "$WORK/pair" | median) $(cut -d' ' -f3 "$WORK/pair" | median)"
@@ -104,6 +107,7 @@ run_dtest_pty() { run_dtest "$1" true; }
 echo "# $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg), RUNS=$RUNS"
 printf '%-6s %-16s %10s\n' MiB tool median_s
 for mib in $SIZES; do
+    scenario "$mib" false; scenario "$mib" false false; scenario "$mib" true
     set -- $(pair run_grep run_dtest_pipe "$mib")
     printf '%-6s %-16s %10s\n' "$mib" "grep -F -m1" "$1"
     printf '%-6s %-16s %10s   median ratio dtest/grep %.2f (output logged and traced)\n' "$mib" "dtest pty=false" "$2" "$3"

@@ -137,6 +137,8 @@ fn md5_example_all_ok() {
         .arg(dir.path().join("run"))
         .arg("--junit")
         .arg(&junit)
+        // The fsync path (trace, logs, JUnit, run directory) on a real run.
+        .arg("--fsync")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -31,6 +31,11 @@ pub struct Args {
     /// trace at the end: one more TAP point per property.
     #[arg(long, value_name = "SPEC")]
     pub check: Option<PathBuf>,
+    /// Wait until the trace and the logs are on disk before exiting (fsync).
+    /// Without it they are complete in the OS (they survive dtest being
+    /// killed), not necessarily on disk if the machine crashes.
+    #[arg(long)]
+    pub fsync: bool,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -130,6 +135,7 @@ pub fn run(args: Args) -> CliResult {
     }
     let mut ro = RunOptions::new(&out, Box::new(std::io::stdout()));
     ro.junit = args.junit.clone();
+    ro.fsync = args.fsync;
     ro.registry = registry;
     ro.interrupt = Some(std::sync::Arc::new(dtest_exec::signals::received));
     if let Some(spec) = spec {

@@ -77,6 +77,11 @@ pub struct RunOptions {
     pub after: Option<AfterHook>,
     /// Trace header metadata (command line, version).
     pub meta: Vec<(String, String)>,
+    /// Wait until the trace, the logs and the JUnit file are on disk before
+    /// returning (`fsync`). Off by default: every event and log byte reaches
+    /// the OS as the run goes, which survives dtest being killed; only a
+    /// crash of the machine needs this, and it costs the disk's write time.
+    pub fsync: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -101,6 +106,7 @@ impl RunOptions {
             extra_points: 0,
             after: None,
             meta: Vec::new(),
+            fsync: false,
         }
     }
 }
@@ -177,6 +183,18 @@ struct Control {
     deadline: Instant,
     timeout: Duration,
     interrupt: Option<InterruptProbe>,
+}
+
+/// `fsync`s the regular files directly in `dir` (the trace, the testers'
+/// logs, which their threads have flushed and closed), then `dir` itself.
+fn sync_dir_files(dir: &Path) -> std::io::Result<()> {
+    for ent in std::fs::read_dir(dir)? {
+        let ent = ent?;
+        if ent.file_type()?.is_file() {
+            File::open(ent.path())?.sync_all()?;
+        }
+    }
+    File::open(dir)?.sync_all()
 }
 
 impl Control {
@@ -270,6 +288,7 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         extra_points,
         after,
         meta,
+        fsync,
     } = opts;
     std::fs::create_dir_all(&out_dir).map_err(|e| RunError::OutDir {
         path: out_dir.clone(),
@@ -401,6 +420,9 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
             .unwrap_or_default()
     );
     rec.finish(0, ok, summary)?;
+    if fsync {
+        rec.sync()?;
+    }
     drop(rec);
 
     // Extra points (property checks) on the finished trace.
@@ -448,6 +470,15 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
             source: e,
         })?;
         write_junit(BufWriter::new(f), &sc.name, &names, &tap.points)?;
+        if fsync {
+            File::open(j)?.sync_all()?;
+        }
+    }
+    if fsync {
+        sync_dir_files(&out_dir).map_err(|e| RunError::OutDir {
+            path: out_dir.clone(),
+            source: e,
+        })?;
     }
     let interrupted = match &stop {
         Some(Stop::Interrupted(s)) => Some(*s),

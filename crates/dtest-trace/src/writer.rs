@@ -538,6 +538,9 @@ impl Recorder {
 
     /// Records the `end` event on `actor` (normally the master), flushes and
     /// closes the trace. Later calls fail with a usage error.
+    ///
+    /// The trace is then complete in the OS (it survives the process), not
+    /// necessarily on disk: [`Recorder::sync`] waits for that.
     pub fn finish(&self, actor: ActorId, ok: bool, summary: impl Into<String>) -> Result<()> {
         self.local(
             actor,
@@ -549,7 +552,16 @@ impl Recorder {
         let mut st = self.lock();
         st.finished = true;
         st.writer.flush()?;
-        st.writer.out.get_ref().sync_data().ok();
+        Ok(())
+    }
+
+    /// Writes every event recorded so far to the OS and waits until the
+    /// trace file is on disk (`fsync`): for runs whose trace must survive a
+    /// crash of the machine. Costs the disk's write time of the whole trace.
+    pub fn sync(&self) -> Result<()> {
+        let mut st = self.lock();
+        st.writer.flush()?;
+        st.writer.out.get_ref().sync_data()?;
         Ok(())
     }
 }
