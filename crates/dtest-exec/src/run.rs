@@ -185,6 +185,14 @@ struct Control {
     interrupt: Option<InterruptProbe>,
 }
 
+/// The last component of `path`: where `put` and `get` copy to by default.
+fn file_name_of(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
+
 /// `fsync`s the regular files directly in `dir` (the trace, the testers'
 /// logs, which their threads have flushed and closed), then `dir` itself.
 fn sync_dir_files(dir: &Path) -> std::io::Result<()> {
@@ -991,10 +999,7 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                 let from = x!(from);
                 let to = match to {
                     Some(t) => x!(t),
-                    None => Path::new(&from)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| from.clone()),
+                    None => file_name_of(&from),
                 };
                 self.put(desc, named, &from, &to)
             }
@@ -1002,10 +1007,7 @@ impl<'c, 'a> TesterRun<'c, 'a> {
                 let from = x!(from);
                 let to = match to {
                     Some(t) => x!(t),
-                    None => Path::new(&from)
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| from.clone()),
+                    None => file_name_of(&from),
                 };
                 self.get(desc, named, &from, &to)
             }

@@ -1,16 +1,15 @@
 //! A local child process on a pseudo-terminal or on pipes, read with
 //! deadlines: how the `openssh` transport runs the system `ssh` client.
 //!
-//! (The pty and descriptor helpers are dtest-exec's local transport's; this
-//! is the small process wrapper the ssh client needs on top of them.)
+//! (Starting the process is dtest-exec's local transport's
+//! `spawn_in_session`; this is the small wrapper the ssh client needs on top.)
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use dtest_exec::session::local::{open_pty, set_nonblocking};
+use dtest_exec::session::local::spawn_in_session;
 use dtest_trace::Stream;
 
 fn errno() -> io::Error {
@@ -33,57 +32,14 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` on a new pty (as its controlling terminal) or on pipes,
     /// as the leader of a new session.
-    pub fn spawn(mut cmd: Command, pty: bool) -> io::Result<Proc> {
-        if pty {
-            let (master, slave) = open_pty()?;
-            cmd.stdin(Stdio::from(slave.try_clone()?))
-                .stdout(Stdio::from(slave.try_clone()?))
-                .stderr(Stdio::from(slave));
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let child = cmd.spawn()?;
-            drop(cmd);
-            set_nonblocking(master.as_raw_fd())?;
-            Ok(Proc {
-                child,
-                input: Some(master.try_clone()?),
-                out: Some(master),
-                err: None,
-            })
-        } else {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            // SAFETY: setsid is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let mut child = cmd.spawn()?;
-            let take = |o: Option<OwnedFd>| o.ok_or_else(|| io::Error::other("no pipe"));
-            let out = take(child.stdout.take().map(Into::into))?;
-            let err = take(child.stderr.take().map(Into::into))?;
-            let input = take(child.stdin.take().map(Into::into))?;
-            set_nonblocking(out.as_raw_fd())?;
-            set_nonblocking(err.as_raw_fd())?;
-            Ok(Proc {
-                child,
-                out: Some(out),
-                err: Some(err),
-                input: Some(input),
-            })
-        }
+    pub fn spawn(cmd: Command, pty: bool) -> io::Result<Proc> {
+        let s = spawn_in_session(cmd, pty)?;
+        Ok(Proc {
+            child: s.child,
+            input: Some(s.input),
+            out: Some(s.out),
+            err: s.err,
+        })
     }
 
     /// Writes all of `bytes` (30 s at most).

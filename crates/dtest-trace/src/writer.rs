@@ -101,7 +101,7 @@ impl<W: Write> Writer<W> {
         clock: &[u32],
         data: &EventData,
     ) -> Result<u64> {
-        self.append_with(actor, time_ns, dir, msg, Some(clock), data)
+        self.append_inner(actor, time_ns, dir, msg, Some(clock), Data::Full(data))
     }
 
     /// Appends one event whose vector clock the writer derives itself: the
@@ -117,7 +117,7 @@ impl<W: Write> Writer<W> {
         msg: Option<MsgId>,
         data: &EventData,
     ) -> Result<u64> {
-        self.append_with(actor, time_ns, dir, msg, None, data)
+        self.append_inner(actor, time_ns, dir, msg, None, Data::Full(data))
     }
 
     /// The clock of `actor` after its last event (all zeros before its
@@ -147,18 +147,6 @@ impl<W: Write> Writer<W> {
             None,
             Data::Output(stream, bytes),
         )
-    }
-
-    fn append_with(
-        &mut self,
-        actor: ActorId,
-        time_ns: u64,
-        dir: Dir,
-        msg: Option<MsgId>,
-        clock: Option<&[u32]>,
-        data: &EventData,
-    ) -> Result<u64> {
-        self.append_inner(actor, time_ns, dir, msg, clock, Data::Full(data))
     }
 
     fn append_inner(

@@ -119,6 +119,85 @@ pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
 }
 
+/// A child process started by [`spawn_in_session`], its descriptors
+/// non-blocking.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The child, leader of its own session.
+    pub child: Child,
+    /// Its input: a dup of the pty master, or its stdin pipe.
+    pub input: OwnedFd,
+    /// Its output: the pty master, or its stdout pipe.
+    pub out: OwnedFd,
+    /// Its stderr pipe (`None` on a pty, where stderr is the terminal).
+    pub err: Option<OwnedFd>,
+}
+
+/// Starts `cmd` as the leader of a new session (so that everything it
+/// starts can be found and killed), on a new pseudo-terminal that becomes
+/// its controlling terminal, or on three pipes (made 1 MiB large, best
+/// effort: it halves the wake-ups of a flood). The local transport runs the
+/// shell with it, the `openssh` transport the `ssh` client.
+pub fn spawn_in_session(mut cmd: Command, pty: bool) -> io::Result<Spawned> {
+    if pty {
+        let (master, slave) =
+            open_pty().map_err(|e| io::Error::new(e.kind(), format!("openpty: {e}")))?;
+        cmd.stdin(Stdio::from(slave.try_clone()?))
+            .stdout(Stdio::from(slave.try_clone()?))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        // The slave's copies in `cmd` must close: the master reads EIO once
+        // the child's are the only ones left and they close.
+        drop(cmd);
+        set_nonblocking(master.as_raw_fd())?;
+        return Ok(Spawned {
+            child,
+            input: master.try_clone()?,
+            out: master,
+            err: None,
+        });
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let take = |o: Option<OwnedFd>| o.ok_or_else(|| io::Error::other("no pipe"));
+    let out = take(child.stdout.take().map(Into::into))?;
+    let err = take(child.stderr.take().map(Into::into))?;
+    let input = take(child.stdin.take().map(Into::into))?;
+    for fd in [out.as_raw_fd(), err.as_raw_fd()] {
+        set_nonblocking(fd)?;
+        // SAFETY: fcntl on a pipe we own, integer argument.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+        }
+    }
+    Ok(Spawned {
+        child,
+        input,
+        out,
+        err: Some(err),
+    })
+}
+
 impl LocalChannel {
     /// Starts `spec.shell` on this machine.
     pub fn open(spec: &OpenSpec) -> Result<LocalChannel> {
@@ -143,84 +222,20 @@ impl LocalChannel {
         // Prompts are set by the shell protocol once the shell runs; these
         // keep the very first prompt short.
         cmd.env("PS1", "").env("PS2", "");
-        let (out, err, input, child);
         if spec.pty {
             cmd.env(
                 "TERM",
                 std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
             );
-            let (master, slave) = open_pty().map_err(|e| fail(format!("openpty: {e}")))?;
-            let s1 = slave.try_clone().map_err(|e| fail(e.to_string()))?;
-            let s2 = slave.try_clone().map_err(|e| fail(e.to_string()))?;
-            cmd.stdin(Stdio::from(slave))
-                .stdout(Stdio::from(s1))
-                .stderr(Stdio::from(s2));
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            child = cmd
-                .spawn()
-                .map_err(|e| fail(format!("cannot start {}: {e}", spec.shell)))?;
-            drop(cmd);
-            set_nonblocking(master.as_raw_fd()).map_err(|e| fail(e.to_string()))?;
-            input = Some(master.try_clone().map_err(|e| fail(e.to_string()))?);
-            out = Some(master);
-            err = None;
-        } else {
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            // SAFETY: setsid is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::setsid() < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            let mut c = cmd
-                .spawn()
-                .map_err(|e| fail(format!("cannot start {}: {e}", spec.shell)))?;
-            let o: OwnedFd = c
-                .stdout
-                .take()
-                .map(Into::into)
-                .ok_or_else(|| fail("no stdout".into()))?;
-            let e: OwnedFd = c
-                .stderr
-                .take()
-                .map(Into::into)
-                .ok_or_else(|| fail("no stderr".into()))?;
-            let i: OwnedFd = c
-                .stdin
-                .take()
-                .map(Into::into)
-                .ok_or_else(|| fail("no stdin".into()))?;
-            set_nonblocking(o.as_raw_fd()).map_err(|e| fail(e.to_string()))?;
-            set_nonblocking(e.as_raw_fd()).map_err(|e| fail(e.to_string()))?;
-            // A 1 MiB pipe (instead of 64 KiB) halves the wake-ups of a
-            // flood; best effort, the limit is /proc/sys/fs/pipe-max-size.
-            for fd in [o.as_raw_fd(), e.as_raw_fd()] {
-                // SAFETY: fcntl on a pipe we own, integer argument.
-                unsafe {
-                    libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
-                }
-            }
-            out = Some(o);
-            err = Some(e);
-            input = Some(i);
-            child = c;
         }
+        let Spawned {
+            child,
+            input,
+            out,
+            err,
+        } = spawn_in_session(cmd, spec.pty)
+            .map_err(|e| fail(format!("cannot start {}: {e}", spec.shell)))?;
+        let (input, out) = (Some(input), Some(out));
         let pid = child.id() as i32;
         Ok(LocalChannel {
             child,
