@@ -31,7 +31,7 @@
 //! Layers, from the bottom: [`session`] (the transport trait, the local
 //! transport, the shell protocol with its markers), [`matcher`] (the
 //! streaming expect), [`scenario`] and [`load`] (the model and the TOML
-//! loader), [`master`] (barriers), [`run`](mod@run) (the step runner),
+//! loader), [`master`] (barriers), [`runner`] (the step runner), [`steps`] (one file per step kind),
 //! [`report`] (TAP, JUnit).
 
 pub mod duration;
@@ -39,13 +39,14 @@ pub mod load;
 pub mod master;
 pub mod matcher;
 pub mod report;
-pub mod run;
+pub mod runner;
 pub mod scenario;
 pub mod session;
 pub mod signals;
+pub mod steps;
 pub mod vars;
 
 pub use load::{load_file, load_str, LoadOptions, ScenarioError, ScenarioErrors};
-pub use run::{run, ExtraPoint, RunError, RunOptions, RunReport};
+pub use runner::{run, ExtraPoint, RunError, RunOptions, RunReport};
 pub use scenario::{CustomContext, Defaults, OnFail, Scenario, Step, StepKind, Tester};
 pub use session::{Channel, Signal, Transport, TransportRegistry};

@@ -27,7 +27,9 @@ pub const WINDOW: usize = 256 << 10;
 #[derive(Debug, Clone)]
 pub struct Pattern {
     source: String,
-    kind: PatKind,
+    /// Shared: a [`Matcher`] holds a clone of its pattern (so it can live in
+    /// a session's capture state while an expect waits).
+    kind: std::sync::Arc<PatKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +64,7 @@ impl Pattern {
             let f = Box::new(memchr::memmem::Finder::new(source.as_bytes()).into_owned());
             return Ok(Pattern {
                 source: source.to_string(),
-                kind: PatKind::Literal(f),
+                kind: std::sync::Arc::new(PatKind::Literal(f)),
             });
         }
         let re = regex::bytes::Regex::new(source).map_err(|e| one_line_regex_error(&e))?;
@@ -76,10 +78,10 @@ impl Pattern {
             .map_err(|e| format!("bad regex: {e}"))?;
         Ok(Pattern {
             source: source.to_string(),
-            kind: PatKind::Regex {
+            kind: std::sync::Arc::new(PatKind::Regex {
                 dfa: Box::new(dfa),
                 re,
-            },
+            }),
         })
     }
 
@@ -90,20 +92,20 @@ impl Pattern {
 
     /// Whether the literal fast path is used.
     pub fn is_literal(&self) -> bool {
-        matches!(self.kind, PatKind::Literal(_))
+        matches!(*self.kind, PatKind::Literal(_))
     }
 
     /// Names of the pattern's named capture groups.
     pub fn capture_names(&self) -> Vec<String> {
-        match &self.kind {
+        match &*self.kind {
             PatKind::Literal(_) => Vec::new(),
             PatKind::Regex { re, .. } => re.capture_names().flatten().map(String::from).collect(),
         }
     }
 
     /// A matcher at the start of a stream.
-    pub fn matcher(&self) -> Matcher<'_> {
-        Matcher::new(self)
+    pub fn matcher(&self) -> Matcher {
+        Matcher::new(self.clone())
     }
 }
 
@@ -122,8 +124,8 @@ fn one_line_regex_error(e: &regex::Error) -> String {
 
 /// The state of one expect over a stream of chunks.
 #[derive(Debug)]
-pub struct Matcher<'p> {
-    pat: &'p Pattern,
+pub struct Matcher {
+    pat: Pattern,
     /// Regex path: DFA cache and current state; `None` state after a quit
     /// (then the window is searched with `regex`, still bounded).
     cache: Option<Cache>,
@@ -133,9 +135,9 @@ pub struct Matcher<'p> {
     started: bool,
 }
 
-impl<'p> Matcher<'p> {
-    fn new(pat: &'p Pattern) -> Matcher<'p> {
-        let (cache, state) = match &pat.kind {
+impl Matcher {
+    fn new(pat: Pattern) -> Matcher {
+        let (cache, state) = match &*pat.kind {
             PatKind::Literal(_) => (None, None),
             PatKind::Regex { dfa, .. } => {
                 let mut cache = dfa.create_cache();
@@ -159,7 +161,8 @@ impl<'p> Matcher<'p> {
     pub fn feed(&mut self, chunk: &[u8]) -> Option<Hit> {
         let first = !self.started;
         self.started = true;
-        match &self.pat.kind {
+        let kind = std::sync::Arc::clone(&self.pat.kind);
+        match &*kind {
             PatKind::Literal(f) => self.feed_literal(f, chunk),
             PatKind::Regex { dfa, re } => {
                 if first && re.is_match(b"") {

@@ -5,12 +5,15 @@
 //! on a pseudo-terminal by default. The code is split in two layers so that
 //! every transport (local, SSH, a test mock) reuses the same shell logic:
 //!
-//! * **Transport level** ([`Channel`], [`Transport`]): moves bytes and files.
-//!   A channel writes bytes to the shell's input, reads output chunks with a
-//!   deadline (stdout and stderr separately when there is no pty), delivers a
-//!   signal to the *running command* (not to the shell), copies files, and
-//!   on close kills everything the session started. It knows nothing about
-//!   commands, markers or exit statuses of commands.
+//! * **Transport level** ([`Channel`], [`Output`], [`Transport`]): moves
+//!   bytes and files. A channel is two halves: its [`Output`] (taken once,
+//!   right after open, by the session's capture thread, which reads it from
+//!   open to close whatever the tester does) and the control half the tester
+//!   keeps: it writes bytes to the shell's input, delivers a signal to the
+//!   *running command* (not to the shell), copies files, and on close kills
+//!   everything the session started. It knows nothing about commands,
+//!   markers or exit statuses of commands. Every blocking call takes an
+//!   [`Until`] (a deadline and the run's stop probe) or a bounded time.
 //! * **Shell protocol** ([`shell::ShellSession`]): how a command is started
 //!   in the shell, how its end and exit status are learned (a per-session
 //!   random nonce marker printed by the shell after each command and removed
@@ -25,9 +28,12 @@
 //! on this machine; [`mock::MockChannel`] is a scripted channel for unit
 //! tests of the layers above.
 
+pub mod capture;
 pub mod local;
 pub mod mock;
+pub mod protocol;
 pub mod shell;
+pub mod sys;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,9 +89,100 @@ pub enum SessionError {
     /// An I/O error on the transport.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A deadline passed (`what` was still not done).
+    #[error("{0}")]
+    TimedOut(String),
+    /// The operation makes no sense in the session's state (`send` while no
+    /// command runs).
+    #[error("{0}")]
+    Refused(String),
+    /// The run is stopping (Ctrl-C, SIGTERM, the run's timeout, abort-all).
+    #[error("{0}")]
+    Stopped(String),
     /// Anything else a transport wants to report.
     #[error("{0}")]
     Other(String),
+}
+
+/// Tells whether the run is stopping, and why (`interrupted by SIGINT`).
+/// Transports check it in every wait, at least every 100 ms.
+#[derive(Clone, Default)]
+pub struct StopProbe(Option<Arc<dyn Fn() -> Option<String> + Send + Sync>>);
+
+impl fmt::Debug for StopProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StopProbe(..)"
+        } else {
+            "StopProbe(never)"
+        })
+    }
+}
+
+impl StopProbe {
+    /// A probe that never says stop.
+    pub fn never() -> StopProbe {
+        StopProbe(None)
+    }
+
+    /// A probe asking `f`.
+    pub fn new(f: impl Fn() -> Option<String> + Send + Sync + 'static) -> StopProbe {
+        StopProbe(Some(Arc::new(f)))
+    }
+
+    /// Why the run stops, if it does.
+    pub fn reason(&self) -> Option<String> {
+        self.0.as_ref().and_then(|f| f())
+    }
+}
+
+/// Until when a blocking operation may wait: its deadline, and the run's
+/// stop probe. [`Until::check`] is the one test every wait loop makes.
+#[derive(Clone, Debug)]
+pub struct Until {
+    /// The operation's deadline.
+    pub deadline: Instant,
+    /// The run's stop condition.
+    pub stop: StopProbe,
+}
+
+impl Until {
+    /// A deadline with the run's stop probe.
+    pub fn new(deadline: Instant, stop: StopProbe) -> Until {
+        Until { deadline, stop }
+    }
+
+    /// `d` from now, with no stop probe (tests, clean-up).
+    pub fn after(d: Duration) -> Until {
+        Until::new(Instant::now() + d, StopProbe::never())
+    }
+
+    /// `Err(Stopped)` when the run stops, `Err(TimedOut)` past the deadline
+    /// (saying `what` was not done), `Ok` otherwise.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if let Some(r) = self.stop.reason() {
+            return Err(SessionError::Stopped(r));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(SessionError::TimedOut(what.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The end of the next wait slice: the deadline, or 100 ms from now if
+    /// sooner (so the stop probe is asked again within 100 ms).
+    pub fn slice(&self) -> Instant {
+        self.deadline
+            .min(Instant::now() + Duration::from_millis(100))
+    }
+
+    /// [`Until::slice`] as milliseconds from now, for `poll(2)`.
+    pub fn slice_ms(&self) -> i32 {
+        self.slice()
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1) as i32
+    }
 }
 
 /// Result of the session layer.
@@ -286,6 +383,9 @@ pub struct OpenSpec {
     /// reads the keys it knows (the SSH transports reject keys they do not
     /// know, naming them).
     pub options: BTreeMap<String, String>,
+    /// The run's stop condition: `open` gives up within 100 ms of it
+    /// (Ctrl-C while connecting to a server that never answers).
+    pub stop: StopProbe,
 }
 
 /// One result of [`Channel::read`].
@@ -322,13 +422,29 @@ pub struct FileInfo {
     pub sha256: [u8; 32],
 }
 
-/// A transport-level connection to one shell: bytes in, output chunks out,
-/// signals, files, and a close that leaves nothing behind.
+/// The output half of a channel: what the shell and its commands print.
+///
+/// Taken once from the channel ([`Channel::take_output`]) by the session's
+/// capture thread, which reads it from open to close, so a program under
+/// test never blocks on its output because its tester is busy elsewhere.
+pub trait Output: Send {
+    /// Reads the next chunk of output into `buf` (from its start; at most
+    /// `buf.len()` bytes), waiting until `deadline` at most. On a pty all
+    /// output is [`Stream::Stdout`]. After [`ReadEvent::Closed`] every later
+    /// call returns `Closed` again. A transport that has two streams returns
+    /// stderr data before stdout data when both are ready.
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent>;
+}
+
+/// A transport-level connection to one shell: bytes in, output chunks out
+/// (through its [`Output`] half), signals, files, and a close that leaves
+/// nothing behind.
 ///
 /// Implementations must be `Send` (a tester thread owns its channel) and must
 /// never block past a deadline they are given. Every process a channel
 /// started, on whatever host, must be gone after [`Channel::close`] returns,
-/// and also when the channel is dropped without `close`.
+/// and also when the channel is dropped without `close`; then its output
+/// half reads to its end and reports [`ReadEvent::Closed`].
 pub trait Channel: Send {
     /// A short description of what this channel is (`/bin/sh on local`,
     /// `/bin/sh on ssh://bob@aurore:22`): the `open` event's target.
@@ -338,21 +454,22 @@ pub trait Channel: Send {
     /// turns echo off and uses the terminal's interrupt character for `INT`.
     fn is_pty(&self) -> bool;
 
-    /// Writes all of `bytes` to the shell's standard input (the terminal on
-    /// a pty). Data written while a command runs reaches that command.
-    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Hands over the output half. Called once, right after open; a second
+    /// call is an error.
+    fn take_output(&mut self) -> Result<Box<dyn Output>>;
 
-    /// Reads the next chunk of output into `buf` (from its start; at most
-    /// `buf.len()` bytes), waiting until `deadline` at most. On a pty all
-    /// output is [`Stream::Stdout`]. After [`ReadEvent::Closed`] every later
-    /// call returns `Closed` again.
-    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent>;
+    /// Writes all of `bytes` to the shell's standard input (the terminal on
+    /// a pty), waiting for room at most as `until` allows. Data written while
+    /// a command runs reaches that command.
+    fn write(&mut self, bytes: &[u8], until: &Until) -> Result<()>;
 
     /// Delivers `sig` to the command running in the shell, and to every
-    /// process it started, but not to the shell itself. Does nothing when
-    /// no command runs. (The `INT` of a pty is sent by the shell protocol as
-    /// the interrupt character; this is the fallback and the escalation.)
-    fn signal(&mut self, sig: Signal) -> Result<()>;
+    /// process it started, but not to the shell itself. Returns how many
+    /// processes it reached when the transport can tell (`Some(0)`: none
+    /// yet, the command has not been forked), `None` otherwise. (The `INT`
+    /// of a pty is sent by the shell protocol as the interrupt character;
+    /// this is the fallback and the escalation.)
+    fn signal(&mut self, sig: Signal) -> Result<Option<usize>>;
 
     /// On a pty: whether a job other than the shell holds the terminal
     /// (the command has really started), or `None` when the transport
@@ -364,16 +481,19 @@ pub trait Channel: Send {
     }
 
     /// Copies the controller's file `local` to `remote` on the session's
-    /// host (relative to the session's cwd), creating or truncating it.
-    fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo>;
+    /// host (relative to the session's cwd), creating or truncating it,
+    /// giving up as `until` says. Only regular files are copied.
+    fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo>;
 
     /// Copies `remote` (relative to the session's cwd) from the session's
-    /// host to the controller's file `local`, creating or truncating it.
-    fn get(&mut self, remote: &str, local: &Path) -> Result<FileInfo>;
+    /// host to the controller's file `local`, creating or truncating it,
+    /// giving up as `until` says. Only regular files are copied.
+    fn get(&mut self, remote: &str, local: &Path, until: &Until) -> Result<FileInfo>;
 
     /// Ends the session: stops the shell and every process it started
     /// (signals, then `KILL` after `grace`), closes the connection, and
-    /// returns the shell's exit status when known. Idempotent.
+    /// returns the shell's exit status when known. Idempotent. Bounded in
+    /// time (about `grace` plus a few seconds at most).
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>>;
 }
 
@@ -466,19 +586,35 @@ impl TransportRegistry {
 
 /// SHA-256 and size of a byte stream, for transports' [`FileInfo`].
 pub fn hash_reader(
+    r: impl std::io::Read,
+    sink: impl std::io::Write,
+) -> std::io::Result<(u64, [u8; 32])> {
+    hash_copy(r, sink, &Until::after(Duration::from_secs(u32::MAX as u64)))
+        .map_err(|e| match e {
+            SessionError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        })
+}
+
+/// Copies a byte stream into `sink` computing its size and SHA-256, and
+/// checks `until` between 64 KiB pieces: a transfer gives up at its step's
+/// deadline or when the run stops.
+pub fn hash_copy(
     mut r: impl std::io::Read,
     mut sink: impl std::io::Write,
-) -> std::io::Result<(u64, [u8; 32])> {
+    until: &Until,
+) -> Result<(u64, [u8; 32])> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut n = 0u64;
     loop {
+        until.check("the transfer did not finish in time")?;
         let k = match r.read(&mut buf) {
             Ok(0) => break,
             Ok(k) => k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         h.update(&buf[..k]);
         sink.write_all(&buf[..k])?;

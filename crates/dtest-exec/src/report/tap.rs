@@ -1,0 +1,111 @@
+//! TAP version 14, written as the run goes.
+
+use std::io::{self, Write};
+
+use dtest_trace::Directive;
+
+use super::{tap_escape, yaml_str, DiagValue, Point, Reporter, RunEvent};
+
+/// Writes TAP version 14.
+#[derive(Debug)]
+pub struct TapWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TapWriter<W> {
+    /// Writes the version line and the plan.
+    pub fn start(mut out: W, plan: usize) -> io::Result<TapWriter<W>> {
+        writeln!(out, "TAP version 14")?;
+        writeln!(out, "1..{plan}")?;
+        out.flush()?;
+        Ok(TapWriter { out })
+    }
+
+    /// Writes a test point and its diagnostics.
+    pub fn point(&mut self, p: &Point) -> io::Result<()> {
+        let mut line = format!(
+            "{} {} - {}",
+            if p.ok { "ok" } else { "not ok" },
+            p.number,
+            tap_escape(&p.description)
+        );
+        match &p.directive {
+            Some((Directive::Skip, r)) => line.push_str(&format!(" # SKIP {}", tap_escape(r))),
+            Some((Directive::Todo, r)) => line.push_str(&format!(" # TODO {}", tap_escape(r))),
+            None => {
+                if let Some(n) = &p.note {
+                    line.push_str(&format!(" # {}", tap_escape(n)));
+                }
+            }
+        }
+        writeln!(self.out, "{line}")?;
+        if !p.diag.is_empty() {
+            writeln!(self.out, "  ---")?;
+            for (k, v) in &p.diag {
+                match v {
+                    DiagValue::Text(t) => writeln!(self.out, "  {k}: {}", yaml_str(t))?,
+                    DiagValue::Lines(ls) => {
+                        if ls.is_empty() {
+                            writeln!(self.out, "  {k}: []")?;
+                        } else {
+                            writeln!(self.out, "  {k}:")?;
+                            for l in ls {
+                                writeln!(self.out, "    - {}", yaml_str(l))?;
+                            }
+                        }
+                    }
+                }
+            }
+            writeln!(self.out, "  ...")?;
+        }
+        self.out.flush()
+    }
+
+    /// Writes a comment line.
+    pub fn comment(&mut self, c: &str) -> io::Result<()> {
+        for l in c.lines() {
+            writeln!(self.out, "# {l}")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The TAP reporter: a [`TapWriter`] fed with run events. A broken pipe
+/// (the reader went away) stops writing but not the run.
+#[derive(Debug)]
+pub struct TapReporter<W: Write> {
+    out: Option<W>,
+    w: Option<TapWriter<W>>,
+}
+
+impl<W: Write> TapReporter<W> {
+    /// A reporter writing to `out`.
+    pub fn new(out: W) -> TapReporter<W> {
+        TapReporter {
+            out: Some(out),
+            w: None,
+        }
+    }
+}
+
+impl<W: Write + Send> Reporter for TapReporter<W> {
+    fn event(&mut self, e: &RunEvent<'_>) -> io::Result<()> {
+        match e {
+            RunEvent::Plan(n) => {
+                if let Some(out) = self.out.take() {
+                    self.w = Some(TapWriter::start(out, *n)?);
+                }
+                Ok(())
+            }
+            RunEvent::Point(p) => match &mut self.w {
+                Some(w) => w.point(p),
+                None => Ok(()),
+            },
+            RunEvent::Comment(c) => match &mut self.w {
+                Some(w) => w.comment(c),
+                None => Ok(()),
+            },
+            RunEvent::End { .. } => Ok(()),
+        }
+    }
+}

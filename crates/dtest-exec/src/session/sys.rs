@@ -1,0 +1,371 @@
+//! Unix process plumbing shared by every transport that runs a local
+//! process: the `local` transport (the shell itself) and dtest-ssh's
+//! `openssh://` (the system `ssh` client).
+//!
+//! * [`spawn_in_session`] starts a process as the leader of a new Unix
+//!   session, on a new pseudo-terminal (its controlling terminal) or on three
+//!   pipes, every descriptor non-blocking;
+//! * [`FdOutput`] reads its stdout/stderr (or the pty master) with deadlines:
+//!   it is the [`Output`] half a capture thread owns;
+//! * [`write_all`] writes its input with a deadline and the run's stop
+//!   probe, never blocking past them;
+//! * [`session_members`] and [`kill`] find and signal what a session holds.
+//!
+//! This is the only module of dtest-exec that calls `libc` for descriptors
+//! and processes (besides the signal handler of [`crate::signals`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtest_trace::{ExitStatus, Stream};
+
+use super::{signal_name, Output, ReadEvent, Result, SessionError, Until};
+
+fn errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// Puts a descriptor in non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+}
+
+/// Opens a pseudo-terminal pair (master, slave) with a wide window, both
+/// close-on-exec.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let ws = libc::winsize {
+        ws_row: 50,
+        ws_col: 250,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors into the pointed-to ints; the
+    // name and termios pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    if r != 0 {
+        return Err(errno());
+    }
+    set_cloexec(master);
+    set_cloexec(slave);
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) })
+}
+
+/// A child process started by [`spawn_in_session`], its descriptors
+/// non-blocking.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The child, leader of its own session.
+    pub child: Child,
+    /// Its input: a dup of the pty master, or its stdin pipe.
+    pub input: OwnedFd,
+    /// Its output: the pty master, or its stdout pipe.
+    pub out: OwnedFd,
+    /// Its stderr pipe (`None` on a pty, where stderr is the terminal).
+    pub err: Option<OwnedFd>,
+}
+
+/// Starts `cmd` as the leader of a new session (so that everything it
+/// starts can be found and killed), on a new pseudo-terminal that becomes
+/// its controlling terminal, or on three pipes (made 1 MiB large, best
+/// effort: it halves the wake-ups of a flood). Every descriptor dtest keeps
+/// is non-blocking, the input too: a write never blocks past its deadline.
+pub fn spawn_in_session(mut cmd: Command, pty: bool) -> io::Result<Spawned> {
+    if pty {
+        let (master, slave) =
+            open_pty().map_err(|e| io::Error::new(e.kind(), format!("openpty: {e}")))?;
+        cmd.stdin(Stdio::from(slave.try_clone()?))
+            .stdout(Stdio::from(slave.try_clone()?))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        // The slave's copies in `cmd` must close: the master reads EIO once
+        // the child's are the only ones left and they close.
+        drop(cmd);
+        set_nonblocking(master.as_raw_fd())?;
+        return Ok(Spawned {
+            child,
+            input: master.try_clone()?,
+            out: master,
+            err: None,
+        });
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let take = |o: Option<OwnedFd>| o.ok_or_else(|| io::Error::other("no pipe"));
+    let out = take(child.stdout.take().map(Into::into))?;
+    let err = take(child.stderr.take().map(Into::into))?;
+    let input = take(child.stdin.take().map(Into::into))?;
+    for fd in [out.as_raw_fd(), err.as_raw_fd(), input.as_raw_fd()] {
+        set_nonblocking(fd)?;
+        // SAFETY: fcntl on a pipe we own, integer argument.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+        }
+    }
+    Ok(Spawned {
+        child,
+        input,
+        out,
+        err: Some(err),
+    })
+}
+
+/// How a Rust exit status reads in a trace.
+pub fn convert_status(st: std::process::ExitStatus) -> ExitStatus {
+    match (st.code(), st.signal()) {
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, Some(s)) => ExitStatus::Signal(signal_name(s)),
+        _ => ExitStatus::Code(-1),
+    }
+}
+
+/// Writes all of `bytes` to the non-blocking descriptor `fd`, waiting for
+/// room at most until `until` says to give up (its deadline or the run's
+/// stop), checking it at least every 100 ms.
+pub fn write_all(fd: &OwnedFd, mut bytes: &[u8], until: &Until) -> Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a valid buffer.
+        let r = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if r >= 0 {
+            bytes = &bytes[r as usize..];
+            continue;
+        }
+        let e = errno();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => {
+                until.check("the session does not read its input")?;
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, until.slice_ms()) };
+            }
+            Some(libc::EPIPE) | Some(libc::EIO) => {
+                return Err(SessionError::Closed("the session's input is closed".into()))
+            }
+            _ => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads once from `fd` (non-blocking). `Ok(None)`: would block;
+/// `Ok(Some(0))`: end of stream (a pty master's EIO included).
+pub fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: reading into a valid, exclusively borrowed buffer.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r >= 0 {
+            return Ok(Some(r as usize));
+        }
+        let e = errno();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(None),
+            // A pty master reads EIO once every slave descriptor is closed.
+            Some(libc::EIO) => return Ok(Some(0)),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The child a channel started, shared by its control half (signals,
+/// close) and its [`FdOutput`] (which reports how it ended).
+pub type SharedChild = Arc<Mutex<Child>>;
+
+/// Whether the shared child has ended, and how (reaps it when it has).
+pub fn try_status(child: &SharedChild) -> Option<ExitStatus> {
+    let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+    match c.try_wait() {
+        Ok(Some(st)) => Some(convert_status(st)),
+        _ => None,
+    }
+}
+
+/// The output half of a local process: its stdout and stderr pipes, or its
+/// pty master, read with deadlines. Reports [`ReadEvent::Closed`] once both
+/// streams reached their end (or, on a pty, once the process is gone and
+/// the terminal stays silent: a background process of a dead shell may hold
+/// the terminal open forever), with the process's status.
+#[derive(Debug)]
+pub struct FdOutput {
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    child: SharedChild,
+    pty: bool,
+    status: Option<ExitStatus>,
+}
+
+impl FdOutput {
+    /// Output read from `out` (and `err` on pipes) of `child`.
+    pub fn new(out: OwnedFd, err: Option<OwnedFd>, child: SharedChild) -> FdOutput {
+        let pty = err.is_none();
+        FdOutput {
+            out: Some(out),
+            err,
+            child,
+            pty,
+            status: None,
+        }
+    }
+
+    fn closed(&mut self, deadline: Instant) -> ReadEvent {
+        // Every byte is read; the status tells how the process ended. It
+        // may take a moment to be reapable after its descriptors closed.
+        let until = (Instant::now() + Duration::from_millis(500)).min(deadline);
+        while self.status.is_none() {
+            self.status = try_status(&self.child);
+            if self.status.is_some() || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ReadEvent::Closed {
+            status: self.status.clone(),
+        }
+    }
+}
+
+impl Output for FdOutput {
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent> {
+        loop {
+            if self.out.is_none() && self.err.is_none() {
+                return Ok(self.closed(deadline));
+            }
+            // Stderr first: on pipes, what a command wrote to stderr before
+            // it ended is then read no later than its end marker (the shell
+            // protocol also marks the end on stderr, see `shell`).
+            for stream in [Stream::Stderr, Stream::Stdout] {
+                let slot = if stream == Stream::Stdout {
+                    &mut self.out
+                } else {
+                    &mut self.err
+                };
+                let Some(fd) = slot else { continue };
+                match read_fd(fd, buf)? {
+                    Some(0) => *slot = None,
+                    Some(n) => return Ok(ReadEvent::Data { stream, n }),
+                    None => {}
+                }
+            }
+            if self.out.is_none() && self.err.is_none() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(ReadEvent::Timeout);
+            }
+            // Wake at least every 200 ms: a pty whose shell died while a
+            // background process holds the slave never reads EIO.
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            let mut pfds: Vec<libc::pollfd> = [self.out.as_ref(), self.err.as_ref()]
+                .iter()
+                .flatten()
+                .map(|f| libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            let ms = wait.as_millis().max(1) as i32;
+            // SAFETY: a valid array of pollfds.
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+            if r == 0 && self.pty {
+                if let Some(st) = try_status(&self.child) {
+                    // The shell is gone and the terminal is silent: whatever
+                    // still holds it is killed at close. Report the end.
+                    self.status = Some(st);
+                    self.out = None;
+                }
+            }
+        }
+    }
+}
+
+/// Process ids whose session id is `sid` (from `/proc`), `sid` itself
+/// excluded, zombies excluded.
+pub fn session_members(sid: i32) -> Vec<i32> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == sid {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp session ...; comm may hold spaces.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 3 && f[0] != "Z" && f[3].parse::<i32>().ok() == Some(sid) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Sends signal `sig` to process `pid` (a negative pid: a process group);
+/// whether it was delivered.
+pub fn kill(pid: i32, sig: i32) -> bool {
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, sig) == 0 }
+}

@@ -1,0 +1,241 @@
+//! The steps: one table of step definitions ([`STEPS`]: keyword, keys,
+//! what it does) from which the scenario loader takes its keywords and
+//! allowed keys, and one file per step kind that runs it.
+//!
+//! A step returns an [`Outcome`]: facts (passed or not, an automatic
+//! summary when the step has no `name`, a failure message, diagnostics),
+//! never a formatted TAP line; the tester turns it into a point.
+
+mod barrier;
+mod custom;
+mod expect;
+mod local;
+mod run;
+mod send;
+mod sleep;
+mod terminate;
+mod transfer;
+mod verdict;
+mod wait;
+
+use dtest_trace::Directive;
+
+use crate::duration::fmt_duration;
+use crate::report::DiagValue;
+use crate::runner::tester::TesterRun;
+use crate::scenario::{Step, StepKind};
+
+/// One step kind: its keyword in scenario files, the keys it takes besides
+/// [`COMMON_KEYS`], and one line saying what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepDef {
+    /// The action key (`expect`).
+    pub keyword: &'static str,
+    /// Its other keys (`literal`).
+    pub keys: &'static [&'static str],
+    /// What it does.
+    pub summary: &'static str,
+}
+
+/// Keys every step takes.
+pub const COMMON_KEYS: &[&str] = &["name", "timeout", "on_fail"];
+
+/// Every step kind of scenario files (`custom` exists in the Rust API only).
+pub const STEPS: &[StepDef] = &[
+    StepDef {
+        keyword: "ok",
+        keys: &["pass", "skip", "todo"],
+        summary: "an explicit verdict",
+    },
+    StepDef {
+        keyword: "run",
+        keys: &[],
+        summary: "starts a command in the session",
+    },
+    StepDef {
+        keyword: "expect",
+        keys: &["literal"],
+        summary: "waits until the output matches a pattern",
+    },
+    StepDef {
+        keyword: "send",
+        keys: &["secret"],
+        summary: "writes text to the running command's input",
+    },
+    StepDef {
+        keyword: "put",
+        keys: &["to"],
+        summary: "copies a controller file to the session's host",
+    },
+    StepDef {
+        keyword: "get",
+        keys: &["to"],
+        summary: "copies a file of the session's host to the controller",
+    },
+    StepDef {
+        keyword: "barrier",
+        keys: &[],
+        summary: "meets the other testers naming the barrier",
+    },
+    StepDef {
+        keyword: "terminate",
+        keys: &[],
+        summary: "stops the running command (signal, then TERM, then KILL)",
+    },
+    StepDef {
+        keyword: "wait",
+        keys: &["status"],
+        summary: "waits for the running command to end",
+    },
+    StepDef {
+        keyword: "sleep",
+        keys: &[],
+        summary: "pauses the tester",
+    },
+    StepDef {
+        keyword: "local",
+        keys: &[],
+        summary: "runs a command on the controller; its status is the verdict",
+    },
+];
+
+/// The definition of `keyword`.
+pub fn def(keyword: &str) -> Option<&'static StepDef> {
+    STEPS.iter().find(|d| d.keyword == keyword)
+}
+
+/// Every key a step may have (actions, their keys, the common keys).
+pub fn all_keys() -> impl Iterator<Item = &'static str> {
+    STEPS
+        .iter()
+        .flat_map(|d| std::iter::once(d.keyword).chain(d.keys.iter().copied()))
+        .chain(COMMON_KEYS.iter().copied())
+}
+
+/// What a step found.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub(crate) ok: bool,
+    /// The automatic description after the tester's name, when the step
+    /// has none of its own (`expect /x/ matched after 13ms`).
+    pub(crate) summary: Option<String>,
+    /// Why it failed.
+    pub(crate) message: Option<String>,
+    pub(crate) directive: Option<(Directive, String)>,
+    /// Diagnostics after the message.
+    pub(crate) diag: Vec<(String, DiagValue)>,
+}
+
+impl Outcome {
+    pub(crate) fn pass() -> Outcome {
+        Outcome {
+            ok: true,
+            ..Outcome::default()
+        }
+    }
+
+    pub(crate) fn fail(message: impl Into<String>) -> Outcome {
+        Outcome {
+            ok: false,
+            message: Some(message.into()),
+            ..Outcome::default()
+        }
+    }
+
+    pub(crate) fn summary(mut self, s: impl Into<String>) -> Outcome {
+        self.summary = Some(s.into());
+        self
+    }
+
+    pub(crate) fn diag(mut self, key: &str, v: DiagValue) -> Outcome {
+        self.diag.push((key.to_string(), v));
+        self
+    }
+
+    pub(crate) fn text(self, key: &str, v: impl Into<String>) -> Outcome {
+        self.diag(key, DiagValue::Text(v.into()))
+    }
+}
+
+/// The description a step has before it runs (and when it is skipped).
+pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
+    let x = |s: &str| tr.expand(s).unwrap_or_else(|_| s.to_string());
+    match &step.kind {
+        StepKind::Ok { description, .. } => x(description),
+        StepKind::Run(c) => format!("run `{}`", x(c)),
+        StepKind::Expect { pattern, literal } => {
+            if *literal {
+                format!("expect \"{}\"", x(pattern))
+            } else {
+                format!("expect /{}/", x(pattern))
+            }
+        }
+        StepKind::Send { text, secret } => {
+            if *secret {
+                "send (secret)".into()
+            } else {
+                format!("send {:?}", x(text))
+            }
+        }
+        StepKind::Put { from, .. } => format!("put {}", x(from)),
+        StepKind::Get { from, .. } => format!("get {}", x(from)),
+        StepKind::Barrier(b) => format!("barrier \"{}\"", x(b)),
+        StepKind::Terminate(s) => format!("terminate ({s})"),
+        StepKind::Wait { .. } => "wait for the command to end".into(),
+        StepKind::Sleep(d) => format!("sleep {}", fmt_duration(*d)),
+        StepKind::Local(c) => format!("local `{}`", x(c)),
+        StepKind::Custom(_) => "custom step".into(),
+    }
+}
+
+/// Runs one step.
+pub(crate) fn run_step(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
+    let d = tr.defaults().clone();
+    macro_rules! x {
+        ($s:expr) => {
+            match tr.expand($s) {
+                Ok(v) => v,
+                Err(e) => return Outcome::fail(e),
+            }
+        };
+    }
+    let timeout = |default| step.timeout.unwrap_or(default);
+    match &step.kind {
+        StepKind::Ok {
+            pass, skip, todo, ..
+        } => {
+            let skip = skip.as_ref().map(|r| tr.expand(r));
+            let todo = todo.as_ref().map(|r| tr.expand(r));
+            verdict::run(*pass, skip, todo)
+        }
+        StepKind::Run(c) => run::run(tr, &x!(c), timeout(d.wait_timeout)),
+        StepKind::Expect { pattern, literal } => {
+            expect::run(tr, &x!(pattern), *literal, timeout(d.expect_timeout))
+        }
+        StepKind::Send { text, secret } => {
+            send::run(tr, x!(text).as_bytes(), *secret, timeout(d.wait_timeout))
+        }
+        StepKind::Put { from, to } => {
+            let from = x!(from);
+            let to = match to {
+                Some(t) => x!(t),
+                None => transfer::file_name_of(&from),
+            };
+            transfer::run(tr, true, &from, &to, timeout(transfer::DEFAULT_TIMEOUT))
+        }
+        StepKind::Get { from, to } => {
+            let from = x!(from);
+            let to = match to {
+                Some(t) => x!(t),
+                None => transfer::file_name_of(&from),
+            };
+            transfer::run(tr, false, &from, &to, timeout(transfer::DEFAULT_TIMEOUT))
+        }
+        StepKind::Barrier(b) => barrier::run(tr, &x!(b), timeout(d.barrier_timeout)),
+        StepKind::Terminate(sig) => terminate::run(tr, *sig, timeout(d.terminate_grace)),
+        StepKind::Wait { status } => wait::run(tr, *status, timeout(d.wait_timeout)),
+        StepKind::Sleep(dur) => sleep::run(tr, *dur),
+        StepKind::Local(c) => local::run(tr, step.name.clone(), &x!(c), timeout(d.wait_timeout)),
+        StepKind::Custom(f) => custom::run(tr, step.name.clone(), f),
+    }
+}
