@@ -147,6 +147,14 @@ pub fn run(args: Args) -> CliResult {
     match dtest_exec::run(&sc, ro) {
         Ok(report) => {
             let failed = report.points.iter().filter(|p| p.failed()).count();
+            if let Some(e) = &report.record_error {
+                // The record is the evidence: a run whose trace or logs
+                // could not be written fails (exit 1), whatever its points.
+                eprintln!(
+                    "dtest: error: {e}; the record of this run (trace and logs) is incomplete; run directory: {}",
+                    out.display()
+                );
+            }
             if let Some(sig) = report.interrupted {
                 eprintln!(
                     "dtest: interrupted by SIG{sig}; run directory: {}",
@@ -167,7 +175,9 @@ pub fn run(args: Args) -> CliResult {
             Ok(report.exit_code())
         }
         Err(dtest_exec::RunError::Invalid(m)) => Err(CliError::Input(m)),
-        Err(e) => Err(CliError::Input(e.to_string())),
+        // The run directory, the trace or the TAP output could not be
+        // written: not the user's input, the run failed.
+        Err(e) => Err(CliError::Failed(format!("error: {e}"))),
     }
 }
 

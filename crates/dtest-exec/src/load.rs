@@ -189,30 +189,9 @@ const TESTER_KEYS: &[&str] = &[
     "record_output",
     "steps",
 ];
-const STEP_KINDS: &[&str] = &[
-    "ok",
-    "run",
-    "expect",
-    "send",
-    "put",
-    "get",
-    "barrier",
-    "terminate",
-    "wait",
-    "sleep",
-    "local",
-];
-const STEP_COMMON: &[&str] = &["name", "timeout", "on_fail"];
-
-fn step_extra(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "ok" => &["pass", "skip", "todo"],
-        "expect" => &["literal"],
-        "send" => &["secret"],
-        "put" | "get" => &["to"],
-        "wait" => &["status"],
-        _ => &[],
-    }
+/// The step keywords of scenario files, from the step table.
+fn step_kinds() -> Vec<&'static str> {
+    crate::steps::STEPS.iter().map(|d| d.keyword).collect()
 }
 
 impl<'a> Loader<'a> {
@@ -621,10 +600,11 @@ impl<'a> Loader<'a> {
     ) -> Option<Step> {
         self.spans
             .insert(Where::Step(ti, si, ""), span.clone().unwrap_or(0..0));
+        let step_kinds = step_kinds();
         let kinds: Vec<&str> = t
             .iter()
             .map(|(k, _)| k)
-            .filter(|k| STEP_KINDS.contains(k))
+            .filter(|k| step_kinds.contains(k))
             .collect();
         let kind = match kinds.as_slice() {
             [] => {
@@ -632,7 +612,7 @@ impl<'a> Loader<'a> {
                     span,
                     format!(
                         "step without an action; add one of: {}",
-                        STEP_KINDS.join(", ")
+                        step_kinds.join(", ")
                     ),
                 );
                 return None;
@@ -648,18 +628,12 @@ impl<'a> Loader<'a> {
             }
         };
         let mut allowed: Vec<&str> = vec![kind];
-        allowed.extend_from_slice(STEP_COMMON);
-        allowed.extend_from_slice(step_extra(kind));
+        allowed.extend_from_slice(crate::steps::COMMON_KEYS);
+        allowed.extend_from_slice(crate::steps::def(kind).map(|d| d.keys).unwrap_or(&[]));
         let n_err = self.errors.len();
         self.check_keys(t, &allowed, &format!("a `{kind}` step"));
         for (k, v) in t.iter() {
-            let key: &'static str = STEP_KINDS
-                .iter()
-                .chain(STEP_COMMON)
-                .chain(["pass", "skip", "todo", "literal", "secret", "to", "status"].iter())
-                .find(|x| **x == k)
-                .copied()
-                .unwrap_or("");
+            let key: &'static str = crate::steps::all_keys().find(|x| *x == k).unwrap_or("");
             if let Some(s) = span_of(v) {
                 self.spans.insert(Where::Step(ti, si, key), s);
             }

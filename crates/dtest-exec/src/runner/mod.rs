@@ -24,6 +24,8 @@
 pub(crate) mod control;
 pub(crate) mod sink;
 pub(crate) mod tester;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

@@ -1,0 +1,1 @@
+//! Runner unit tests on the mock transport (data-driven).
