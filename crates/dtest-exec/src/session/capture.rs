@@ -128,6 +128,9 @@ pub struct State {
     pub shutdown: Option<Instant>,
     /// The capture thread has ended.
     pub done: bool,
+    /// Something a waiter may wait for changed since the last wake-up
+    /// (plain output does not wake the tester: 4096 chunks per GiB).
+    changed: bool,
 }
 
 impl State {
@@ -180,14 +183,19 @@ impl State {
                             self.push_backlog(&d[h.end..]);
                             self.hit = Some(h);
                             self.matcher = None;
+                            self.changed = true;
                         }
                     }
                     _ => self.push_backlog(d),
                 }
             }
-            Event::Started => self.started = true,
+            Event::Started => {
+                self.started = true;
+                self.changed = true;
+            }
             Event::End(_) if !self.ready => {
                 self.ready = true;
+                self.changed = true;
                 sink.opened();
             }
             Event::End(st) => {
@@ -195,6 +203,7 @@ impl State {
                 // interrupt at the prompt): not an exit.
                 if self.running {
                     let st = status_from_shell(st);
+                    self.changed = true;
                     self.running = false;
                     self.started = true;
                     sink.exit(&st);
@@ -205,6 +214,7 @@ impl State {
     }
 
     fn on_closed(&mut self, sink: &mut dyn CaptureSink, status: Option<ExitStatus>) {
+        self.changed = true;
         if self.running {
             let st = status.clone().unwrap_or(ExitStatus::Code(-1));
             self.running = false;
@@ -309,8 +319,11 @@ fn capture(
         if end {
             st.done = true;
         }
+        let wake = std::mem::take(&mut st.changed);
         drop(st);
-        shared.notify();
+        if wake {
+            shared.notify();
+        }
         if end {
             return;
         }
