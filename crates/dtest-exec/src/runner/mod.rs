@@ -448,7 +448,12 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         rep.send(&RunEvent::Comment(e));
     }
     let points = std::mem::take(&mut rep.points);
-    if let Some(i) = rep.reporters.len().checked_sub(1).filter(|_| junit.is_some()) {
+    if let Some(i) = rep
+        .reporters
+        .len()
+        .checked_sub(1)
+        .filter(|_| junit.is_some())
+    {
         // JUnit is written at the end; its errors are the run's.
         rep.reporters[i].event(&RunEvent::End { points: &points })?;
         rep.reporters.truncate(i);

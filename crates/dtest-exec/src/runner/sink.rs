@@ -95,7 +95,14 @@ impl Logs {
 
     /// Writes output of `stream` to `.out` or `.err`.
     pub(crate) fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        self.write(if stream == Stream::Stderr { "err" } else { "out" }, bytes);
+        self.write(
+            if stream == Stream::Stderr {
+                "err"
+            } else {
+                "out"
+            },
+            bytes,
+        );
     }
 
     /// A line of dtest's own in `.err`, flushed.
@@ -108,7 +115,11 @@ impl Logs {
     }
 
     pub(crate) fn flush(&mut self) {
-        for (ext, w) in [("in", &mut self.inp), ("out", &mut self.out), ("err", &mut self.err)] {
+        for (ext, w) in [
+            ("in", &mut self.inp),
+            ("out", &mut self.out),
+            ("err", &mut self.err),
+        ] {
             if let Some(w) = w {
                 if let Err(e) = w.flush() {
                     let t = &self.tester;

@@ -113,7 +113,9 @@ impl<'a> TesterRun<'a> {
         match &mut self.session {
             Some(s) => Ok(s),
             None => Err(Outcome::fail(
-                self.open_error.clone().unwrap_or_else(|| "no session".into()),
+                self.open_error
+                    .clone()
+                    .unwrap_or_else(|| "no session".into()),
             )),
         }
     }
@@ -270,10 +272,11 @@ impl<'a> TesterRun<'a> {
             self.escalate(Signal::Int, Duration::from_millis(200), &until);
         }
         if let Some(mut s) = self.session.take() {
-            let st = s.close(Duration::from_millis(300));
+            // Whether the session ended by itself before dtest closed it.
             let gone = s.gone();
+            let st = s.close(Duration::from_millis(300));
             let reason = match (gone, st) {
-                (Some(g), _) if !g.contains("was closed") => g,
+                (Some(g), _) => g,
                 (_, Ok(Some(st))) => format!("closed (shell status {st})"),
                 (_, Ok(None)) => "closed".to_string(),
                 (_, Err(e)) => format!("closed with an error: {e}"),
@@ -402,7 +405,9 @@ impl<'a> TesterRun<'a> {
 
     fn abort(&mut self, from: usize, barrier_reason: &str, skip_reason: &str) {
         let bars = self.remaining_barriers(from);
-        self.ctx.master.abandon(&self.ctx.rec, &bars, barrier_reason);
+        self.ctx
+            .master
+            .abandon(&self.ctx.rec, &bars, barrier_reason);
         let running = self.session.as_ref().is_some_and(|s| s.running());
         if running {
             let g = self

@@ -128,6 +128,8 @@ pub struct State {
     pub shutdown: Option<Instant>,
     /// The capture thread has ended.
     pub done: bool,
+    /// The session runs on a pty (one stream, prompts as end markers).
+    pub pty: bool,
     /// Something a waiter may wait for changed since the last wake-up
     /// (plain output does not wake the tester: 4096 chunks per GiB).
     changed: bool,
@@ -200,8 +202,10 @@ impl State {
             }
             Event::End(st) => {
                 // An end with no command running is a spare prompt (an
-                // interrupt at the prompt): not an exit.
-                if self.running {
+                // interrupt at the prompt): not an exit. On a pty, neither
+                // is an end before the running command's start marker: a
+                // late prompt of an interrupt sent to the previous command.
+                if self.running && (self.started || !self.pty) {
                     let st = status_from_shell(st);
                     self.changed = true;
                     self.running = false;
@@ -241,7 +245,11 @@ impl Shared {
     }
 
     /// Waits for a change of the state, until `until` at most.
-    pub fn wait_until<'a>(&self, g: MutexGuard<'a, State>, until: Instant) -> MutexGuard<'a, State> {
+    pub fn wait_until<'a>(
+        &self,
+        g: MutexGuard<'a, State>,
+        until: Instant,
+    ) -> MutexGuard<'a, State> {
         let d = until.saturating_duration_since(Instant::now());
         self.changed
             .wait_timeout(g, d)

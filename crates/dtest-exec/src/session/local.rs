@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use dtest_trace::ExitStatus;
 
-pub use super::sys::{open_pty, set_nonblocking, spawn_in_session, Spawned};
 use super::sys::{self, kill, session_members, try_status, FdOutput, SharedChild};
+pub use super::sys::{open_pty, set_nonblocking, spawn_in_session, Spawned};
 use super::{
     hash_copy, Channel, FileInfo, HostUrl, OpenSpec, Output, Result, SessionError, Signal,
     Transport, Until,
@@ -156,7 +156,9 @@ fn open_regular(op: &'static str, path: &Path) -> Result<File> {
     };
     let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
     if !meta.is_file() {
-        return Err(err("not a regular file (only regular files are copied)".into()));
+        return Err(err(
+            "not a regular file (only regular files are copied)".into()
+        ));
     }
     File::open(path).map_err(|e| err(e.to_string()))
 }
@@ -234,8 +236,8 @@ impl Channel for LocalChannel {
         if let Ok(m) = src.metadata() {
             let _ = out.set_permissions(m.permissions());
         }
-        let (size, sha256) = hash_copy(src, io::BufWriter::new(out), until)
-            .map_err(transfer_err("put", &dst))?;
+        let (size, sha256) =
+            hash_copy(src, io::BufWriter::new(out), until).map_err(transfer_err("put", &dst))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
             remote: dst.display().to_string(),
@@ -258,8 +260,8 @@ impl Channel for LocalChannel {
             }
         }
         let out = File::create(local).map_err(|e| err(e, local))?;
-        let (size, sha256) = hash_copy(src, io::BufWriter::new(out), until)
-            .map_err(transfer_err("get", local))?;
+        let (size, sha256) =
+            hash_copy(src, io::BufWriter::new(out), until).map_err(transfer_err("get", local))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
             remote: src_path.display().to_string(),
@@ -375,7 +377,11 @@ mod tests {
             let t = s.terminate(Signal::Int, Duration::from_secs(10), &until, &mut |_| {});
             assert_eq!(t.sent, [Signal::Int], "pty {pty}");
             assert!(t.ended);
-            assert_eq!(s.last_exit(), Some(ExitStatus::Signal("INT".into())), "pty {pty}");
+            assert_eq!(
+                s.last_exit(),
+                Some(ExitStatus::Signal("INT".into())),
+                "pty {pty}"
+            );
             s.close(Duration::from_millis(200)).unwrap();
         }
     }

@@ -589,11 +589,10 @@ pub fn hash_reader(
     r: impl std::io::Read,
     sink: impl std::io::Write,
 ) -> std::io::Result<(u64, [u8; 32])> {
-    hash_copy(r, sink, &Until::after(Duration::from_secs(u32::MAX as u64)))
-        .map_err(|e| match e {
-            SessionError::Io(e) => e,
-            other => std::io::Error::other(other.to_string()),
-        })
+    hash_copy(r, sink, &Until::after(Duration::from_secs(u32::MAX as u64))).map_err(|e| match e {
+        SessionError::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    })
 }
 
 /// Copies a byte stream into `sink` computing its size and SHA-256, and

@@ -199,7 +199,6 @@ impl Decoder {
 /// The byte that opens and closes a marker (ASCII record separator).
 const RS: u8 = 0x1e;
 
-
 /// A segment produced by [`MarkerFilter::feed`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Segment<'a> {
@@ -374,11 +373,9 @@ pub fn new_nonce() -> String {
     dtest_trace::model::hex(&b)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     fn collect(f: &mut MarkerFilter, chunks: &[&[u8]]) -> (Vec<u8>, Vec<i32>) {
         let mut data = Vec::new();

@@ -94,13 +94,8 @@ impl ShellSession {
         let output = ch.take_output()?;
         let proto = Protocol::new(ch.is_pty());
         let shared = Arc::new(Shared::default());
-        let handle = capture::spawn(
-            &target,
-            output,
-            proto.decoder(),
-            sink,
-            Arc::clone(&shared),
-        )?;
+        shared.lock().pty = proto.is_pty();
+        let handle = capture::spawn(&target, output, proto.decoder(), sink, Arc::clone(&shared))?;
         let mut s = ShellSession {
             ch,
             proto,
@@ -335,7 +330,8 @@ impl ShellSession {
             ended: false,
             interrupted: None,
         };
-        let bounded = |d: Duration| Until::new(until.deadline.min(Instant::now() + d), until.stop.clone());
+        let bounded =
+            |d: Duration| Until::new(until.deadline.min(Instant::now() + d), until.stop.clone());
         match self.wait_started(&bounded(grace.max(Duration::from_secs(2)))) {
             Ok(_) => {}
             Err(SessionError::Stopped(r)) => out.interrupted = Some(r),
@@ -346,8 +342,7 @@ impl ShellSession {
         // that, a command made of shell builtins gets the Ctrl-C anyway).
         if first == Signal::Int && self.proto.is_pty() {
             let u = bounded(Duration::from_millis(500));
-            while self.running() && self.ch.foreground_job() == Some(false) && u.check("").is_ok()
-            {
+            while self.running() && self.ch.foreground_job() == Some(false) && u.check("").is_ok() {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -392,13 +387,15 @@ impl ShellSession {
             return Ok(self.shared.lock().closed.clone().flatten());
         }
         self.closed = true;
-        let r = self.ch.close(grace);
         {
+            // Before the channel closes: a read failing because dtest closed
+            // the channel is not a lost connection.
             let mut st = self.shared.lock();
             if st.shutdown.is_none() {
                 st.shutdown = Some(Instant::now());
             }
         }
+        let r = self.ch.close(grace);
         if let Some(h) = self.capture.take() {
             // The capture ends at the end of the output, or within its
             // drain time after the shutdown.

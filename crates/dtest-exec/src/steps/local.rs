@@ -50,8 +50,14 @@ pub(super) fn run(
     // Collect output in threads so a chatty command never blocks.
     let (tx, rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let readers: Vec<Box<dyn Read + Send>> = [
-        child.stdout.take().map(|x| Box::new(x) as Box<dyn Read + Send>),
-        child.stderr.take().map(|x| Box::new(x) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|x| Box::new(x) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|x| Box::new(x) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -124,6 +130,9 @@ pub(super) fn run(
     } else {
         let msg = why.unwrap_or_else(|| format!("exit status {code}"));
         let lines: Vec<String> = text.lines().rev().take(10).map(String::from).collect();
-        Outcome::fail(msg).diag("output", DiagValue::Lines(lines.into_iter().rev().collect()))
+        Outcome::fail(msg).diag(
+            "output",
+            DiagValue::Lines(lines.into_iter().rev().collect()),
+        )
     }
 }

@@ -10,10 +10,18 @@ use super::Outcome;
 use crate::runner::tester::TesterRun;
 use crate::session::SessionError;
 
-pub(super) fn run(tr: &mut TesterRun<'_>, bytes: &[u8], secret: bool, timeout: Duration) -> Outcome {
+pub(super) fn run(
+    tr: &mut TesterRun<'_>,
+    bytes: &[u8],
+    secret: bool,
+    timeout: Duration,
+) -> Outcome {
     let until = tr.until(timeout);
     let started = match tr.session() {
-        Ok(s) => s.wait_started(&until),
+        Ok(s) => match s.gone() {
+            Some(g) => return Outcome::fail(g),
+            None => s.wait_started(&until),
+        },
         Err(o) => return o,
     };
     match started {
