@@ -9,8 +9,8 @@
 //! (native transport) and `DTEST_SSH_CONFIG` (both transports). Every server,
 //! and every process it started, is killed on drop.
 //!
-//! This file is also compiled into crates/dtest-ssh's own tests
-//! (`#[path]`), so it depends on std, libc and tempfile only.
+//! It depends on std, libc and tempfile only, so that a crate's own tests
+//! can include it with `#[path]` as well.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;

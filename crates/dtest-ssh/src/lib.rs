@@ -31,7 +31,6 @@ pub mod conn;
 pub mod hostkey;
 pub mod native;
 pub mod openssh;
-pub mod pty;
 pub mod remote;
 
 use std::sync::Arc;

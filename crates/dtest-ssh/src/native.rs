@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use dtest_exec::session::{
-    Channel, FileInfo, HostUrl, OpenSpec, ReadEvent, Result, SessionError, Signal, Transport,
+    Channel, FileInfo, HostUrl, OpenSpec, Output, ReadEvent, Result, SessionError, Signal,
+    StopProbe, Transport, Until,
 };
 use dtest_trace::ExitStatus;
 
@@ -109,29 +110,25 @@ impl SshTransport {
 
     /// A connection with a free session slot (reserved on return), opening
     /// one when every shared connection is full.
-    fn conn_for(
-        &self,
-        p: &ConnParams,
-        max_sessions: usize,
-    ) -> std::result::Result<Arc<Conn>, String> {
+    fn conn_for(&self, p: &ConnParams, max_sessions: usize, stop: &StopProbe) -> Result<Arc<Conn>> {
         // Keep room for one short channel of the transport (signal,
         // clean-up, SFTP) besides the testers' shells.
         let limit = max_sessions.saturating_sub(1).max(1);
         if self.unshared {
             self.opened
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let c = Arc::new(Conn::connect(p, limit)?);
+            let c = Arc::new(Conn::connect(p, limit, stop)?);
             c.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Ok(c);
         }
         let key = (p.user.clone(), p.host.clone(), p.port);
         let slot = {
-            let mut pool = self.pool.lock().map_err(|_| "poisoned".to_string())?;
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             pool.entry(key).or_default().clone()
         };
         // One lock per host: testers of one host wait for the first
         // connection instead of each opening their own.
-        let mut conns = slot.lock().map_err(|_| "poisoned".to_string())?;
+        let mut conns = slot.lock().unwrap_or_else(|e| e.into_inner());
         conns.retain(|w| w.strong_count() > 0);
         for w in conns.iter() {
             let Some(c) = w.upgrade() else { continue };
@@ -146,7 +143,7 @@ impl SshTransport {
         }
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let c = Arc::new(Conn::connect(p, limit)?);
+        let c = Arc::new(Conn::connect(p, limit, stop)?);
         c.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         conns.push(Arc::downgrade(&c));
         Ok(c)
@@ -173,6 +170,8 @@ pub struct SshChannel {
     conn: Arc<Conn>,
     id: u64,
     shared: Arc<ChanShared>,
+    /// The output half, until the capture thread takes it.
+    output: Option<SshOutput>,
     pty: bool,
     target: String,
     /// The remote shell's pid, also its session id.
@@ -181,52 +180,134 @@ pub struct SshChannel {
     status: Option<ExitStatus>,
     /// The session's working directory (relative put/get paths start there).
     cwd: Option<String>,
+    /// The run's stop probe (signals give up when the run stops).
+    stop: StopProbe,
     /// What the connection said when the channel was opened (a newly
     /// accepted host key), for the tester's log.
     pub note: Option<String>,
 }
 
+/// The output half of an [`SshChannel`]: its queue, filled by the
+/// connection's I/O thread (stdout and stderr chunks in the order they were
+/// read, stderr first when both were ready).
+#[derive(Debug)]
+pub struct SshOutput {
+    conn: Arc<Conn>,
+    shared: Arc<ChanShared>,
+}
+
+impl Output for SshOutput {
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent> {
+        read_queue(&self.conn, &self.shared, buf, deadline)
+    }
+}
+
+/// Reads a channel's queue until `deadline`. Every queued byte is read
+/// before the end (or the loss of the connection) is reported.
+fn read_queue(
+    conn: &Conn,
+    shared: &ChanShared,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<ReadEvent> {
+    let mut b = shared.buf.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some((stream, n, nudge)) = b.take(buf) {
+            drop(b);
+            if nudge {
+                // Wake the I/O thread so it reads this channel again.
+                conn.nudge();
+            }
+            return Ok(ReadEvent::Data { stream, n });
+        }
+        if b.eof {
+            return Ok(ReadEvent::Closed {
+                status: b.status.clone(),
+            });
+        }
+        if let Some(l) = &b.lost {
+            return Err(SessionError::Other(l.clone()));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(ReadEvent::Timeout);
+        }
+        b = shared
+            .cond
+            .wait_timeout(b, deadline - now)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+/// An error of opening `target`: the run stopping as it is, anything else
+/// as [`SessionError::Open`].
+fn open_err(target: &str, e: SessionError) -> SessionError {
+    match e {
+        SessionError::Stopped(_) | SessionError::Open { .. } => e,
+        SessionError::Other(reason) | SessionError::Closed(reason) => SessionError::Open {
+            target: target.to_string(),
+            reason,
+        },
+        e => SessionError::Open {
+            target: target.to_string(),
+            reason: e.to_string(),
+        },
+    }
+}
+
 impl SshChannel {
-    /// Connects (or reuses a connection) and starts the shell.
+    /// Connects (or reuses a connection) and starts the shell; gives up
+    /// within 100 ms of `spec.stop` saying so.
     pub fn open(t: &SshTransport, spec: &OpenSpec) -> Result<SshChannel> {
         let opts = TesterOptions::from_spec(spec)?;
         let p = SshTransport::params(spec, &opts)?;
         let target = format!("{} on ssh://{}", spec.shell, p.label());
-        let fail = |reason: String| SessionError::Open {
-            target: target.clone(),
-            reason,
-        };
         if opts.x11 {
-            return Err(fail(
-                "x11 = true needs the openssh:// transport (the system ssh client forwards X11)"
+            return Err(SessionError::Open {
+                target,
+                reason: "x11 = true needs the openssh:// transport (the system ssh client \
+                         forwards X11)"
                     .into(),
-            ));
+            });
         }
-        let deadline = Instant::now() + p.connect_timeout + Duration::from_secs(5);
+        let until = Until::new(
+            Instant::now() + p.connect_timeout + Duration::from_secs(5),
+            spec.stop.clone(),
+        );
         let command = remote::start_command(spec);
         let mut attempts = 0;
         let (conn, id, shared) = loop {
             attempts += 1;
-            let conn = t.conn_for(&p, opts.max_sessions).map_err(fail)?;
-            match conn.open(&command, spec.pty, deadline) {
+            let conn = t
+                .conn_for(&p, opts.max_sessions, &spec.stop)
+                .map_err(|e| open_err(&target, e))?;
+            match conn.open(&command, spec.pty, &until) {
                 Ok((id, shared)) => break (conn, id, shared),
                 Err(OpenError::Full(e)) => {
                     conn.sessions
                         .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                     conn.full.store(true, std::sync::atomic::Ordering::SeqCst);
                     if attempts > 3 {
-                        return Err(fail(format!("the server refused a new session: {e}")));
+                        return Err(open_err(
+                            &target,
+                            SessionError::Other(format!("the server refused a new session: {e}")),
+                        ));
                     }
                 }
                 Err(OpenError::Other(e)) => {
                     conn.sessions
                         .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                    return Err(fail(e));
+                    return Err(open_err(&target, e));
                 }
             }
         };
         let mut ch = SshChannel {
             note: conn.note.clone(),
+            output: Some(SshOutput {
+                conn: Arc::clone(&conn),
+                shared: Arc::clone(&shared),
+            }),
             conn,
             id,
             shared,
@@ -236,44 +317,57 @@ impl SshChannel {
             closed: false,
             status: None,
             cwd: spec.cwd.clone(),
+            stop: spec.stop.clone(),
         };
-        ch.sid = ch.read_pid(deadline).map_err(fail)?;
+        ch.sid = ch.read_pid(&until).map_err(|e| open_err(&target, e))?;
         Ok(ch)
     }
 
-    /// Reads output until the pid marker; puts back what follows it.
-    fn read_pid(&mut self, deadline: Instant) -> std::result::Result<i32, String> {
-        let mut seen = Vec::new();
+    /// Reads output until the pid marker; puts back what followed it (and
+    /// what came on stderr meanwhile), so the output half serves it first.
+    fn read_pid(&mut self, until: &Until) -> Result<i32> {
+        let mut out = Vec::new();
+        let mut errs: Vec<Vec<u8>> = Vec::new();
         let mut buf = vec![0u8; 4096];
+        let printed = |out: &[u8], errs: &[Vec<u8>]| {
+            let mut all = out.to_vec();
+            all.extend(errs.iter().flatten());
+            String::from_utf8_lossy(&all).trim().to_string()
+        };
         loop {
-            match self.read(&mut buf, deadline) {
-                Ok(ReadEvent::Data { n, .. }) => {
-                    seen.extend_from_slice(&buf[..n]);
-                    if let Some((pid, end)) = remote::find_pid(&seen) {
-                        let rest = seen[end..].to_vec();
-                        if !rest.is_empty() {
-                            if let Ok(mut b) = self.shared.buf.lock() {
-                                b.queued += rest.len();
-                                b.queue.push_front((dtest_trace::Stream::Stdout, rest));
-                            }
+            match read_queue(&self.conn, &self.shared, &mut buf, until.slice())? {
+                ReadEvent::Data {
+                    stream: dtest_trace::Stream::Stdout,
+                    n,
+                } => {
+                    out.extend_from_slice(&buf[..n]);
+                    if let Some((pid, end)) = remote::find_pid(&out) {
+                        let mut b = self.shared.buf.lock().unwrap_or_else(|e| e.into_inner());
+                        b.unread(dtest_trace::Stream::Stdout, out[end..].to_vec());
+                        for e in errs.into_iter().rev() {
+                            b.unread(dtest_trace::Stream::Stderr, e);
                         }
                         return Ok(pid);
                     }
                 }
-                Ok(ReadEvent::Timeout) => {
-                    return Err(format!(
-                        "the remote shell did not start in time; it printed: {:?}",
-                        String::from_utf8_lossy(&seen)
-                    ))
-                }
-                Ok(ReadEvent::Closed { status }) => {
+                ReadEvent::Data { n, .. } => errs.push(buf[..n].to_vec()),
+                ReadEvent::Timeout => match until.check("") {
+                    Err(SessionError::TimedOut(_)) => {
+                        return Err(SessionError::Other(format!(
+                            "the remote shell did not start in time; it printed: {:?}",
+                            printed(&out, &errs)
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                    Ok(()) => {}
+                },
+                ReadEvent::Closed { status } => {
                     let st = status.map(|s| s.to_string()).unwrap_or_else(|| "?".into());
-                    return Err(format!(
+                    return Err(SessionError::Other(format!(
                         "the remote shell exited (status {st}) before it started: {}",
-                        String::from_utf8_lossy(&seen).trim()
-                    ));
+                        printed(&out, &errs)
+                    )));
                 }
-                Err(e) => return Err(e.to_string()),
             }
         }
     }
@@ -286,30 +380,24 @@ impl SshChannel {
     /// `remote` against the session's cwd (SFTP resolves what is still
     /// relative against the login directory, as the shell does).
     fn remote_path(&self, remote: &str) -> String {
-        match &self.cwd {
-            Some(c) if !remote.starts_with('/') => format!("{}/{remote}", c.trim_end_matches('/')),
-            _ => remote.to_string(),
-        }
-    }
-
-    fn transfer_err(op: &'static str, path: &str, reason: String) -> SessionError {
-        SessionError::Transfer {
-            op,
-            path: path.to_string(),
-            reason,
-        }
+        remote::resolve(self.cwd.as_deref(), remote)
     }
 }
 
 /// Runs the clean-up of session `sid` over a fresh connection, when the
-/// shared one is gone but the host may still run our processes.
-fn cleanup_reconnect(p: &ConnParams, sid: i32, grace: Duration) {
+/// shared one is gone (or does not answer) but the host may still run our
+/// processes; gives up at `budget`.
+fn cleanup_reconnect(p: &ConnParams, sid: i32, grace: Duration, budget: Instant) {
+    let left = budget.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(200) {
+        return;
+    }
     let mut p = p.clone();
-    p.connect_timeout = p.connect_timeout.min(Duration::from_secs(5));
-    if let Ok(c) = Conn::connect(&p, 2) {
+    p.connect_timeout = p.connect_timeout.min(Duration::from_secs(5)).min(left);
+    if let Ok(c) = Conn::connect(&p, 2, &StopProbe::never()) {
         let _ = c.exec(
             &remote::cleanup_command(sid, grace.as_millis() as u64),
-            Instant::now() + grace + Duration::from_secs(10),
+            &Until::new(budget, StopProbe::never()),
         );
     }
 }
@@ -323,149 +411,117 @@ impl Channel for SshChannel {
         self.pty
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.closed {
-            return Err(SessionError::Closed("the channel is closed".into()));
-        }
-        self.conn
-            .write(self.id, bytes, Instant::now() + Duration::from_secs(30))
-            .map_err(SessionError::Closed)
+    fn take_output(&mut self) -> Result<Box<dyn Output>> {
+        remote::take_output(&mut self.output)
     }
 
-    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent> {
-        let mut b = self
-            .shared
-            .buf
-            .lock()
-            .map_err(|_| SessionError::Other("poisoned".into()))?;
-        loop {
-            if let Some((stream, chunk)) = b.queue.front() {
-                let stream = *stream;
-                let off = b.front_off;
-                let n = (chunk.len() - off).min(buf.len());
-                buf[..n].copy_from_slice(&chunk[off..off + n]);
-                if off + n >= chunk.len() {
-                    b.queue.pop_front();
-                    b.front_off = 0;
-                } else {
-                    b.front_off += n;
-                }
-                b.queued -= n;
-                if b.stalled && b.queued < (1 << 20) {
-                    b.stalled = false;
-                    drop(b);
-                    // Wake the I/O thread so it reads this channel again.
-                    self.conn.nudge();
-                }
-                return Ok(ReadEvent::Data { stream, n });
-            }
-            if b.eof {
-                self.status = b.status.clone();
-                return Ok(ReadEvent::Closed {
-                    status: b.status.clone(),
-                });
-            }
-            if let Some(l) = &b.lost {
-                return Err(SessionError::Closed(l.clone()));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(ReadEvent::Timeout);
-            }
-            b = self
-                .shared
-                .cond
-                .wait_timeout(b, deadline - now)
-                .map_err(|_| SessionError::Other("poisoned".into()))?
-                .0;
-        }
+    fn write(&mut self, bytes: &[u8], until: &Until) -> Result<()> {
+        remote::check_open(self.closed)?;
+        self.conn.write(self.id, bytes, until)
     }
 
-    fn signal(&mut self, sig: Signal) -> Result<()> {
-        if self.closed || self.sid <= 0 {
-            return Ok(());
+    fn signal(&mut self, sig: Signal) -> Result<Option<usize>> {
+        remote::check_open(self.closed)?;
+        if self.sid <= 0 {
+            return Ok(None);
         }
-        self.conn
-            .exec(
-                &remote::signal_command(self.sid, sig),
-                Instant::now() + Duration::from_secs(10),
-            )
-            .map(|_| ())
-            .map_err(|e| {
-                SessionError::Other(format!("cannot signal {sig} on {}: {e}", self.target))
-            })
-    }
-
-    fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo> {
-        let (path, size, sha256) = self
+        let until = Until::new(Instant::now() + Duration::from_secs(10), self.stop.clone());
+        let (_, out) = self
             .conn
-            .put(
-                local,
-                &self.remote_path(remote),
-                Instant::now() + Duration::from_secs(600),
-            )
-            .map_err(|e| Self::transfer_err("put", remote, e))?;
+            .exec(&remote::signal_command(self.sid, sig), &until)
+            .map_err(|e| match e {
+                SessionError::Stopped(_) => e,
+                e => SessionError::Other(format!("cannot signal {sig} on {}: {e}", self.target)),
+            })?;
+        Ok(remote::signalled(&out))
+    }
+
+    fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo> {
+        remote::check_open(self.closed)?;
+        let meta = std::fs::metadata(local)
+            .map_err(|e| remote::transfer_err("put", &local.display().to_string(), e.into()))?;
+        if !meta.is_file() {
+            return Err(SessionError::Transfer {
+                op: "put",
+                path: local.display().to_string(),
+                reason: "not a regular file (only regular files are copied)".into(),
+            });
+        }
+        let t = self
+            .conn
+            .put(local, &self.remote_path(remote), until)
+            .map_err(|e| remote::transfer_err("put", remote, e))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
-            remote: path,
-            size,
-            sha256,
+            remote: t.path,
+            size: t.size,
+            sha256: t.sha256,
         })
     }
 
-    fn get(&mut self, remote: &str, local: &Path) -> Result<FileInfo> {
-        let (path, size, sha256) = self
+    fn get(&mut self, remote: &str, local: &Path, until: &Until) -> Result<FileInfo> {
+        remote::check_open(self.closed)?;
+        let t = self
             .conn
-            .get(
-                &self.remote_path(remote),
-                local,
-                Instant::now() + Duration::from_secs(600),
-            )
-            .map_err(|e| Self::transfer_err("get", remote, e))?;
+            .get(&self.remote_path(remote), local, until)
+            .map_err(|e| remote::transfer_err("get", remote, e))?;
         Ok(FileInfo {
             local: PathBuf::from(local),
-            remote: path,
-            size,
-            sha256,
+            remote: t.path,
+            size: t.size,
+            sha256: t.sha256,
         })
     }
 
+    /// Kills the remote session (over a fresh connection if the shared one
+    /// is lost), then waits up to 2 s for the channel's end, which the
+    /// capture thread reads to the last byte. Bounded: `grace` + 12 s at
+    /// most, whatever the network does.
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
         if self.closed {
             return Ok(self.status.clone());
         }
         self.closed = true;
+        let budget = Instant::now() + grace + Duration::from_secs(10);
+        // An output half never taken has no reader: its queue is discarded
+        // below so that the channel can reach its end.
+        let unread = self.output.take().is_some();
         self.conn.eof(self.id);
         if self.sid > 0 {
             let script = remote::cleanup_command(self.sid, grace.as_millis() as u64);
-            let r = self
-                .conn
-                .exec(&script, Instant::now() + grace + Duration::from_secs(10));
-            if r.is_err() {
-                cleanup_reconnect(&self.conn.params, self.sid, grace);
+            let u = Until::new(
+                budget.min(Instant::now() + grace + Duration::from_secs(5)),
+                StopProbe::never(),
+            );
+            if self.conn.exec(&script, &u).is_err() {
+                cleanup_reconnect(&self.conn.params, self.sid, grace, budget);
             }
         }
         // The shell's status arrives with the channel's close.
-        let until = Instant::now() + Duration::from_secs(2);
-        if let Ok(mut b) = self.shared.buf.lock() {
+        let until = if self.sid > 0 {
+            Instant::now() + Duration::from_secs(2)
+        } else {
+            Instant::now()
+        };
+        {
+            let mut b = self.shared.buf.lock().unwrap_or_else(|e| e.into_inner());
             while !b.eof && b.lost.is_none() && Instant::now() < until {
-                // Discard output nobody will read, so the channel can end.
-                b.queue.clear();
-                b.queued = 0;
-                b.front_off = 0;
-                if b.stalled {
-                    b.stalled = false;
-                    self.conn.nudge();
+                if unread {
+                    b.queue.clear();
+                    b.queued = 0;
+                    b.front_off = 0;
+                    if b.stalled {
+                        b.stalled = false;
+                        self.conn.nudge();
+                    }
                 }
                 let left = until.saturating_duration_since(Instant::now());
-                b = match self
+                b = self
                     .shared
                     .cond
                     .wait_timeout(b, left.min(Duration::from_millis(100)))
-                {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
             if b.eof {
                 self.status = b.status.clone();

@@ -9,20 +9,25 @@
 //! says `accept-new`, a connect timeout, keepalives, and `-e none` so no
 //! byte of a test is taken for an escape sequence.
 
-use std::io::{Read, Write};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dtest_exec::session::shell::shell_quote;
+use dtest_exec::session::sys::{
+    self, spawn_in_session, try_status, FdOutput, SharedChild, Spawned,
+};
 use dtest_exec::session::{
-    signal_name, Channel, FileInfo, HostUrl, OpenSpec, ReadEvent, Result, SessionError, Signal,
-    Transport,
+    hash_copy, Channel, FileInfo, HostUrl, OpenSpec, Output, ReadEvent, Result, SessionError,
+    Signal, StopProbe, Transport, Until,
 };
 use dtest_trace::{ExitStatus, Stream};
 
 use crate::config::{parse_url, HostConfig, HostKeyPolicy, TesterOptions};
-use crate::pty::Proc;
 use crate::remote;
 
 /// The `openssh` transport.
@@ -146,89 +151,226 @@ impl SshArgs {
         c
     }
 
-    /// Runs a short command; returns its status and output (stdout then
-    /// stderr), killing the client at the deadline.
+    /// Runs a short command (`ssh -T`), feeding it `input` (hashed on the
+    /// way) and handing its stdout to `on_out` as it arrives; the client is
+    /// killed when `until` says to give up.
     fn run(
         &self,
         remote: &str,
-        input: Option<&Path>,
-        deadline: Instant,
-    ) -> std::result::Result<(i32, Vec<u8>, Vec<u8>), String> {
-        let mut c = self.command(false, false, remote);
-        c.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.program))?;
-        let feeder = match (input, child.stdin.take()) {
-            (Some(p), Some(mut w)) => {
-                let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        input: Option<std::fs::File>,
+        until: &Until,
+        on_out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<RunOut> {
+        let cmd = self.command(false, false, remote);
+        let Spawned {
+            child,
+            input: stdin,
+            out,
+            err,
+        } = spawn_in_session(cmd, false)
+            .map_err(|e| SessionError::Other(format!("cannot run {}: {e}", self.program)))?;
+        let client = Client::new(child);
+        let mut output = FdOutput::new(out, err, Arc::clone(&client.child));
+        let feeder = match input {
+            Some(f) => {
+                let u = until.clone();
                 Some(std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut f, &mut w);
+                    hash_copy(f, FdWriter(&stdin, &u), &u)
+                    // `stdin` closes here: the remote `cat` sees the end.
                 }))
             }
-            _ => None,
-        };
-        let mut out = child.stdout.take();
-        let mut err = child.stderr.take();
-        let t_out = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(o) = out.as_mut() {
-                let _ = o.read_to_end(&mut v);
-            }
-            v
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(o) = err.as_mut() {
-                let _ = o.read_to_end(&mut v);
-            }
-            v
-        });
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err("timed out".into());
-                }
+            None => {
+                drop(stdin);
+                None
             }
         };
-        if let Some(f) = feeder {
-            let _ = f.join();
+        let mut stderr = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let r = loop {
+            match output.read(&mut buf, until.slice()) {
+                Ok(ReadEvent::Data {
+                    stream: Stream::Stdout,
+                    n,
+                }) => {
+                    if let Err(e) = on_out(&buf[..n]) {
+                        break Err(SessionError::Io(e));
+                    }
+                }
+                Ok(ReadEvent::Data { n, .. }) => {
+                    if stderr.len() < (64 << 10) {
+                        stderr.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Ok(ReadEvent::Timeout) => {
+                    if let Err(e) = until.check(&format!("{} did not finish in time", self.program))
+                    {
+                        break Err(e);
+                    }
+                }
+                Ok(ReadEvent::Closed { status }) => break Ok(status),
+                Err(e) => break Err(e),
+            }
+        };
+        let status = match r {
+            Ok(st) => st.or_else(|| client.end(Duration::from_secs(1))),
+            Err(e) => {
+                client.end(Duration::ZERO);
+                if let Some(f) = feeder {
+                    let _ = f.join();
+                }
+                return Err(e);
+            }
+        };
+        let fed = match feeder.map(|f| f.join()) {
+            None => None,
+            Some(Ok(r)) => Some(r?),
+            Some(Err(_)) => return Err(SessionError::Other("the input feeder panicked".into())),
+        };
+        Ok(RunOut {
+            code: match status {
+                Some(ExitStatus::Code(c)) => c,
+                _ => -1,
+            },
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+            fed,
+        })
+    }
+}
+
+/// What a short `ssh` run did.
+struct RunOut {
+    /// Its exit code (-1: killed or unknown).
+    code: i32,
+    /// What it printed on stderr (the first 64 KiB), trimmed.
+    stderr: String,
+    /// Size and SHA-256 of the input it was fed.
+    fed: Option<(u64, [u8; 32])>,
+}
+
+/// Writes to a non-blocking descriptor as an `Until` allows.
+struct FdWriter<'a>(&'a OwnedFd, &'a Until);
+
+impl std::io::Write for FdWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sys::write_all(self.0, buf, self.1).map_err(|e| match e {
+            SessionError::Io(e) => e,
+            e => std::io::Error::other(e.to_string()),
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A local `ssh` client process: the leader of its own session and process
+/// group (so that a ProxyCommand it started goes with it).
+#[derive(Debug)]
+struct Client {
+    child: SharedChild,
+    pid: i32,
+}
+
+impl Client {
+    fn new(child: Child) -> Client {
+        let pid = child.id() as i32;
+        Client {
+            child: Arc::new(Mutex::new(child)),
+            pid,
         }
-        let o = t_out.join().unwrap_or_default();
-        let e = t_err.join().unwrap_or_default();
-        Ok((status.code().unwrap_or(-1), o, e))
+    }
+
+    /// Sends `sig` to the client's process group unless it has been reaped
+    /// (the check and the kill under the child's lock: its pid cannot be
+    /// reused meanwhile). Returns its status when it has ended.
+    fn signal_group(&self, sig: i32) -> Option<ExitStatus> {
+        let mut c = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(Some(st)) = c.try_wait() {
+            return Some(sys::convert_status(st));
+        }
+        sys::kill(-self.pid, sig);
+        None
+    }
+
+    /// Ends the client: TERM, then KILL after `grace`; its status.
+    fn end(&self, grace: Duration) -> Option<ExitStatus> {
+        if let Some(st) = self.signal_group(libc::SIGTERM) {
+            return Some(st);
+        }
+        let wait = |d: Duration| {
+            let until = Instant::now() + d;
+            loop {
+                if let Some(st) = try_status(&self.child) {
+                    return Some(st);
+                }
+                if Instant::now() >= until {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        if let Some(st) = wait(grace) {
+            return Some(st);
+        }
+        if let Some(st) = self.signal_group(libc::SIGKILL) {
+            return Some(st);
+        }
+        wait(Duration::from_secs(2))
+    }
+}
+
+/// The output half of an [`OpenSshChannel`]: the client's output, after
+/// what was read with the pid marker (served first).
+struct Leftover {
+    pending: VecDeque<(Stream, Vec<u8>)>,
+    inner: FdOutput,
+}
+
+impl Output for Leftover {
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent> {
+        if let Some((stream, mut data)) = self.pending.pop_front() {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            if n < data.len() {
+                data.drain(..n);
+                self.pending.push_front((stream, data));
+            }
+            return Ok(ReadEvent::Data { stream, n });
+        }
+        self.inner.read(buf, deadline)
     }
 }
 
 /// A tester's shell run by the system ssh client.
-#[derive(Debug)]
 pub struct OpenSshChannel {
-    proc: Proc,
+    client: Client,
+    /// The client's input (the pty master, or its stdin pipe).
+    input: Option<OwnedFd>,
+    /// The output half, until the capture thread takes it.
+    output: Option<Leftover>,
     ssh: SshArgs,
     target: String,
     pty: bool,
     sid: i32,
-    /// Output read past the pid marker, served first.
-    pending: Vec<u8>,
     cwd: Option<String>,
+    stop: StopProbe,
     closed: bool,
     status: Option<ExitStatus>,
 }
 
+impl std::fmt::Debug for OpenSshChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSshChannel")
+            .field("target", &self.target)
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OpenSshChannel {
-    /// Starts the client and waits for the remote shell's pid marker.
+    /// Starts the client and waits for the remote shell's pid marker,
+    /// giving up within 100 ms of `spec.stop` saying so.
     pub fn open(program: &str, spec: &OpenSpec) -> Result<OpenSshChannel> {
         let opts = TesterOptions::from_spec(spec)?;
         let target = format!("{} on {}", spec.shell, spec.host.raw);
@@ -241,62 +383,100 @@ impl OpenSshChannel {
         }
         let ssh = SshArgs::new(program, spec, &opts)?;
         let cmd = ssh.command(spec.pty, opts.x11, &remote::start_command(spec));
-        let proc =
-            Proc::spawn(cmd, spec.pty).map_err(|e| fail(format!("cannot run {program}: {e}")))?;
-        let mut ch = OpenSshChannel {
-            proc,
-            ssh,
-            target: target.clone(),
-            pty: spec.pty,
-            sid: 0,
-            pending: Vec::new(),
-            cwd: spec.cwd.clone(),
-            closed: false,
-            status: None,
-        };
-        let deadline = Instant::now() + opts.connect_timeout(spec) + Duration::from_secs(5);
+        let Spawned {
+            child,
+            input,
+            out,
+            err,
+        } = spawn_in_session(cmd, spec.pty)
+            .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
+        let client = Client::new(child);
+        let mut output = FdOutput::new(out, err, Arc::clone(&client.child));
+        let until = Until::new(
+            Instant::now() + opts.connect_timeout(spec) + Duration::from_secs(5),
+            spec.stop.clone(),
+        );
         let mut seen = Vec::new();
         let mut errs = Vec::new();
         let mut buf = vec![0u8; 4096];
-        loop {
-            match ch.proc.read(&mut buf, deadline) {
-                Ok(Some((_, 0))) => {
-                    let st = ch.proc.kill(Duration::from_millis(100));
-                    seen.extend_from_slice(&errs);
-                    let text = String::from_utf8_lossy(&seen).replace('\r', "");
-                    let code = st.and_then(|s| s.code()).unwrap_or(-1);
-                    return Err(fail(format!(
-                        "ssh exited with status {code}: {}",
-                        text.trim().replace('\n', "; ")
-                    )));
-                }
-                Ok(Some((Stream::Stderr, n))) => errs.extend_from_slice(&buf[..n]),
-                Ok(Some((_, n))) => {
+        let printed = |seen: &[u8], errs: &[u8]| {
+            let mut all = seen.to_vec();
+            all.extend_from_slice(errs);
+            String::from_utf8_lossy(&all).replace('\r', "")
+        };
+        let found = loop {
+            match output.read(&mut buf, until.slice()) {
+                Ok(ReadEvent::Data {
+                    stream: Stream::Stderr,
+                    n,
+                }) => errs.extend_from_slice(&buf[..n]),
+                Ok(ReadEvent::Data { n, .. }) => {
                     seen.extend_from_slice(&buf[..n]);
-                    if let Some((pid, end)) = remote::find_pid(&seen) {
-                        ch.sid = pid;
-                        ch.pending = seen[end..].to_vec();
-                        return Ok(ch);
+                    if let Some(found) = remote::find_pid(&seen) {
+                        break Ok(found);
                     }
                 }
-                Ok(None) => {
-                    seen.extend_from_slice(&errs);
-                    return Err(fail(format!(
-                        "the remote shell did not start within {:?}; ssh printed: {:?}",
-                        opts.connect_timeout(spec),
-                        String::from_utf8_lossy(&seen)
+                Ok(ReadEvent::Timeout) => match until.check("") {
+                    Err(SessionError::TimedOut(_)) => {
+                        break Err(fail(format!(
+                            "the remote shell did not start within {:?}; ssh printed: {:?}",
+                            opts.connect_timeout(spec),
+                            printed(&seen, &errs)
+                        )))
+                    }
+                    Err(e) => break Err(e),
+                    Ok(()) => {}
+                },
+                Ok(ReadEvent::Closed { status }) => {
+                    let st = match status.or_else(|| client.end(Duration::from_millis(100))) {
+                        Some(ExitStatus::Code(c)) => c.to_string(),
+                        Some(s) => s.to_string(),
+                        None => "?".into(),
+                    };
+                    break Err(fail(format!(
+                        "ssh exited with status {st}: {}",
+                        printed(&seen, &errs).trim().replace('\n', "; ")
                     )));
                 }
-                Err(e) => return Err(fail(e.to_string())),
+                Err(e) => break Err(fail(e.to_string())),
             }
+        };
+        let (sid, end) = match found {
+            Ok(x) => x,
+            Err(e) => {
+                client.end(Duration::from_millis(100));
+                return Err(e);
+            }
+        };
+        // What ssh said on stderr before the shell started (host key
+        // notes) and what followed the marker are the output's first bytes.
+        let mut pending = VecDeque::new();
+        if !errs.is_empty() {
+            pending.push_back((Stream::Stderr, errs));
         }
+        if end < seen.len() {
+            pending.push_back((Stream::Stdout, seen[end..].to_vec()));
+        }
+        Ok(OpenSshChannel {
+            client,
+            input: Some(input),
+            output: Some(Leftover {
+                pending,
+                inner: output,
+            }),
+            ssh,
+            target,
+            pty: spec.pty,
+            sid,
+            cwd: spec.cwd.clone(),
+            stop: spec.stop.clone(),
+            closed: false,
+            status: None,
+        })
     }
 
     fn remote_path(&self, p: &str) -> String {
-        match &self.cwd {
-            Some(c) if !p.starts_with('/') => format!("{}/{p}", c.trim_end_matches('/')),
-            _ => p.to_string(),
-        }
+        remote::resolve(self.cwd.as_deref(), p)
     }
 }
 
@@ -309,93 +489,82 @@ impl Channel for OpenSshChannel {
         self.pty
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.closed {
-            return Err(SessionError::Closed("the channel is closed".into()));
-        }
-        self.proc
-            .write_all(bytes)
-            .map_err(|e| SessionError::Closed(format!("ssh input: {e}")))
+    fn take_output(&mut self) -> Result<Box<dyn Output>> {
+        remote::take_output(&mut self.output)
     }
 
-    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> Result<ReadEvent> {
-        if !self.pending.is_empty() {
-            let n = self.pending.len().min(buf.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
-            self.pending.drain(..n);
-            return Ok(ReadEvent::Data {
-                stream: Stream::Stdout,
-                n,
-            });
-        }
-        match self.proc.read(buf, deadline)? {
-            Some((_, 0)) => {
-                if self.status.is_none() {
-                    let until = Instant::now() + Duration::from_millis(500);
-                    while Instant::now() < until.min(deadline) {
-                        if let Ok(Some(st)) = self.proc.child.try_wait() {
-                            self.status = Some(convert(st));
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-                Ok(ReadEvent::Closed {
-                    status: self.status.clone(),
-                })
-            }
-            Some((stream, n)) => Ok(ReadEvent::Data { stream, n }),
-            None => Ok(ReadEvent::Timeout),
-        }
+    fn write(&mut self, bytes: &[u8], until: &Until) -> Result<()> {
+        remote::check_open(self.closed)?;
+        let Some(fd) = &self.input else {
+            return Err(SessionError::Closed(
+                "the ssh client's input is closed".into(),
+            ));
+        };
+        sys::write_all(fd, bytes, until)
     }
 
-    fn signal(&mut self, sig: Signal) -> Result<()> {
-        if self.closed || self.sid <= 0 {
-            return Ok(());
+    fn signal(&mut self, sig: Signal) -> Result<Option<usize>> {
+        remote::check_open(self.closed)?;
+        if self.sid <= 0 {
+            return Ok(None);
         }
+        let until = Until::new(Instant::now() + Duration::from_secs(15), self.stop.clone());
+        let mut out = Vec::new();
         self.ssh
             .run(
                 &remote::signal_command(self.sid, sig),
                 None,
-                Instant::now() + Duration::from_secs(15),
+                &until,
+                &mut |d| {
+                    out.extend_from_slice(d);
+                    Ok(())
+                },
             )
-            .map(|_| ())
-            .map_err(|e| {
-                SessionError::Other(format!("cannot signal {sig} on {}: {e}", self.target))
-            })
+            .map_err(|e| match e {
+                SessionError::Stopped(_) => e,
+                e => SessionError::Other(format!("cannot signal {sig} on {}: {e}", self.target)),
+            })?;
+        Ok(remote::signalled(&out))
     }
 
-    fn put(&mut self, local: &Path, remote: &str) -> Result<FileInfo> {
+    fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo> {
+        remote::check_open(self.closed)?;
         let terr = |reason: String| SessionError::Transfer {
             op: "put",
             path: remote.to_string(),
             reason,
         };
-        let (size, sha256) = {
-            let f = std::fs::File::open(local)
-                .map_err(|e| terr(format!("{}: {e}", local.display())))?;
-            dtest_exec::session::hash_reader(f, std::io::sink()).map_err(|e| terr(e.to_string()))?
+        let lerr = |reason: String| SessionError::Transfer {
+            op: "put",
+            path: local.display().to_string(),
+            reason,
         };
-        let mode = std::fs::metadata(local)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-            .unwrap_or(0o644);
+        let meta = std::fs::metadata(local).map_err(|e| lerr(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(lerr(
+                "not a regular file (only regular files are copied)".into(),
+            ));
+        }
+        let src = std::fs::File::open(local).map_err(|e| lerr(e.to_string()))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
         let path = self.remote_path(remote);
         let q = shell_quote(&path);
         let script = format!(
             "d=$(dirname {q}); mkdir -p \"$d\" && cat > {q} && chmod {mode:o} {q} && \
              (cd \"$d\" && printf '%s/%s' \"$(pwd)\" \"$(basename {q})\")"
         );
-        let (code, out, err) = self
+        let mut out = Vec::new();
+        let r = self
             .ssh
-            .run(
-                &script,
-                Some(local),
-                Instant::now() + Duration::from_secs(600),
-            )
-            .map_err(terr)?;
-        if code != 0 {
-            return Err(terr(String::from_utf8_lossy(&err).trim().to_string()));
+            .run(&script, Some(src), until, &mut |d| {
+                out.extend_from_slice(d);
+                Ok(())
+            })
+            .map_err(|e| remote::transfer_err("put", remote, e))?;
+        if r.code != 0 {
+            return Err(terr(r.stderr));
         }
+        let (size, sha256) = r.fed.ok_or_else(|| terr("no input was sent".into()))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
             remote: String::from_utf8_lossy(&out).trim().to_string(),
@@ -404,7 +573,9 @@ impl Channel for OpenSshChannel {
         })
     }
 
-    fn get(&mut self, remote: &str, local: &Path) -> Result<FileInfo> {
+    fn get(&mut self, remote: &str, local: &Path, until: &Until) -> Result<FileInfo> {
+        use sha2::Digest;
+        remote::check_open(self.closed)?;
         let terr = |reason: String| SessionError::Transfer {
             op: "get",
             path: remote.to_string(),
@@ -412,37 +583,67 @@ impl Channel for OpenSshChannel {
         };
         let path = self.remote_path(remote);
         let q = shell_quote(&path);
-        let script = format!("stat -c %a {q} && cat {q}");
-        let (code, out, err) = self
+        let script = format!(
+            "if [ ! -e {q} ]; then echo 'no such file' >&2; exit 2; \
+             elif [ ! -f {q} ]; then echo 'not a regular file (only regular files are copied)' >&2; exit 3; \
+             fi; stat -c %a {q} && exec cat {q}"
+        );
+        // The first line is the mode; the rest is the file, written and
+        // hashed as it arrives.
+        let mut head: Option<Vec<u8>> = Some(Vec::new());
+        let mut mode = 0o644;
+        let mut file: Option<std::io::BufWriter<std::fs::File>> = None;
+        let mut h = sha2::Sha256::new();
+        let mut size = 0u64;
+        let r = self
             .ssh
-            .run(&script, None, Instant::now() + Duration::from_secs(600))
-            .map_err(terr)?;
-        if code != 0 {
-            return Err(terr(String::from_utf8_lossy(&err).trim().to_string()));
+            .run(&script, None, until, &mut |mut d| {
+                if let Some(hd) = &mut head {
+                    let Some(i) = d.iter().position(|&b| b == b'\n') else {
+                        hd.extend_from_slice(d);
+                        return Ok(());
+                    };
+                    hd.extend_from_slice(&d[..i]);
+                    mode =
+                        u32::from_str_radix(String::from_utf8_lossy(hd).trim(), 8).unwrap_or(0o644);
+                    head = None;
+                    d = &d[i + 1..];
+                    if let Some(parent) = local.parent() {
+                        if !parent.as_os_str().is_empty() {
+                            std::fs::create_dir_all(parent)?;
+                        }
+                    }
+                    file = Some(std::io::BufWriter::new(std::fs::File::create(local)?));
+                }
+                h.update(d);
+                size += d.len() as u64;
+                match &mut file {
+                    Some(f) => f.write_all(d),
+                    None => Ok(()),
+                }
+            })
+            .map_err(|e| remote::transfer_err("get", remote, e))?;
+        if r.code != 0 {
+            return Err(terr(r.stderr));
         }
-        let nl = out.iter().position(|&b| b == b'\n').unwrap_or(out.len());
-        let mode =
-            u32::from_str_radix(String::from_utf8_lossy(&out[..nl]).trim(), 8).unwrap_or(0o644);
-        let data = out.get(nl + 1..).unwrap_or(&[]);
-        if let Some(parent) = local.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|e| terr(e.to_string()))?;
-            }
-        }
-        let mut f =
-            std::fs::File::create(local).map_err(|e| terr(format!("{}: {e}", local.display())))?;
-        f.write_all(data).map_err(|e| terr(e.to_string()))?;
+        let Some(mut f) = file else {
+            return Err(terr(format!("no data came back: {}", r.stderr)));
+        };
+        f.flush()
+            .map_err(|e| terr(format!("{}: {e}", local.display())))?;
+        drop(f);
         let _ = std::fs::set_permissions(local, std::os::unix::fs::PermissionsExt::from_mode(mode));
-        let (size, sha256) = dtest_exec::session::hash_reader(data, std::io::sink())
-            .map_err(|e| terr(e.to_string()))?;
         Ok(FileInfo {
             local: local.to_path_buf(),
             remote: path,
             size,
-            sha256,
+            sha256: h.finalize().into(),
         })
     }
 
+    /// Kills the remote session with another `ssh` run (bounded by
+    /// `grace` + 10 s), then ends the client. The capture thread reads the
+    /// client's output to its end.
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
         if self.closed {
             return Ok(self.status.clone());
@@ -452,35 +653,22 @@ impl Channel for OpenSshChannel {
             let _ = self.ssh.run(
                 &remote::cleanup_command(self.sid, grace.as_millis() as u64),
                 None,
-                Instant::now() + grace + Duration::from_secs(15),
+                &Until::after(grace + Duration::from_secs(10)),
+                &mut |_| Ok(()),
             );
         }
-        self.proc.close_input();
+        self.input = None;
         let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            if let Ok(Some(st)) = self.proc.child.try_wait() {
-                if self.status.is_none() {
-                    self.status = Some(convert(st));
-                }
-                break;
-            }
+        while self.status.is_none() && Instant::now() < until {
+            self.status = try_status(&self.client.child);
             std::thread::sleep(Duration::from_millis(10));
         }
-        if let Some(st) = self.proc.kill(Duration::from_millis(200)) {
+        if let Some(st) = self.client.end(Duration::from_millis(200)) {
             if self.status.is_none() {
-                self.status = Some(convert(st));
+                self.status = Some(st);
             }
         }
         Ok(self.status.clone())
-    }
-}
-
-fn convert(st: std::process::ExitStatus) -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    match (st.code(), st.signal()) {
-        (Some(c), _) => ExitStatus::Code(c),
-        (None, Some(s)) => ExitStatus::Signal(signal_name(s)),
-        _ => ExitStatus::Code(-1),
     }
 }
 

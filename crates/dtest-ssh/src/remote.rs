@@ -10,7 +10,7 @@
 //! reads and removes that marker before the shell protocol starts.
 
 use dtest_exec::session::shell::shell_quote;
-use dtest_exec::session::{OpenSpec, Signal};
+use dtest_exec::session::{OpenSpec, Output, Result, SessionError, Signal};
 
 /// The byte around the pid marker (ASCII record separator).
 pub const RS: u8 = 0x1e;
@@ -53,12 +53,24 @@ pub fn find_pid(data: &[u8]) -> Option<(i32, usize)> {
     Some((pid, end))
 }
 
-/// Signals every process of session `sid` but the shell itself.
+/// Signals every process of session `sid` but the shell itself, and
+/// prints how many it reached (`dtest-signalled:N`, see [`signalled`];
+/// nothing when `pgrep` is missing).
 pub fn signal_command(sid: i32, sig: Signal) -> String {
     format!(
-        "for p in $(pgrep -s {sid}); do [ \"$p\" = {sid} ] || kill -{s} \"$p\"; done 2>/dev/null; true",
+        "command -v pgrep >/dev/null 2>&1 || exit 0; n=0; \
+         for p in $(pgrep -s {sid}); do [ \"$p\" = {sid} ] || \
+         {{ kill -{s} \"$p\" 2>/dev/null && n=$((n+1)); }}; done; echo \"dtest-signalled:$n\"",
         s = sig.name()
     )
+}
+
+/// How many processes [`signal_command`] reached, from its output.
+pub fn signalled(out: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(out);
+    let rest = &text[text.find("dtest-signalled:")? + "dtest-signalled:".len()..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
 }
 
 /// Ends session `sid`: HUP/TERM everything, wait up to `grace_ms`, KILL
@@ -73,6 +85,46 @@ pub fn cleanup_command(sid: i32, grace_ms: u64) -> String {
     )
 }
 
+/// `path` against the session's working directory `cwd` (what is still
+/// relative then is relative to the login directory, as for the shell).
+pub fn resolve(cwd: Option<&str>, path: &str) -> String {
+    match cwd {
+        Some(c) if !path.starts_with('/') => format!("{}/{path}", c.trim_end_matches('/')),
+        _ => path.to_string(),
+    }
+}
+
+/// A transfer's error naming the operation and the path; the deadline and
+/// the run's stop pass as they are.
+pub fn transfer_err(op: &'static str, path: &str, e: SessionError) -> SessionError {
+    let reason = match e {
+        SessionError::Other(r) | SessionError::Closed(r) => r,
+        SessionError::Io(e) => e.to_string(),
+        e => return e,
+    };
+    SessionError::Transfer {
+        op,
+        path: path.to_string(),
+        reason,
+    }
+}
+
+/// `Err(Closed)` once a channel is closed.
+pub fn check_open(closed: bool) -> Result<()> {
+    if closed {
+        return Err(SessionError::Closed("the channel is closed".into()));
+    }
+    Ok(())
+}
+
+/// Hands over a channel's output half, once.
+pub fn take_output<O: Output + 'static>(slot: &mut Option<O>) -> Result<Box<dyn Output>> {
+    match slot.take() {
+        Some(o) => Ok(Box::new(o)),
+        None => Err(SessionError::Other("the output was already taken".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +137,25 @@ mod tests {
         );
         assert_eq!(find_pid(b"\x1edtest-pid:12"), None);
         assert_eq!(find_pid(b"\x1edtest-pid:x\x1e"), None);
+    }
+
+    #[test]
+    fn signal_count() {
+        assert_eq!(signalled(b"dtest-signalled:3\n"), Some(3));
+        assert_eq!(signalled(b"motd\ndtest-signalled:0\n"), Some(0));
+        assert_eq!(signalled(b""), None);
+        // The command runs under sh and counts what it reached.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(signal_command(999_999_999, Signal::Term))
+            .output()
+            .unwrap();
+        if std::process::Command::new("pgrep")
+            .arg("-V")
+            .output()
+            .is_ok()
+        {
+            assert_eq!(signalled(&out.stdout), Some(0), "{out:?}");
+        }
     }
 }
