@@ -384,7 +384,7 @@ name = "onfail"
 [[tester]]
 name = "a"
 steps = [
-  {{ run = "echo nothing-useful" }},
+  {{ run = "echo nothing-useful; sleep 30" }},
   {{ expect = "never-printed", timeout = "300ms", on_fail = "{on_fail}" }},
   {{ ok = "after the expect" }},
   {{ barrier = "end", timeout = "20s" }},

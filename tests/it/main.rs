@@ -2,6 +2,7 @@
 //! They run the real `dtest` binary and real peer tools (sshd, mscgen,
 //! xmllint, rsvg-convert, Perl's TAP::Parser), on loopback only.
 
+mod capture;
 mod check;
 mod common;
 mod exec;
