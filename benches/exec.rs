@@ -133,8 +133,9 @@ fn barriers(c: &mut Criterion) {
     let mut v: Vec<Duration> = (0..5).map(|_| barrier_rounds(64, 1000)).collect();
     v.sort();
     eprintln!(
-        "barrier round trip, 64 testers, 1000 barriers: median {:?} per barrier",
-        v[2]
+        "barrier round trip, 64 testers, 1000 barriers: median {:?} per barrier \
+         (5 runs, {:?} to {:?})",
+        v[2], v[0], v[4]
     );
 }
 

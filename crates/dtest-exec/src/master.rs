@@ -26,14 +26,17 @@
 //!
 //! Each barrier name has its own lock, over its generations still in play
 //! (released generations are dropped at once, broken ones when their last
-//! participant has come). Each tester has its own wake-up slot (a mutex and
-//! a condition variable). A release or a break is decided under the
-//! barrier's lock; the master's messages are then recorded and put into the
-//! slots of the testers concerned outside that lock, so a release wakes each
-//! participant once, and nobody else. Nothing on the path of a barrier
-//! allocates but the events' own strings and the returned participant list.
-//! A waiter wakes at least every 50 ms to check its deadline and its stop
-//! condition; [`Master::wake_all`] makes them all check at once.
+//! participant has come), and nothing is recorded under it: a tester's
+//! `barrier_enter` is received by the master *before* its arrival counts,
+//! so the arrival that completes a generation finds every enter received.
+//! Each tester has its own wake-up slot (a mutex and a condition variable).
+//! A release or a break is decided under the barrier's lock; the master's
+//! messages are then recorded and put into the slots of the testers
+//! concerned outside that lock, so a release wakes each participant once,
+//! and nobody else. Per barrier the path allocates only the events' own
+//! strings, one flag per participant and the participant list `enter`
+//! returns. A waiter wakes at least every 50 ms to check its deadline and
+//! its stop condition; [`Master::wake_all`] makes them all check at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -213,8 +216,10 @@ impl Master {
 
     /// Tester `t` enters generation `gen` of barrier `name` and waits until
     /// all participants are there (`Ok(participants)`), or the barrier
-    /// breaks (`Err`): timeout at `deadline`, another tester's abort, or
-    /// `stop` saying the run stops.
+    /// breaks (`Err`): `timeout` elapsed, another tester's abort, or `stop`
+    /// saying the run stops (checked at least every 50 ms, and at each
+    /// [`Master::wake_all`]). The outcome does not depend on the recorder:
+    /// a recording error is kept for [`Master::trace_error`].
     pub fn enter(
         &self,
         rec: &Recorder,
@@ -238,15 +243,19 @@ impl Master {
             "barrier_enter",
             name,
         );
+        // The master receives the enter before the arrival counts (under
+        // the barrier's lock, below): so whoever counts the last arrival
+        // and releases finds every enter received, without recording under
+        // the lock.
+        if let Some(m) = entered {
+            self.note(rec.recv(self.master, m), "barrier_enter", name);
+        }
         let found = self
             .index
             .get(name)
             .map(|&b| (b, &self.barriers[b]))
             .and_then(|(b, bar)| Some((b, bar, bar.pos[t]?)));
         let Some((b, bar, p)) = found else {
-            if let Some(m) = entered {
-                self.note(rec.recv(self.master, m), "barrier_enter", name);
-            }
             let reason = format!(
                 "{} is not a participant of barrier \"{name}\"",
                 self.names[t]
@@ -254,11 +263,6 @@ impl Master {
             return Err(self.answer_now(rec, me, name, reason));
         };
         let mut gens = bar.lock();
-        // Received under the barrier's lock: before the release, whoever
-        // makes it.
-        if let Some(m) = entered {
-            self.note(rec.recv(self.master, m), "barrier_enter", name);
-        }
         let g = gens
             .entry(gen)
             .or_insert_with(|| Gen::new(bar.members.len()));
@@ -595,7 +599,14 @@ mod tests {
     fn three_testers_pass_and_the_leaves_follow_every_enter() {
         let (dir, rec, master) = setup(3);
         for gen in 0..2 {
-            for (r, _) in enter_all(&rec, &master, &[0, 1, 2], gen, Duration::from_secs(60), &Never) {
+            for (r, _) in enter_all(
+                &rec,
+                &master,
+                &[0, 1, 2],
+                gen,
+                Duration::from_secs(60),
+                &Never,
+            ) {
                 assert_eq!(r, Ok(names(&["t0", "t1", "t2"])));
             }
         }
@@ -642,7 +653,10 @@ mod tests {
         assert!(master.barriers[0].lock().is_empty());
         let tr = finish(&dir, &rec);
         assert_eq!(
-            tr.events.iter().filter(|e| e.kind() == Kind::BarrierLeave).count(),
+            tr.events
+                .iter()
+                .filter(|e| e.kind() == Kind::BarrierLeave)
+                .count(),
             2 * 8 * 200
         );
     }
@@ -653,7 +667,10 @@ mod tests {
         let timeout = Duration::from_millis(300);
         for (r, took) in enter_all(&rec, &master, &[0, 1], 0, timeout, &Never) {
             let reason = r.unwrap_err().0;
-            assert!(reason.contains("timeout") && reason.ends_with("waiting for t2"), "{reason}");
+            assert!(
+                reason.contains("timeout") && reason.ends_with("waiting for t2"),
+                "{reason}"
+            );
             assert!(took >= timeout && took < Duration::from_secs(5), "{took:?}");
         }
         // The late tester is answered at once, with the same reason.
@@ -678,9 +695,14 @@ mod tests {
         let (dir, rec, master) = setup(3);
         let t0 = Instant::now();
         let results = std::thread::scope(|s| {
-            let h = s.spawn(|| enter_all(&rec, &master, &[0, 1], 0, Duration::from_secs(60), &Never));
+            let h =
+                s.spawn(|| enter_all(&rec, &master, &[0, 1], 0, Duration::from_secs(60), &Never));
             std::thread::sleep(Duration::from_millis(200));
-            master.abandon(&rec, &[("b".to_string(), 0), ("b".to_string(), 1)], "t2 aborted");
+            master.abandon(
+                &rec,
+                &[("b".to_string(), 0), ("b".to_string(), 1)],
+                "t2 aborted",
+            );
             h.join().unwrap()
         });
         for (r, _) in results {
@@ -700,7 +722,8 @@ mod tests {
         let (dir, rec, master) = setup(3);
         let stop = Flag(AtomicBool::new(false));
         let results = std::thread::scope(|s| {
-            let h = s.spawn(|| enter_all(&rec, &master, &[0, 1], 0, Duration::from_secs(60), &stop));
+            let h =
+                s.spawn(|| enter_all(&rec, &master, &[0, 1], 0, Duration::from_secs(60), &stop));
             std::thread::sleep(Duration::from_millis(200));
             stop.0.store(true, Ordering::SeqCst);
             let t0 = Instant::now();
@@ -725,7 +748,10 @@ mod tests {
             HashMap::from([("b".to_string(), vec![0, 1])]),
         );
         let r = master.enter(&rec, 2, "b", 0, Duration::from_secs(60), &Never);
-        assert_eq!(r, Err(Broken("t2 is not a participant of barrier \"b\"".into())));
+        assert_eq!(
+            r,
+            Err(Broken("t2 is not a participant of barrier \"b\"".into()))
+        );
         let r = master.enter(&rec, 0, "nope", 0, Duration::from_secs(60), &Never);
         assert!(r.is_err());
         finish(&dir, &rec);
@@ -733,6 +759,7 @@ mod tests {
 
     /// CPU time of the calling thread.
     fn thread_cpu() -> Duration {
+        // SAFETY: rusage is plain integers, for which all zeros is valid.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: `ru` is a valid rusage to fill.
         let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
@@ -748,11 +775,21 @@ mod tests {
         let (_dir, rec, master) = setup(3);
         // A finished recorder refuses every later event.
         rec.finish(0, true, "early").unwrap();
-        for (r, _) in enter_all(&rec, &master, &[0, 1, 2], 0, Duration::from_secs(60), &Never) {
+        for (r, _) in enter_all(
+            &rec,
+            &master,
+            &[0, 1, 2],
+            0,
+            Duration::from_secs(60),
+            &Never,
+        ) {
             assert_eq!(r, Ok(names(&["t0", "t1", "t2"])));
         }
         let err = master.trace_error().expect("the recording error is kept");
-        assert!(err.contains("barrier_enter") && err.contains("finished"), "{err}");
+        assert!(
+            err.contains("barrier_enter") && err.contains("finished"),
+            "{err}"
+        );
 
         // A broken barrier: the waiters wait (no spin) and are answered.
         let timeout = Duration::from_secs(1);
@@ -768,19 +805,25 @@ mod tests {
                     })
                 })
                 .collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
         });
         for (r, took, cpu) in results {
             assert!(r.unwrap_err().0.ends_with("waiting for t2"));
             assert!(took >= timeout && took < Duration::from_secs(5), "{took:?}");
-            assert!(cpu < Duration::from_millis(200), "{cpu:?} of CPU in a 1 s wait");
+            assert!(
+                cpu < Duration::from_millis(200),
+                "{cpu:?} of CPU in a 1 s wait"
+            );
         }
         // Later arrivals, and abandons, are answered at once too.
         let r = master.enter(&rec, 2, "b", 1, Duration::from_secs(60), &Never);
         assert!(r.unwrap_err().0.ends_with("waiting for t2"));
         let t0 = Instant::now();
         let results = std::thread::scope(|s| {
-            let h = s.spawn(|| enter_all(&rec, &master, &[0, 1], 2, Duration::from_secs(60), &Never));
+            let h =
+                s.spawn(|| enter_all(&rec, &master, &[0, 1], 2, Duration::from_secs(60), &Never));
             std::thread::sleep(Duration::from_millis(100));
             master.abandon(&rec, &[("b".to_string(), 2)], "t2 aborted");
             h.join().unwrap()

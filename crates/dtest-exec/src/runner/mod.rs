@@ -384,6 +384,9 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         }
     });
     drop(ctx);
+    if let Some(e) = master.trace_error() {
+        health.fail(|| format!("the trace could not be written: {e}"));
+    }
 
     let stop = control.check_final();
     let mut rep = reporting.into_inner().unwrap_or_else(|e| e.into_inner());
