@@ -13,6 +13,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 N=${N:-64}
+# RECORD=false: the writers' output is read but neither logged nor traced.
+RECORD=${RECORD:-true}
 M=${M:-64}
 RUNS=${RUNS:-3}
 WORK=$(mktemp -d)
@@ -44,6 +46,7 @@ scenario() {
 [[tester]]
 name = "w$i"
 pty = false
+record_output = $RECORD
 steps = [
   { run = "$(cmd); touch \${run_dir}/done.$i" },
   { barrier = "all written" },
@@ -92,7 +95,7 @@ while [ $r -lt "$RUNS" ]; do
 done
 mf=$(echo "$tf" | tr ' ' '\n' | grep . | median)
 md=$(echo "$td" | tr ' ' '\n' | grep . | median)
-echo "N=$N testers x M=$M MiB, RUNS=$RUNS (medians)"
+echo "N=$N testers x M=$M MiB, RUNS=$RUNS, record_output=$RECORD (medians)"
 echo "  commands writing to files:        ${mf} s"
 echo "  dtest, testers parked at barrier: ${md} s  (every point ok: every command finished before the release)"
 echo "  ratio dtest / files: $(echo "$md / $mf" | bc -l | cut -c1-5)"
