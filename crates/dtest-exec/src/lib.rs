@@ -7,7 +7,9 @@
 //! tester and the barrier coordinator ([`master::Master`]), prints a TAP
 //! point per step as it ends, writes the `.in`/`.out`/`.err` logs and
 //! records every event, with vector clocks, through a
-//! [`dtest_trace::Recorder`]. The scenario keys are documented in
+//! [`dtest_trace::Recorder`]. Every session is read continuously by its
+//! own capture thread ([`session::capture`]), whatever its tester does, so
+//! output is logged and traced the moment it arrives. The scenario keys are documented in
 //! `SCENARIO.md` next to this crate's manifest.
 //!
 //! ```
@@ -28,11 +30,13 @@
 //! assert!(dtest_trace::validate(&dtest_trace::Trace::load(&report.trace).unwrap()).is_empty());
 //! ```
 //!
-//! Layers, from the bottom: [`session`] (the transport trait, the local
-//! transport, the shell protocol with its markers), [`matcher`] (the
-//! streaming expect), [`scenario`] and [`load`] (the model and the TOML
-//! loader), [`master`] (barriers), [`runner`] (the step runner), [`steps`] (one file per step kind),
-//! [`report`] (TAP, JUnit).
+//! Layers, from the bottom: [`session`] (the transport traits, the local
+//! transport, the shell protocol with its markers, the capture thread, the
+//! tester's session handle), [`matcher`] (the streaming expect),
+//! [`scenario`] and [`load`] (the model and the TOML loader), [`master`]
+//! (barriers), [`runner`] (testers, the stop condition, the record),
+//! [`steps`] (the step table and one file per step kind), [`report`] (TAP,
+//! JUnit).
 
 pub mod duration;
 pub mod load;
