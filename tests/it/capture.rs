@@ -10,12 +10,12 @@
 //! the bound asserted generous (< 20 s), so it holds on a loaded machine.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{dtest, dtest_bin, require_tool, show, wait_deadline};
+use crate::common::{dtest, dtest_bin, require_tool, show, spawn_exec, wait_deadline};
 
 /// A finished `dtest exec`, with its temp dir (scenario in `s.toml`, run
 /// directory `run/`) and how long it took.
@@ -89,29 +89,6 @@ impl Run {
             })
             .unwrap_or_default()
     }
-}
-
-/// Writes the scenario `toml` (and `files`, next to it: `${scenario_dir}`)
-/// to a temp dir and starts `dtest exec` on it, output in `run/`.
-fn spawn_exec(toml: &str, files: &[(&str, &str)], extra: &[&str]) -> (tempfile::TempDir, Child) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("write scenario file");
-    }
-    let f = dir.path().join("s.toml");
-    std::fs::write(&f, toml).expect("write scenario");
-    let child = dtest()
-        .arg("exec")
-        .arg(&f)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dtest");
-    (dir, child)
 }
 
 /// Runs `dtest exec` on scenario text, at most `secs` seconds.

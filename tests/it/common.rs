@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The dtest binary under test.
@@ -91,4 +91,31 @@ pub fn wait_deadline(mut child: Child, secs: u64, what: &str) -> Output {
         stdout: to.join().unwrap_or_default(),
         stderr: te.join().unwrap_or_default(),
     }
+}
+
+/// Writes the scenario `toml` (and `files`, next to it: `${scenario_dir}`)
+/// to a temp dir and starts `dtest exec` on it, output in `run/`.
+pub fn spawn_exec(
+    toml: &str,
+    files: &[(&str, &str)],
+    extra: &[&str],
+) -> (tempfile::TempDir, Child) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write scenario file");
+    }
+    let f = dir.path().join("s.toml");
+    std::fs::write(&f, toml).expect("write scenario");
+    let child = dtest()
+        .arg("exec")
+        .arg(&f)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dtest");
+    (dir, child)
 }

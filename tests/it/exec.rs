@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{dtest, repo_root, require_tool, show, wait_deadline};
+use crate::common::{dtest, repo_root, require_tool, show, spawn_exec, wait_deadline};
 
 /// Runs `dtest exec` on scenario text written to a temp dir.
 struct Run {
@@ -39,19 +39,7 @@ impl Run {
 }
 
 fn exec_text(toml: &str, extra: &[&str], secs: u64) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let f = dir.path().join("s.toml");
-    std::fs::write(&f, toml).expect("write scenario");
-    let child = dtest()
-        .arg("exec")
-        .arg(&f)
-        .arg("--out")
-        .arg(dir.path().join("run"))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dtest");
+    let (dir, child) = spawn_exec(toml, &[], extra);
     let out = wait_deadline(child, secs, "dtest exec");
     Run { dir, out }
 }
