@@ -667,8 +667,13 @@ mod tests {
         let timeout = Duration::from_millis(300);
         for (r, took) in enter_all(&rec, &master, &[0, 1], 0, timeout, &Never) {
             let reason = r.unwrap_err().0;
+            // The barrier breaks at the first deadline, naming who was
+            // missing then: t2, and t1 too if a loaded machine started its
+            // thread after t0's deadline.
             assert!(
-                reason.contains("timeout") && reason.ends_with("waiting for t2"),
+                reason.contains("timeout")
+                    && (reason.ends_with("waiting for t2")
+                        || reason.ends_with("waiting for t1, t2")),
                 "{reason}"
             );
             assert!(took >= timeout && took < Duration::from_secs(5), "{took:?}");
@@ -676,7 +681,7 @@ mod tests {
         // The late tester is answered at once, with the same reason.
         let t0 = Instant::now();
         let r = master.enter(&rec, 2, "b", 0, Duration::from_secs(60), &Never);
-        assert!(r.unwrap_err().0.ends_with("waiting for t2"));
+        assert!(r.unwrap_err().0.contains("t2"));
         assert!(t0.elapsed() < Duration::from_secs(1));
         // Everybody came: the broken generation is forgotten.
         assert!(master.barriers[0].lock().is_empty());
