@@ -6,6 +6,8 @@ mod capture;
 mod check;
 mod common;
 mod exec;
+mod hostile;
+mod lifecycle;
 mod msc;
 mod ssh;
 mod ssh_transport;

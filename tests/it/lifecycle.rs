@@ -1,0 +1,1 @@
+//! End-to-end tests of issue 11 (lifecycle).
