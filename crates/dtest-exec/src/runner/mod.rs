@@ -26,6 +26,7 @@ pub(crate) mod sink;
 pub(crate) mod tester;
 #[cfg(test)]
 mod tests;
+mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -204,9 +205,17 @@ pub(crate) struct Ctx<'a> {
     pub(crate) tester_actor: Vec<ActorId>,
     pub(crate) session_actor: Vec<ActorId>,
     pub(crate) health: Arc<Health>,
+    /// The run's id, in every session's environment (`DTEST_RUN_ID`).
+    pub(crate) run_id: String,
 }
 
 impl Ctx<'_> {
+    /// A TAP comment (`# ...`) between points.
+    pub(crate) fn comment(&self, text: &str) {
+        let mut rep = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
+        rep.send(&RunEvent::Comment(text));
+    }
+
     /// Emits a point: numbers it, reports it, records the verdict.
     pub(crate) fn emit(&self, tester: usize, mut p: Point) {
         let mut rep = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
@@ -314,6 +323,9 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     header.meta.extend(meta);
     let trace_path = out_dir.join("trace.dtrace");
     let rec = Arc::new(Recorder::create(&trace_path, header)?);
+    let run_id = crate::session::protocol::new_nonce();
+    // From here on, a `kill -9` of dtest leaves nothing of the run behind.
+    let watchdog = watchdog::Watchdog::start(&run_id);
     let health = Arc::new(Health::default());
 
     let members: HashMap<String, Vec<usize>> = sc
@@ -357,6 +369,7 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         tester_actor,
         session_actor,
         health: Arc::clone(&health),
+        run_id,
     };
 
     std::thread::scope(|s| {
@@ -384,6 +397,7 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         }
     });
     drop(ctx);
+    drop(watchdog);
     if let Some(e) = master.trace_error() {
         health.fail(|| format!("the trace could not be written: {e}"));
     }

@@ -16,6 +16,7 @@ use crate::master::Broken;
 use crate::report::{DiagValue, Point};
 use crate::scenario::{Defaults, OnFail, Step, StepKind};
 use crate::session::shell::{ShellSession, Terminated};
+use crate::session::sys::{describe_stopped, stop_marked, RUN_ID_VAR, TESTER_VAR};
 use crate::session::{HostUrl, OpenSpec, SessionError, Signal, Until};
 use crate::steps::{self, Outcome};
 use crate::vars;
@@ -86,6 +87,11 @@ impl<'a> TesterRun<'a> {
     /// The tester's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The run's id (`DTEST_RUN_ID`).
+    pub(crate) fn run_id(&self) -> &str {
+        &self.ctx.run_id
     }
 
     /// The run directory.
@@ -220,6 +226,10 @@ impl<'a> TesterRun<'a> {
         for (k, v) in &t.env {
             env.push((k.clone(), self.expand(v).unwrap_or_else(|_| v.clone())));
         }
+        // The marks by which every process of this tester is found again,
+        // also one that leaves its session (see `session::sys`).
+        env.push((RUN_ID_VAR.to_string(), self.ctx.run_id.clone()));
+        env.push((TESTER_VAR.to_string(), self.name.clone()));
         let until = self.ctx.control.until(CONNECT_TIMEOUT);
         let spec = OpenSpec {
             tester: t.name.clone(),
@@ -281,15 +291,41 @@ impl<'a> TesterRun<'a> {
                 (_, Ok(None)) => "closed".to_string(),
                 (_, Err(e)) => format!("closed with an error: {e}"),
             };
+            // What left the session is stopped after the session's own
+            // processes, and named in the close event.
+            let reason = match self.stop_strays() {
+                Some(stray) => format!("{reason}; {stray}"),
+                None => reason,
+            };
             let r = self
                 .ctx
                 .rec
                 .local(self.sess_actor, EventData::Close { reason });
             self.ctx.health.trace(r);
+        } else {
+            self.stop_strays();
         }
         sink::lock(&self.logs).flush();
         let r = self.ctx.rec.flush();
         self.ctx.health.trace(r);
+    }
+
+    /// Stops this tester's processes on the controller that left their
+    /// session (daemons of the local session or of `local` steps), and
+    /// reports them (the `.err` log, a TAP comment); returns the report.
+    fn stop_strays(&self) -> Option<String> {
+        let found = stop_marked(
+            &self.ctx.run_id,
+            Some(&self.name),
+            Duration::from_millis(500),
+        );
+        if found.is_empty() {
+            return None;
+        }
+        let msg = describe_stopped(&found);
+        self.note(&msg);
+        self.ctx.comment(&format!("{}: {msg}", self.name));
+        Some(msg)
     }
 
     /// The description of a step: its name, or the automatic one.

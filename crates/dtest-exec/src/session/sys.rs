@@ -143,7 +143,8 @@ pub fn spawn_in_session(mut cmd: Command, pty: bool) -> io::Result<Spawned> {
     let out = take(child.stdout.take().map(Into::into))?;
     let err = take(child.stderr.take().map(Into::into))?;
     let input = take(child.stdin.take().map(Into::into))?;
-    for fd in [out.as_raw_fd(), err.as_raw_fd(), input.as_raw_fd()] {
+    set_nonblocking(input.as_raw_fd())?;
+    for fd in [out.as_raw_fd(), err.as_raw_fd()] {
         set_nonblocking(fd)?;
         // SAFETY: fcntl on a pipe we own, integer argument.
         unsafe {
@@ -368,4 +369,148 @@ pub fn session_members(sid: i32) -> Vec<i32> {
 pub fn kill(pid: i32, sig: i32) -> bool {
     // SAFETY: kill has no memory effects.
     unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// The environment variable that marks every process of a run: the
+/// runner sets it (to a random id) in every session's environment and in
+/// `local` steps; processes inherit it, also those that leave their
+/// session (`setsid`, daemons).
+pub const RUN_ID_VAR: &str = "DTEST_RUN_ID";
+/// The environment variable naming the tester a process belongs to.
+pub const TESTER_VAR: &str = "DTEST_TESTER";
+
+/// Whether a NUL-separated environment block holds `key=value`.
+fn env_has(environ: &[u8], key: &str, value: &str) -> bool {
+    environ.split(|&b| b == 0).any(|e| {
+        e.len() == key.len() + 1 + value.len()
+            && e.starts_with(key.as_bytes())
+            && e[key.len()] == b'='
+            && &e[key.len() + 1..] == value.as_bytes()
+    })
+}
+
+/// The processes of this machine whose environment marks them as part of
+/// run `run` (and of `tester`, when given), with their command names;
+/// this process and zombies excluded. Only processes whose environment
+/// this user may read are seen (all of its own).
+pub fn marked_processes(run: &str, tester: Option<&str>) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for ent in rd.flatten() {
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if !env_has(&env, RUN_ID_VAR, run) || tester.is_some_and(|t| !env_has(&env, TESTER_VAR, t))
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rfind(')')
+            .map(|i| stat[i + 1..].trim_start().starts_with('Z'))
+            .unwrap_or(false);
+        if zombie {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        v.push((pid, comm));
+    }
+    v.sort_unstable();
+    v
+}
+
+/// Stops the processes [`marked_processes`] finds: TERM (and CONT, for a
+/// paused one), KILL after `grace`, again until none is left (5 s at
+/// most). Returns the processes found at first.
+pub fn stop_marked(run: &str, tester: Option<&str>, grace: Duration) -> Vec<(i32, String)> {
+    let found = marked_processes(run, tester);
+    if found.is_empty() {
+        return found;
+    }
+    for &(pid, _) in &found {
+        kill(pid, libc::SIGTERM);
+        kill(pid, libc::SIGCONT);
+    }
+    let until = Instant::now() + grace;
+    while Instant::now() < until && !marked_processes(run, tester).is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = marked_processes(run, tester);
+        if left.is_empty() || Instant::now() >= until {
+            break;
+        }
+        for (pid, _) in left {
+            kill(pid, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    found
+}
+
+/// "stopped 1 process that left its session: pid 2014 redis-server".
+pub fn describe_stopped(found: &[(i32, String)]) -> String {
+    let n = found.len();
+    let list: Vec<String> = found.iter().map(|(p, c)| format!("pid {p} {c}")).collect();
+    format!(
+        "stopped {n} process{} that left {} session: {}",
+        if n == 1 { "" } else { "es" },
+        if n == 1 { "its" } else { "their" },
+        list.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_entries_match_whole() {
+        let env = b"A=1\0DTEST_RUN_ID=abc\0DTEST_TESTER=t1\0";
+        assert!(env_has(env, RUN_ID_VAR, "abc"));
+        assert!(!env_has(env, RUN_ID_VAR, "ab"));
+        assert!(!env_has(env, "DTEST_RUN", "abc"));
+        assert!(env_has(env, TESTER_VAR, "t1"));
+        assert!(!env_has(env, TESTER_VAR, "t"));
+    }
+
+    #[test]
+    fn a_process_that_left_its_session_is_found_and_stopped() {
+        let id = super::super::protocol::new_nonce();
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "setsid sleep 600 & exit 0"])
+            .env(RUN_ID_VAR, &id)
+            .env(TESTER_VAR, "t1");
+        let mut child = c.spawn().unwrap();
+        child.wait().unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        // Until the fork has become `sleep` (it is `sh`, then `setsid`).
+        while marked_processes(&id, Some("t1"))
+            .iter()
+            .all(|(_, c)| c != "sleep")
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(marked_processes(&id, Some("t2")).is_empty());
+        let found = stop_marked(&id, Some("t1"), Duration::from_millis(500));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].1, "sleep");
+        assert!(marked_processes(&id, None).is_empty());
+        assert!(
+            describe_stopped(&found).starts_with("stopped 1 process that left its session: pid ")
+        );
+    }
 }

@@ -18,7 +18,7 @@ use super::Outcome;
 use crate::duration::fmt_duration;
 use crate::report::DiagValue;
 use crate::runner::tester::TesterRun;
-use crate::session::sys::kill;
+use crate::session::sys::{kill, RUN_ID_VAR, TESTER_VAR};
 use crate::session::SessionError;
 
 /// Output kept from a `local` command (for the trace and diagnostics).
@@ -37,7 +37,8 @@ pub(super) fn run(
         .arg(cmd)
         .current_dir(tr.out_dir())
         .env("DTEST_RUN_DIR", tr.out_dir())
-        .env("DTEST_TESTER", tr.name())
+        .env(TESTER_VAR, tr.name())
+        .env(RUN_ID_VAR, tr.run_id())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
