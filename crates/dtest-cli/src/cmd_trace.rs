@@ -133,11 +133,13 @@ fn show(path: &Path, format: ShowFormat) -> CliResult {
     let mut out = stdout();
     let h = r.header().clone();
     if format == ShowFormat::Text {
+        // Every string from the trace is escaped (see dtest_trace::export);
+        // the path is the user's.
         writeln!(
             out,
-            "# trace {} of scenario {:?}, {} actors",
+            "# trace {} of scenario \"{}\", {} actors",
             path.display(),
-            h.scenario,
+            export::escape_line(&h.scenario, usize::MAX),
             h.actors.len()
         )?;
     }
@@ -180,9 +182,16 @@ fn validate(path: &Path) -> CliResult {
     let violations = v.finish(r.is_complete());
     let mut out = stdout();
     if violations.is_empty() {
+        // Cut events (too big for the format, cut by their writer, see the
+        // warning) are valid events; they are counted here.
+        let cut = match r.cut_events() {
+            0 => String::new(),
+            1 => ", 1 cut".to_string(),
+            c => format!(", {c} cut"),
+        };
         writeln!(
             out,
-            "{}: valid ({n} events{})",
+            "{}: valid ({n} events{}{cut})",
             path.display(),
             if r.is_complete() { "" } else { ", incomplete" }
         )?;

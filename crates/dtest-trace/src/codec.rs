@@ -25,6 +25,8 @@
 //!
 //! ```text
 //! tag      u8        kind (bits 0-4) | dir (bits 5-6: 0 local, 1 send, 2 recv)
+//!                    | cut (bit 7, format 1.2: the writer cut this event's
+//!                    data to fit the size limit; never on a receive)
 //! actor    varint
 //! dtime    zigzag varint: time_ns minus the previous event's time_ns
 //! msg      (send)    zigzag varint: msg - (previous send's msg + 1)
@@ -46,6 +48,41 @@
 //! writer gives another clock (which `validate` then reports). A receive's
 //! data is the data of its send, which the reader resolves by message id.
 //!
+//! # Size limits: events too big are cut, visibly
+//!
+//! The encoded data of one event is at most [`MAX_DATA_LEN`] (16 MiB), the
+//! header at most [`MAX_HEADER_LEN`]; writer and reader agree on both. A
+//! block holds at most 64 KiB of small events plus one event, so a writer
+//! never writes a block anywhere near [`MAX_BLOCK_LEN`] (256 MiB), the
+//! reader's bound against hostile lengths: every trace a writer writes, the
+//! reader reads.
+//!
+//! What does not fit is never dropped silently:
+//!
+//! - [`crate::Writer`]'s `append*` refuse an event whose data is over the
+//!   limit with an error (nothing written, the writer stays usable), and so
+//!   does creating a trace whose header is over its limit.
+//! - [`crate::Recorder`] (what `dtest exec` records with) cuts instead
+//!   ([`crate::Writer::set_cut_oversized`], [`cut_to_fit`]): every text or
+//!   byte field of an event (a command line, an output chunk, a barrier
+//!   name, a custom step's output...) longer than [`CUT_FIELD_LEN`] (8 MiB)
+//!   keeps its first 8 MiB (less, to end on a UTF-8 character boundary) and
+//!   ends with the marker `… [cut: N bytes]` ([`cut_marker`], N the number
+//!   of bytes removed). If the event still does not fit (several long
+//!   fields, thousands of captures), a capture list (match) or participant
+//!   list (barrier_leave) keeps its first [`CUT_MAX_ITEMS`] entries, the
+//!   last saying how many more there were, and the longest fields are cut
+//!   to one common length. The cut event's tag has the cut bit set, and
+//!   every reader reports cut events ([`crate::Warning::Cut`]: `dtest trace
+//!   show`, `stats`, `validate` (which also counts them), `export` and
+//!   `dtest msc` print it). A field is cut by its own length, not
+//!   by its neighbours': a barrier name is cut alike in its `barrier_enter`
+//!   and its `barrier_leave`, so the two still pair by name.
+//!
+//! Format 1.2 added the cut bit (1.1 readers take it for a bad tag); a 1.2
+//! reader refuses the bit in files of an older minor, and a writer of an
+//! older minor refuses what it would have to cut.
+//!
 //! The data is written with bincode and read by [`Cursor::data_into`], a
 //! decoder of the same layout that fills an existing `EventData` in place:
 //! a reader recycles the data of the events it has lent, so a steady stream
@@ -66,8 +103,14 @@ pub const MAGIC: [u8; 8] = *b"\x89DTRACE\n";
 pub const FORMAT_MAJOR: u16 = 1;
 /// Format minor version: readers read every older minor of their major.
 /// 1.0 -> 1.1: a barrier_leave may say "same participants as the previous
-/// one" instead of repeating the list.
-pub const FORMAT_MINOR: u16 = 1;
+/// one" instead of repeating the list. 1.1 -> 1.2: the cut bit of the event
+/// tag ([`CUT_BIT`]).
+pub const FORMAT_MINOR: u16 = 2;
+/// The first minor version with the cut bit.
+pub const CUT_MINOR: u16 = 2;
+/// Bit of the event tag that says the writer cut the event's data to fit
+/// [`MAX_DATA_LEN`] (format 1.2 on).
+pub const CUT_BIT: u8 = 0x80;
 /// Size of the fixed preamble before the header bytes.
 pub const PREAMBLE_LEN: usize = 8 + 2 + 2 + 4 + 4;
 /// Size of a block header.
@@ -81,8 +124,18 @@ pub const MAX_HEADER_LEN: u32 = MAX_DATA_LEN as u32;
 
 /// Largest encoded data of one event (and largest header). Decoding claims
 /// no more than this, so a damaged length cannot make the reader allocate
-/// gigabytes; the writer refuses larger events.
+/// gigabytes; the writer refuses larger events, or cuts them (see the
+/// module docs).
 pub const MAX_DATA_LEN: usize = 16 << 20;
+
+/// When an event is cut ([`cut_to_fit`]), each text or byte field longer than
+/// this is cut to this length (then marked), whatever the other fields.
+pub const CUT_FIELD_LEN: usize = MAX_DATA_LEN / 2;
+
+/// When an event is cut ([`cut_to_fit`]), a capture list or a participant
+/// list keeps at most this many entries (the last one says how many more
+/// were removed).
+pub const CUT_MAX_ITEMS: usize = 4096;
 
 type Limited = Configuration<config::LittleEndian, config::Varint, config::Limit<MAX_DATA_LEN>>;
 
@@ -94,6 +147,14 @@ fn cfg() -> Limited {
 pub fn encode_preamble(header: &Header, minor: u16) -> Result<Vec<u8>> {
     let body = bincode::encode_to_vec(header, cfg())
         .map_err(|e| Error::Usage(format!("cannot encode header: {e}")))?;
+    if body.len() > MAX_HEADER_LEN as usize {
+        // The reader would refuse it: refuse it here.
+        return Err(Error::Usage(format!(
+            "the trace header (scenario name, actor names and hosts, metadata) takes {} bytes, \
+             more than the format's limit of {MAX_HEADER_LEN}",
+            body.len()
+        )));
+    }
     let mut out = Vec::with_capacity(PREAMBLE_LEN + body.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
@@ -523,6 +584,10 @@ pub fn untag(t: u8) -> Option<(Kind, Dir)> {
 /// 64 testers would otherwise repeat 64 names in each of its 64 leaves).
 pub fn put_data(out: &mut Vec<u8>, data: &EventData, state: &mut CodecState) -> Result<()> {
     if let EventData::BarrierLeave { name, participants } = data {
+        let len = encoded_len(data);
+        if len > MAX_DATA_LEN {
+            return Err(too_big(len));
+        }
         put_str(out, name);
         if state.minor >= 1
             && !state.first_leave
@@ -554,11 +619,243 @@ pub fn put_data(out: &mut Vec<u8>, data: &EventData, state: &mut CodecState) -> 
     let len = out.len() - start;
     if len > MAX_DATA_LEN {
         out.truncate(start);
-        return Err(Error::Usage(format!(
-            "event data of {len} bytes is larger than the format's limit of {MAX_DATA_LEN}"
-        )));
+        return Err(too_big(len));
     }
     Ok(())
+}
+
+fn too_big(len: usize) -> Error {
+    Error::Usage(format!(
+        "event data of {len} bytes is larger than the format's limit of {MAX_DATA_LEN}"
+    ))
+}
+
+/// The size of the encoding of `data` by [`put_data`]; for a
+/// `barrier_leave`, an upper bound (its participants may be stored as ids).
+pub fn encoded_len(data: &EventData) -> usize {
+    if let EventData::BarrierLeave { name, participants } = data {
+        return 10 + name.len() + 10 + participants.iter().map(|p| 11 + p.len()).sum::<usize>();
+    }
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::encode_into_writer(data, &mut w, config::standard()) {
+        Ok(()) => w.bytes_written,
+        // Encoding into a size counter does not fail; if it did, say "too big".
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Whether the data of an event fits the format's limit (see [`put_data`]).
+pub fn fits(data: &EventData) -> bool {
+    encoded_len(data) <= MAX_DATA_LEN
+}
+
+/// The marker that ends a field cut by [`cut_to_fit`]: `… [cut: N bytes]`,
+/// N the number of bytes removed.
+pub fn cut_marker(removed: usize) -> String {
+    format!("… [cut: {removed} bytes]")
+}
+
+/// Room a [`cut_marker`] takes at most.
+const MARKER_MAX: usize = 40;
+
+/// A text or byte field of an event, for [`cut_to_fit`].
+enum Field<'a> {
+    Text(&'a mut String),
+    Bytes(&'a mut Vec<u8>),
+}
+
+impl Field<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Field::Text(s) => s.len(),
+            Field::Bytes(b) => b.len(),
+        }
+    }
+
+    /// Keeps at most `keep` bytes (less, to end on a character boundary)
+    /// and appends the marker.
+    fn cut(&mut self, keep: usize) {
+        match self {
+            Field::Text(s) => {
+                let mut k = keep.min(s.len());
+                while !s.is_char_boundary(k) {
+                    k -= 1;
+                }
+                let removed = s.len() - k;
+                s.truncate(k);
+                s.push_str(&cut_marker(removed));
+            }
+            Field::Bytes(b) => {
+                let k = keep.min(b.len());
+                let removed = b.len() - k;
+                b.truncate(k);
+                b.extend_from_slice(cut_marker(removed).as_bytes());
+            }
+        }
+    }
+}
+
+/// Cuts a list to [`CUT_MAX_ITEMS`] entries, the last one saying how many
+/// were removed (made by `more`).
+fn cut_items<T>(v: &mut Vec<T>, more: impl FnOnce(usize) -> T) {
+    if v.len() > CUT_MAX_ITEMS {
+        let removed = v.len() - (CUT_MAX_ITEMS - 1);
+        v.truncate(CUT_MAX_ITEMS - 1);
+        v.push(more(removed));
+    }
+}
+
+/// The text and byte fields of `d`, for [`cut_to_fit`]. The participants
+/// of a `barrier_leave` are included when its list is not shared.
+fn fields_of(d: &mut EventData) -> Vec<Field<'_>> {
+    let mut fields = Vec::new();
+    match d {
+        EventData::Open { target: s }
+        | EventData::Close { reason: s }
+        | EventData::Start { command: s }
+        | EventData::Signal { name: s }
+        | EventData::BarrierEnter { name: s }
+        | EventData::Timeout { pattern: s, .. }
+        | EventData::End { summary: s, .. } => fields.push(Field::Text(s)),
+        EventData::Exit { status } => {
+            if let crate::model::ExitStatus::Signal(s) = status {
+                fields.push(Field::Text(s));
+            }
+        }
+        EventData::Input { bytes, .. } | EventData::Output { bytes, .. } => {
+            fields.push(Field::Bytes(bytes))
+        }
+        EventData::Match {
+            pattern,
+            matched,
+            captures,
+        } => {
+            fields.push(Field::Text(pattern));
+            fields.push(Field::Text(matched));
+            for (k, v) in captures.iter_mut() {
+                fields.push(Field::Text(k));
+                fields.push(Field::Text(v));
+            }
+        }
+        EventData::BarrierLeave { name, participants } => {
+            fields.push(Field::Text(name));
+            if let Some(ps) = Arc::get_mut(participants) {
+                fields.extend(ps.iter_mut().map(Field::Text));
+            }
+        }
+        EventData::BarrierBroken { name, reason } => {
+            fields.push(Field::Text(name));
+            fields.push(Field::Text(reason));
+        }
+        EventData::Put(t) | EventData::Get(t) => {
+            fields.push(Field::Text(&mut t.local));
+            fields.push(Field::Text(&mut t.remote));
+        }
+        EventData::Verdict {
+            description,
+            reason,
+            ..
+        } => {
+            fields.push(Field::Text(description));
+            fields.push(Field::Text(reason));
+        }
+        EventData::Custom { name, output, .. } => {
+            fields.push(Field::Text(name));
+            fields.push(Field::Text(output));
+        }
+    }
+    fields
+}
+
+/// Whether data whose [`put_data`] encoding takes `encoded_len` bytes may
+/// need [`cut_to_fit`] (a field may be longer than [`CUT_FIELD_LEN`]).
+pub fn may_need_cut(encoded_len: usize) -> bool {
+    encoded_len > CUT_FIELD_LEN
+}
+
+/// `data` with its long fields cut (see the module docs), or `None` when
+/// nothing needs cutting: every text or byte field longer than
+/// [`CUT_FIELD_LEN`] keeps its first [`CUT_FIELD_LEN`] bytes (less, to end
+/// on a character boundary) followed by the [`cut_marker`]; if the event
+/// still does not fit [`MAX_DATA_LEN`] (many long fields), its lists are
+/// cut to [`CUT_MAX_ITEMS`] entries and its longest fields to one common
+/// length, as long as needed.
+///
+/// A field is cut the same way in every event whose other fields are
+/// short: a barrier name cut in a `barrier_enter` is cut alike in its
+/// `barrier_leave`. The result depends on `data` only.
+pub fn cut_to_fit(data: &EventData) -> Option<EventData> {
+    let mut d = data.clone();
+    if let EventData::BarrierLeave { participants, .. } = &mut d {
+        // A list of its own: `fields_of` can cut its names.
+        *participants = Arc::from(participants.to_vec());
+    }
+    let mut changed = false;
+    for f in fields_of(&mut d).iter_mut() {
+        if f.len() > CUT_FIELD_LEN {
+            f.cut(CUT_FIELD_LEN);
+            changed = true;
+        }
+    }
+    if fits(&d) {
+        return changed.then_some(d);
+    }
+    // Many long fields: start again from the original, lists first (their
+    // entries' own overhead must fit too).
+    let mut d = data.clone();
+    match &mut d {
+        EventData::Match { captures, .. } => cut_items(captures, |n| {
+            ("…".to_string(), format!("[cut: {n} more captures]"))
+        }),
+        EventData::BarrierLeave { participants, .. } => {
+            let mut v = participants.to_vec();
+            cut_items(&mut v, |n| format!("… [cut: {n} more participants]"));
+            // A list of its own: `fields_of` can cut its names.
+            *participants = Arc::from(v);
+        }
+        _ => {}
+    }
+    // Everything but the fields' bytes (tags, numbers, length prefixes,
+    // which only shrink); then room for a marker per field, and some slack.
+    let content: usize = fields_of(&mut d).iter().map(Field::len).sum();
+    let structure = encoded_len(&d).saturating_sub(content);
+    let mut fields = fields_of(&mut d);
+    let room = MAX_DATA_LEN
+        .saturating_sub(structure)
+        .saturating_sub(fields.len() * MARKER_MAX)
+        .saturating_sub(64);
+    // The largest common length `cap` with sum(min(len, cap)) <= room.
+    let total =
+        |fields: &[Field<'_>], cap: usize| fields.iter().map(|f| f.len().min(cap)).sum::<usize>();
+    let (mut lo, mut hi) = (0usize, CUT_FIELD_LEN);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if total(&fields, mid) <= room {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    for f in fields.iter_mut() {
+        if f.len() > lo {
+            f.cut(lo);
+        }
+    }
+    drop(fields);
+    debug_assert!(fits(&d), "{}", encoded_len(&d));
+    Some(d)
+}
+
+/// An output chunk's bytes cut as [`cut_to_fit`] cuts an `output`
+/// event's: its first [`CUT_FIELD_LEN`] bytes, then the [`cut_marker`];
+/// `None` when they are not longer than that.
+pub fn cut_output(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() <= CUT_FIELD_LEN {
+        return None;
+    }
+    let mut v = bytes[..CUT_FIELD_LEN].to_vec();
+    v.extend_from_slice(cut_marker(bytes.len() - CUT_FIELD_LEN).as_bytes());
+    Some(v)
 }
 
 /// A bincode unsigned varint (standard configuration).
@@ -757,6 +1054,17 @@ impl CodecState {
             sent: InFlight::default(),
             free: Vec::new(),
         }
+    }
+
+    /// What encoding a `barrier_leave` changes, to undo it (see
+    /// [`CodecState::restore_leave`]).
+    pub fn save_leave(&self) -> (Arc<[String]>, bool) {
+        (Arc::clone(&self.last_participants), self.first_leave)
+    }
+
+    /// Undoes the encoding of `barrier_leave`s since [`CodecState::save_leave`].
+    pub fn restore_leave(&mut self, saved: (Arc<[String]>, bool)) {
+        (self.last_participants, self.first_leave) = saved;
     }
 
     /// The previous clock of `actor`.

@@ -1,5 +1,17 @@
 //! Text renderings of events: the readable `show` line, the `jsonl` schema
 //! (documented in the crate docs) and the ShiViz/GoVector log format.
+//!
+//! Everything a trace holds is untrusted: actor, scenario, barrier and
+//! capture names, command lines, output. The readable renderings (`show`,
+//! `stats`, ShiViz) escape every string they print, one way everywhere
+//! ([`escape_name`], [`escape_line`]): a backslash as `\\`, a newline as
+//! `\n`, CR as `\r`, a tab as `\t`, NUL as `\0`, and every other control
+//! character (ESC, DEL, the C1 controls), the Unicode line and paragraph
+//! separators and the bidirectional formatting characters as a Rust escape
+//! (`\u{1b}`, `\u{7f}`, `\u{202e}`). So no byte of a trace reaches a terminal
+//! as a control sequence, and a `show` line is one line. `jsonl` is JSON:
+//! its strings are JSON-escaped, the characters above included (`\u001b`,
+//! `\u007f`, `\u202e`).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -12,7 +24,52 @@ use crate::model::{hex, Event, EventData, ExitStatus, Header};
 /// Longest text shown on a `show` line before it is cut.
 const SHOW_TEXT_MAX: usize = 160;
 
-/// Escapes control characters and quotes so a text fits on one line.
+/// Whether `c` is printed escaped (see the module docs): a control
+/// character (C0 with ESC, CR and NUL; DEL; C1 with CSI), the line or
+/// paragraph separator, or a bidirectional formatting character (which
+/// reorders what a terminal shows).
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Appends `c`, escaped if needed (and `"` too when `quote`).
+fn push_escaped(out: &mut String, c: char, quote: bool) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\0' => out.push_str("\\0"),
+        '\\' => out.push_str("\\\\"),
+        '"' if quote => out.push_str("\\\""),
+        c if is_unsafe(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+/// A name (actor, host, scenario, capture, barrier participant) as printed
+/// in a readable output: escaped (see the module docs), never cut. Borrowed
+/// when nothing needs escaping.
+pub fn escape_name(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c == '\\' || is_unsafe(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_escaped(&mut out, c, false);
+    }
+    Cow::Owned(out)
+}
+
+/// Escapes a text to be shown between double quotes on one line (see the
+/// module docs; `"` is escaped too), cut after `max` characters with
+/// `... (N bytes)`.
 pub fn escape_line(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 8);
     for (count, ch) in s.chars().enumerate() {
@@ -20,17 +77,7 @@ pub fn escape_line(s: &str, max: usize) -> String {
             let _ = write!(out, "... ({} bytes)", s.len());
             break;
         }
-        match ch {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
+        push_escaped(&mut out, ch, true);
     }
     out
 }
@@ -43,7 +90,7 @@ fn clock_text(h: &Header, e: &Event) -> String {
             if !s.is_empty() {
                 s.push(' ');
             }
-            let _ = write!(s, "{}:{v}", h.actor_name(i as u32));
+            let _ = write!(s, "{}:{v}", escape_name(h.actor_name(i as u32)));
         }
     }
     s
@@ -64,7 +111,7 @@ fn details(e: &Event) -> Cow<'static, str> {
         } => {
             let mut s = format!("matched \"{}\"", escape_line(matched, 60));
             for (k, v) in captures {
-                let _ = write!(s, " {k}=\"{}\"", escape_line(v, 40));
+                let _ = write!(s, " {}=\"{}\"", escape_name(k), escape_line(v, 40));
             }
             Cow::Owned(s)
         }
@@ -72,7 +119,14 @@ fn details(e: &Event) -> Cow<'static, str> {
             Cow::Owned(format!("after {:.3}s", *waited_ns as f64 / 1e9))
         }
         EventData::BarrierLeave { participants, .. } => {
-            Cow::Owned(format!("with {}", participants.join(",")))
+            let mut s = String::from("with ");
+            for (i, p) in participants.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(&escape_name(p));
+            }
+            Cow::Owned(s)
         }
         EventData::BarrierBroken { reason, .. } => {
             Cow::Owned(format!("broken: {}", escape_line(reason, 80)))
@@ -108,7 +162,9 @@ fn details(e: &Event) -> Cow<'static, str> {
 }
 
 /// One readable line for an event (no newline):
-/// `INDEX +SECONDS ACTOR KIND DIR[#MSG] "TEXT" DETAILS [CLOCK]`.
+/// `INDEX +SECONDS ACTOR KIND DIR[#MSG] "TEXT" DETAILS [CLOCK]`, every name
+/// and text escaped (see the module docs), so it is one line whatever the
+/// trace holds.
 pub fn show_line(h: &Header, e: &Event) -> String {
     let mut s = String::with_capacity(128);
     let _ = write!(
@@ -116,7 +172,7 @@ pub fn show_line(h: &Header, e: &Event) -> String {
         "{:>6} +{:.6}s {:<16} {:<14} {}",
         e.index,
         e.time_ns as f64 / 1e9,
-        h.actor_name(e.actor),
+        escape_name(h.actor_name(e.actor)),
         e.kind().name(),
         e.dir.name()
     );
@@ -238,27 +294,65 @@ pub fn json_value(h: &Header, e: &Event) -> Value {
     Value::Object(m)
 }
 
-/// Writes the `jsonl` line of an event.
+/// serde_json's compact output, with the characters JSON allows raw but a
+/// terminal does not take as text (DEL, the C1 controls, the line
+/// separators, the bidi formatting characters: see [`is_unsafe`]) written
+/// as `\uXXXX` escapes too. The JSON reads back the same.
+struct SafeJson;
+
+impl serde_json::ser::Formatter for SafeJson {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // Every such character is DEL or starts with one of these bytes.
+        if !fragment
+            .bytes()
+            .any(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2))
+        {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                // All of them are in the BMP: one UTF-16 unit.
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// Writes the `jsonl` line of an event: JSON, its strings escaped so that
+/// no control character reaches a terminal raw (see the module docs).
 pub fn write_jsonl(out: &mut impl Write, h: &Header, e: &Event) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &json_value(h, e))?;
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, SafeJson);
+    serde::Serialize::serialize(&json_value(h, e), &mut ser)?;
     out.write_all(b"\n")
 }
 
 /// The regular expression that parses [`write_shiviz`]'s log in ShiViz.
 pub const SHIVIZ_REGEX: &str = r"(?<host>\S*) (?<clock>{.*})\n(?<event>.*)";
 
+/// An actor's name as a ShiViz host: escaped (see the module docs), then
+/// whitespace replaced by `_` (the host is `\S*` in [`SHIVIZ_REGEX`]). The
+/// same string is the host and the actor's key in the JSON clocks.
+fn shiviz_host(name: &str) -> String {
+    escape_name(name).replace(char::is_whitespace, "_")
+}
+
 /// Writes an event in the GoVector/ShiViz log format: a line
 /// `HOST {"actor":n,...}` with the JSON vector clock (non-zero entries), then
-/// a line with the event text (newlines escaped).
+/// a line with the event text; names and text escaped (see the module docs).
 pub fn write_shiviz(out: &mut impl Write, h: &Header, e: &Event) -> io::Result<()> {
-    let host = h.actor_name(e.actor).replace(char::is_whitespace, "_");
+    let host = shiviz_host(h.actor_name(e.actor));
     let mut c = Map::new();
     for (i, &v) in e.clock.as_slice().iter().enumerate() {
         if v != 0 {
-            c.insert(
-                h.actor_name(i as u32).replace(char::is_whitespace, "_"),
-                json!(v),
-            );
+            c.insert(shiviz_host(h.actor_name(i as u32)), json!(v));
         }
     }
     let mut text = format!("{} {}", e.kind().name(), e.dir.name());

@@ -30,10 +30,26 @@
 //! assert!(validate(&trace).is_empty());
 //! ```
 //!
+//! # Size limits and untrusted text
+//!
+//! The data of one event is at most [`codec::MAX_DATA_LEN`] (16 MiB)
+//! encoded. A [`Writer`] refuses a bigger event with an error; a
+//! [`Recorder`] (what `dtest exec` records with) never drops one: it cuts
+//! every text or byte field over 8 MiB, marking the cut `… [cut: N bytes]`
+//! and flagging the event, and every reader reports the cut events
+//! ([`Warning::Cut`]). Details in [`codec`].
+//!
+//! Everything in a trace is untrusted text (names, commands, output): the
+//! readable renderings of [`export`] and [`stats`] escape control
+//! characters, so a trace cannot send a terminal escape sequence or break a
+//! `show` line in two.
+//!
 //! # The `jsonl` schema
 //!
 //! `dtest trace show --format jsonl` (see [`export::write_jsonl`]) prints one
-//! JSON object per event with these keys, which other tools rely on:
+//! JSON object per event with these keys, which other tools rely on (strings
+//! are JSON-escaped, DEL, the C1 controls and the bidi formatting characters
+//! included):
 //!
 //! | key | value |
 //! |---|---|

@@ -23,6 +23,17 @@ pub enum Warning {
         /// The file's minor version.
         minor: u16,
     },
+    /// Events whose data was too big for the format and was cut by their
+    /// writer (the cuts are marked `… [cut: N bytes]` in the data). One
+    /// warning for all of them, naming the first.
+    Cut {
+        /// Index of the first cut event.
+        index: u64,
+        /// Where it starts in the file.
+        offset: u64,
+        /// Number of cut events read so far.
+        count: u64,
+    },
 }
 
 impl std::fmt::Display for Warning {
@@ -39,6 +50,21 @@ impl std::fmt::Display for Warning {
                 codec::FORMAT_MAJOR,
                 codec::FORMAT_MINOR
             ),
+            Warning::Cut {
+                index,
+                offset,
+                count,
+            } => {
+                write!(
+                    f,
+                    "event {index} (byte {offset}) was too big for the trace format ({} bytes at most): its writer cut it, the cut marked \"… [cut: N bytes]\"",
+                    codec::MAX_DATA_LEN
+                )?;
+                if *count > 1 {
+                    write!(f, "; {count} events were cut in all")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -74,6 +100,9 @@ pub struct Reader<R: Read> {
     torn_block: (u64, u32),
     exhausted: bool,
     bytes_payload: u64,
+    /// Position of the `Warning::Cut` in `warnings`, once there is one.
+    cut_warning: Option<usize>,
+    cut_events: u64,
 }
 
 /// Most spare `EventData` a reader keeps per kind.
@@ -221,6 +250,8 @@ impl<R: Read> Reader<R> {
             torn_block: (0, 0),
             exhausted: false,
             bytes_payload: 0,
+            cut_warning: None,
+            cut_events: 0,
         })
     }
 
@@ -242,6 +273,12 @@ impl<R: Read> Reader<R> {
     /// Whether the trace has its `end` event (meaningful once read through).
     pub fn is_complete(&self) -> bool {
         self.saw_end
+    }
+
+    /// Number of events read so far whose data their writer cut to fit the
+    /// format's size limit (see [`Warning::Cut`]).
+    pub fn cut_events(&self) -> u64 {
+        self.cut_events
     }
 
     /// The byte offset of the first byte not yet consumed.
@@ -391,12 +428,21 @@ impl<R: Read> Reader<R> {
     fn decode_with(&mut self, c: &mut Cursor<'_>) -> Result<()> {
         let start = c.offset();
         let t = c.byte()?;
+        // Format 1.2: the cut bit. Older files never have it.
+        let cut = t & codec::CUT_BIT != 0 && self.state.minor >= codec::CUT_MINOR;
+        let t = if cut { t & !codec::CUT_BIT } else { t };
         let Some((kind, dir)) = codec::untag(t) else {
             return Err(Error::Corrupt {
                 offset: start,
                 what: format!("bad event tag 0x{t:02x}"),
             });
         };
+        if cut && dir == Dir::Recv {
+            return Err(Error::Corrupt {
+                offset: start,
+                what: "a receive flagged as cut (its data is its send's)".into(),
+            });
+        }
         let actor = c.varint()?;
         if actor >= self.state.n as u64 {
             return Err(Error::Corrupt {
@@ -435,6 +481,24 @@ impl<R: Read> Reader<R> {
         };
         if kind == Kind::End {
             self.saw_end = true;
+        }
+        if cut {
+            self.cut_events += 1;
+            match self.cut_warning {
+                Some(i) => {
+                    if let Some(Warning::Cut { count, .. }) = self.warnings.get_mut(i) {
+                        *count = self.cut_events;
+                    }
+                }
+                None => {
+                    self.cut_warning = Some(self.warnings.len());
+                    self.warnings.push(Warning::Cut {
+                        index: self.state.next_index,
+                        offset: start,
+                        count: 1,
+                    });
+                }
+            }
         }
         if dir != Dir::Recv {
             // A receive shows its send's payload: count it once.

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::Read;
 
 use crate::error::Result;
+use crate::export::escape_name;
 use crate::model::{Header, Kind};
 use crate::reader::{Reader, Warning};
 
@@ -67,7 +68,8 @@ impl Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = &self.header;
-        writeln!(f, "scenario:   {}", h.scenario)?;
+        // Names are escaped: a trace cannot print control sequences.
+        writeln!(f, "scenario:   {}", escape_name(&h.scenario))?;
         writeln!(
             f,
             "status:     {}",
@@ -95,9 +97,9 @@ impl fmt::Display for Stats {
             writeln!(
                 f,
                 "  {:<24} {:<8} {:<16} {n:>10} events",
-                a.name,
+                escape_name(&a.name),
                 a.kind.name(),
-                a.host
+                escape_name(&a.host)
             )?;
         }
         writeln!(f, "kinds:")?;

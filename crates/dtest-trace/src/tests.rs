@@ -702,3 +702,330 @@ fn recorder_output_small_and_large_chunks() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Issue 11, item 7: a recorder puts the preamble and the header into the OS
+/// at once, so a run killed before its first event (or while its sessions
+/// are still connecting) leaves a readable, empty, incomplete trace.
+#[test]
+fn recorder_header_is_in_the_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.dtrace");
+    // A long flush period: only `create` itself can have written the header.
+    let rec = Recorder::with_flush_interval(&path, header(3), std::time::Duration::from_secs(3600))
+        .unwrap();
+    // Another handle, while the recorder is alive and has not finished.
+    let bytes = std::fs::read(&path).unwrap();
+    let (h, evs, warnings, complete) = read_all(&bytes).unwrap();
+    assert_eq!(h.scenario, "test");
+    assert_eq!(h.actors, actors(3));
+    assert!(evs.is_empty());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(!complete);
+    let t = Trace::load(&path).unwrap();
+    assert!(t.is_empty() && !t.complete);
+    assert!(validate(&t).is_empty(), "{:?}", validate(&t));
+    // `mem::forget` stands for a kill: no drop, no flush.
+    std::mem::forget(rec);
+    let t = Trace::load(&path).unwrap();
+    assert!(t.is_empty() && !t.complete);
+}
+
+/// Issue 11, item 14: data over the format's 16 MiB limit. The writer
+/// refuses it (nothing written, the writer stays usable); the recorder
+/// records it cut to fit, with the cut marked in the text, the event
+/// flagged, and every reader (and so `validate`) reporting it.
+#[test]
+fn oversized_events_are_refused_by_the_writer_and_cut_by_the_recorder() {
+    use crate::codec::{self, CUT_FIELD_LEN, MAX_DATA_LEN};
+    let big = MAX_DATA_LEN + (1 << 20); // 17 MiB
+    let name = "b".repeat(big);
+    let output: Vec<u8> = (0..big).map(|i| b'a' + (i % 26) as u8).collect();
+    let custom = EventData::Custom {
+        name: "short name".into(),
+        status: 3,
+        output: "é".repeat(big / 2 + 1), // 2-byte characters: cut on a boundary
+    };
+    let enter = EventData::BarrierEnter { name: name.clone() };
+    let leave = EventData::BarrierLeave {
+        name: name.clone(),
+        participants: std::sync::Arc::from(vec!["a1".to_string(), "a2".to_string()]),
+    };
+
+    // The writer refuses, whatever the path, and writes nothing.
+    let mut w = Writer::new(Vec::new(), header(3)).unwrap();
+    for d in [&enter, &leave, &custom] {
+        let e = w.append_auto(1, 1, Dir::Send, Some(0), d).unwrap_err();
+        assert!(
+            e.to_string().contains("larger than the format's limit"),
+            "{e}"
+        );
+    }
+    let e = w
+        .append_output_auto(1, 1, 0, Stream::Stdout, &output)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("larger than the format's limit"),
+        "{e}"
+    );
+    assert_eq!(w.events(), 0);
+    let (_, evs, _, _) = read_all(&w.into_inner().unwrap()).unwrap();
+    assert!(evs.is_empty());
+
+    // The recorder records every event, cut.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.dtrace");
+    let rec = Recorder::create(&path, header(3)).unwrap();
+    let m1 = rec.send(1, enter.clone()).unwrap();
+    rec.recv(0, m1).unwrap();
+    let m2 = rec.send(2, enter.clone()).unwrap();
+    rec.recv(0, m2).unwrap();
+    for t in [1, 2] {
+        rec.message(0, t, leave.clone()).unwrap();
+    }
+    rec.output(2, 1, Stream::Stdout, &output).unwrap();
+    rec.local(1, custom.clone()).unwrap();
+    rec.local(
+        1,
+        EventData::Start {
+            command: "small".into(),
+        },
+    )
+    .unwrap();
+    rec.finish(0, true, "done").unwrap();
+    drop(rec);
+
+    let t = Trace::load(&path).unwrap();
+    assert!(t.complete);
+    assert_eq!(t.len(), 4 + 4 + 2 + 1 + 1 + 1);
+    assert!(validate(&t).is_empty(), "{:?}", validate(&t));
+    let cut_count = 2 + 2 + 1 + 1; // 2 enters, 2 leaves, output, custom
+    assert_eq!(
+        t.warnings,
+        vec![Warning::Cut {
+            index: 0,
+            offset: t
+                .warnings
+                .iter()
+                .find_map(|w| match w {
+                    Warning::Cut { offset, .. } => Some(*offset),
+                    _ => None,
+                })
+                .unwrap(),
+            count: cut_count,
+        }],
+    );
+    let shown = t.warnings[0].to_string();
+    assert!(
+        shown.contains("event 0 (byte ") && shown.contains("6 events were cut in all"),
+        "{shown}"
+    );
+    let mut r = Reader::open(&path).unwrap();
+    while r.next_event().unwrap().is_some() {}
+    assert_eq!(r.cut_events(), cut_count);
+
+    let cut_name = |n: &str| {
+        let (kept, marker) = n.split_once('…').unwrap();
+        assert_eq!(kept.len(), CUT_FIELD_LEN);
+        assert!(kept.bytes().all(|b| b == b'b'));
+        assert_eq!(marker, format!(" [cut: {} bytes]", big - kept.len()));
+    };
+    let mut names = Vec::new();
+    for e in &t.events {
+        match &e.data {
+            EventData::BarrierEnter { name } | EventData::BarrierLeave { name, .. } => {
+                cut_name(name);
+                names.push(name.clone());
+            }
+            EventData::Output { bytes, .. } => {
+                assert!(bytes.len() < MAX_DATA_LEN);
+                let at = bytes.windows(3).rposition(|w| w == "…".as_bytes()).unwrap();
+                assert_eq!(at, CUT_FIELD_LEN);
+                assert_eq!(&bytes[..at], &output[..at]);
+                assert_eq!(
+                    &bytes[at..],
+                    format!("… [cut: {} bytes]", big - at).as_bytes()
+                );
+            }
+            EventData::Custom {
+                name,
+                status,
+                output,
+            } => {
+                assert_eq!((name.as_str(), *status), ("short name", 3));
+                let (kept, marker) = output.split_once('…').unwrap();
+                assert!(kept.chars().all(|c| c == 'é'));
+                assert_eq!(kept.len(), CUT_FIELD_LEN);
+                assert_eq!(
+                    marker,
+                    format!(" [cut: {} bytes]", (big / 2 + 1) * 2 - kept.len())
+                );
+            }
+            _ => {}
+        }
+    }
+    // Enters and leaves pair by name: the cut is the same everywhere.
+    assert_eq!(names.len(), 8);
+    assert!(names.windows(2).all(|w| w[0] == w[1]));
+    // Leaves keep their participants (the second one says "the same as
+    // the previous leave" in the file).
+    for e in &t.events {
+        if let EventData::BarrierLeave { participants, .. } = &e.data {
+            assert_eq!(participants[..], ["a1", "a2"]);
+        }
+    }
+    for e in &t.events {
+        assert!(codec::fits(&e.data));
+    }
+}
+
+/// `cut_to_fit` shares the room between fields (a short field stays whole),
+/// cuts long lists, and leaves what fits alone.
+#[test]
+fn cut_to_fit_shares_the_room_and_cuts_lists() {
+    use crate::codec::{cut_to_fit, fits, CUT_MAX_ITEMS, MAX_DATA_LEN};
+    let small = EventData::Start {
+        command: "x".repeat(1000),
+    };
+    assert!(cut_to_fit(&small).is_none());
+    let d = EventData::Verdict {
+        number: 1,
+        ok: true,
+        description: "d".repeat(MAX_DATA_LEN),
+        directive: None,
+        reason: "r".repeat(MAX_DATA_LEN / 2),
+    };
+    let EventData::Verdict {
+        description,
+        reason,
+        ..
+    } = cut_to_fit(&d).unwrap()
+    else {
+        panic!("kind changed");
+    };
+    assert!(description.ends_with("bytes]") && reason.ends_with("bytes]"));
+    let d = EventData::BarrierBroken {
+        name: "short".into(),
+        reason: "r".repeat(MAX_DATA_LEN + 1),
+    };
+    let c = cut_to_fit(&d).unwrap();
+    assert!(fits(&c));
+    let EventData::BarrierBroken { name, reason } = &c else {
+        panic!()
+    };
+    assert_eq!(name, "short");
+    assert!(reason.contains("… [cut: "));
+    // Many captures: the list is cut, its last entry says by how much.
+    let m = EventData::Match {
+        pattern: "p".into(),
+        matched: "m".into(),
+        captures: (0..3 * MAX_DATA_LEN / 8)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect(),
+    };
+    assert!(!fits(&m));
+    let c = cut_to_fit(&m).unwrap();
+    assert!(fits(&c));
+    let EventData::Match { captures, .. } = &c else {
+        panic!()
+    };
+    assert_eq!(captures.len(), CUT_MAX_ITEMS);
+    assert_eq!(
+        captures.last().unwrap().1,
+        format!(
+            "[cut: {} more captures]",
+            3 * MAX_DATA_LEN / 8 - CUT_MAX_ITEMS + 1
+        )
+    );
+    assert_eq!(cut_to_fit(&m), Some(c), "deterministic");
+}
+
+/// The cut bit is format 1.2's: a writer of an older minor refuses what it
+/// would cut, and in an older file the bit is corruption (with an offset).
+#[test]
+fn cut_bit_needs_format_1_2() {
+    use crate::codec::{CUT_BIT, MAX_DATA_LEN};
+    let big = EventData::Start {
+        command: "c".repeat(MAX_DATA_LEN + 1),
+    };
+    let mut w = Writer::with_minor(Vec::new(), header(2), 1).unwrap();
+    w.set_cut_oversized(true);
+    assert!(w.append_auto(1, 1, Dir::Local, None, &big).is_err());
+    // A 1.2 file with one cut event, relabelled 1.1.
+    let mut w = Writer::new(Vec::new(), header(2)).unwrap();
+    w.set_cut_oversized(true);
+    w.append_auto(1, 1, Dir::Local, None, &big).unwrap();
+    let mut bytes = w.into_inner().unwrap();
+    let (_, evs, warnings, _) = read_all(&bytes).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert!(matches!(
+        warnings[..],
+        [Warning::Cut {
+            index: 0,
+            count: 1,
+            ..
+        }]
+    ));
+    let Warning::Cut { offset, .. } = warnings[0] else {
+        unreachable!()
+    };
+    assert_eq!(bytes[offset as usize] & CUT_BIT, CUT_BIT);
+    bytes[10..12].copy_from_slice(&1u16.to_le_bytes());
+    let e = read_all(&bytes).unwrap_err();
+    assert_eq!(e.offset(), Some(offset), "{e}");
+    assert!(e.to_string().contains("bad event tag"), "{e}");
+}
+
+/// Writer and reader agree on the header's limit: a header the reader
+/// would refuse is refused when the trace is created.
+#[test]
+fn oversized_header_is_refused_at_creation() {
+    let mut h = header(2);
+    h.scenario = "s".repeat(crate::codec::MAX_DATA_LEN + 1);
+    let e = Writer::new(Vec::new(), h.clone()).unwrap_err();
+    assert!(e.to_string().contains("format's limit"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Recorder::create(&dir.path().join("h.dtrace"), h).is_err());
+}
+
+/// Issue 11, item 15: one escaping for every readable output.
+#[test]
+fn escaping_of_untrusted_text() {
+    use crate::export::{escape_line, escape_name, show_line, write_jsonl};
+    assert!(matches!(
+        escape_name("tester1@host"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        escape_name("a\x1b[2J\r\n\0\x7f\u{9b}\u{202e}\u{2028}\t\\\"b"),
+        "a\\u{1b}[2J\\r\\n\\0\\u{7f}\\u{9b}\\u{202e}\\u{2028}\\t\\\\\"b"
+    );
+    assert_eq!(escape_line("\"q\"\n", 10), "\\\"q\\\"\\n");
+    assert_eq!(escape_line("abcdef", 3), "abc... (6 bytes)");
+    let mut h = header(2);
+    h.actors[1].name = "t\x1b]0;x\x07\n".into();
+    let e = Event {
+        index: 0,
+        actor: 1,
+        time_ns: 1,
+        dir: Dir::Local,
+        msg: None,
+        clock: VectorClock(vec![0, 1]),
+        data: EventData::Match {
+            pattern: "p\r".into(),
+            matched: "m\u{85}".into(),
+            captures: vec![("k\x1b".into(), "v\n".into())],
+        },
+    };
+    let line = show_line(&h, &e);
+    assert!(!line.chars().any(char::is_control), "{line}");
+    assert!(line.contains("t\\u{1b}]0;x\\u{7}\\n"), "{line}");
+    assert!(line.contains("k\\u{1b}=\"v\\n\""), "{line}");
+    let mut out = Vec::new();
+    write_jsonl(&mut out, &h, &e).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches('\n').count(), 1);
+    assert!(!text.trim_end().chars().any(char::is_control), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["actor"], "t\x1b]0;x\x07\n");
+    assert_eq!(v["matched"], "m\u{85}");
+}

@@ -44,6 +44,8 @@ pub struct Writer<W: Write> {
     header: Header,
     events: u64,
     scratch: Vec<u8>,
+    /// Cut events too big for the format instead of refusing them.
+    cut_oversized: bool,
 }
 
 impl<W: Write> Writer<W> {
@@ -75,7 +77,20 @@ impl<W: Write> Writer<W> {
             header,
             events: 0,
             scratch: Vec::new(),
+            cut_oversized: false,
         })
+    }
+
+    /// Whether to cut what is too big. Off (the default), every event is
+    /// written as given, and one whose data is over the format's limit
+    /// ([`codec::MAX_DATA_LEN`]) is refused with an error (nothing written).
+    /// On (the [`Recorder`]'s choice), an event with a field over
+    /// [`codec::CUT_FIELD_LEN`], or over the limit, is written with its data
+    /// cut by [`codec::cut_to_fit`], the cuts marked and the event flagged
+    /// as cut (see [`crate::codec`]'s "Size limits"). Cutting needs format
+    /// 1.2 or later; a writer of an older minor keeps refusing.
+    pub fn set_cut_oversized(&mut self, cut: bool) {
+        self.cut_oversized = cut;
     }
 
     /// The header written.
@@ -177,20 +192,57 @@ impl<W: Write> Writer<W> {
         // Encode the data first: if it is refused, nothing was written and
         // the codec state is untouched.
         self.scratch.clear();
+        let cutting = self.cut_oversized && self.state.minor >= codec::CUT_MINOR;
+        let mut cut = false;
+        let cut_bytes;
+        let mut data = data;
         let kind = match data {
             Data::Full(d) => {
                 if dir != Dir::Recv {
-                    codec::put_data(&mut self.scratch, d, &mut self.state)?;
+                    let leave = matches!(d, EventData::BarrierLeave { .. });
+                    let saved = leave.then(|| self.state.save_leave());
+                    let r = codec::put_data(&mut self.scratch, d, &mut self.state);
+                    // Too big (the only refusal), or with a field to cut.
+                    let small =
+                        if cutting && (r.is_err() || codec::may_need_cut(self.scratch.len())) {
+                            codec::cut_to_fit(d)
+                        } else {
+                            None
+                        };
+                    match small {
+                        Some(small) => {
+                            if let Some(saved) = saved {
+                                self.state.restore_leave(saved);
+                            }
+                            self.scratch.clear();
+                            codec::put_data(&mut self.scratch, &small, &mut self.state)?;
+                            cut = true;
+                        }
+                        None => r?,
+                    }
                 }
                 d.kind()
             }
-            Data::Output(_, bytes) => {
+            Data::Output(stream, bytes) => {
+                let small = if cutting {
+                    codec::cut_output(bytes)
+                } else {
+                    None
+                };
+                if let Some(small) = small {
+                    cut_bytes = small;
+                    data = Data::Output(stream, &cut_bytes);
+                    cut = true;
+                }
+                let Data::Output(_, bytes) = data else {
+                    unreachable!("output data")
+                };
                 codec::output_parts(&mut self.scratch, bytes)?;
                 crate::model::Kind::Output
             }
         };
         let b = &mut self.block;
-        b.push(codec::tag(kind, dir));
+        b.push(codec::tag(kind, dir) | if cut { codec::CUT_BIT } else { 0 });
         codec::put_varint(b, u64::from(actor));
         let dt = time_ns.wrapping_sub(self.state.last_time) as i64;
         codec::put_varint(b, codec::zigzag(dt));
@@ -300,11 +352,18 @@ impl<W: Write> Writer<W> {
 }
 
 /// Creates a trace file and a [`Writer`] on it.
+///
+/// The preamble and the header are in the OS when this returns (not only in
+/// the writer's buffer): a process killed at any moment after it, even
+/// before its first event, leaves a valid trace with no event, which every
+/// reader reads as incomplete (no `end` event) rather than as "not a trace".
 pub fn create(path: &Path, header: Header) -> Result<Writer<BufWriter<File>>> {
     let f = File::create(path)?;
     // Blocks are 64 KiB: the buffer only gathers the small blocks of
     // frequent flushes; blocks and output chunks of 64 KiB or more bypass it.
-    Writer::new(BufWriter::with_capacity(BLOCK_TARGET, f), header)
+    let mut w = Writer::new(BufWriter::with_capacity(BLOCK_TARGET, f), header)?;
+    w.flush()?;
+    Ok(w)
 }
 
 struct RecorderState {
@@ -332,6 +391,15 @@ struct Shared {
 /// [`MsgId`] that the receiving side passes to [`Recorder::recv`]. A background
 /// thread flushes every `flush_interval`; callers also flush at step
 /// boundaries. [`Recorder::finish`] writes the `end` event.
+///
+/// The recorder never drops an event for its size: a text or byte field
+/// over [`codec::CUT_FIELD_LEN`] (8 MiB: a 17 MiB barrier name, command or
+/// output chunk) is cut, the cut marked in the text (`… [cut: N bytes]`)
+/// and the event flagged, which every reader reports, so every event fits
+/// the format's [`codec::MAX_DATA_LEN`] (see [`crate::codec`]). What it
+/// refuses (an unknown actor or message, a call after `finish`, a header
+/// over the format's limit, an I/O error) is an error returned to the
+/// caller, and nothing is written.
 pub struct Recorder {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
@@ -344,7 +412,9 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Creates the trace file at `path` and starts the periodic flusher
+    /// Creates the trace file at `path`, with its header already in the OS
+    /// (see [`create`]: a run killed before its first event leaves an empty,
+    /// incomplete trace, not an empty file), and starts the periodic flusher
     /// (every 100 ms).
     pub fn create(path: &Path, header: Header) -> Result<Recorder> {
         Self::with_flush_interval(path, header, Duration::from_millis(100))
@@ -356,7 +426,10 @@ impl Recorder {
         header: Header,
         flush_interval: Duration,
     ) -> Result<Recorder> {
-        let writer = create(path, header)?;
+        let mut writer = create(path, header)?;
+        // A run's record never loses an event to its size: what is too big
+        // is cut, visibly (see `Writer::set_cut_oversized`).
+        writer.set_cut_oversized(true);
         let shared = Arc::new(Shared {
             state: Mutex::new(RecorderState {
                 writer,

@@ -29,4 +29,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = v.finish(r.is_complete());
+    let _ = r.cut_events();
+    for w in r.warnings() {
+        let _ = w.to_string();
+    }
 });
