@@ -399,7 +399,7 @@ fn password_user(pw: &str) -> Option<String> {
 #[test]
 fn password_from_env_never_reaches_logs_or_trace() {
     let c = Client::new();
-    let pw = format!("Pw-{}-secret", std::process::id());
+    let pw = test_password();
     let user = password_user(&pw)
         .expect("cannot create a local user with a password (useradd/chpasswd, as root)");
     let a = Sshd::start_with(
@@ -510,4 +510,442 @@ fn more_testers_than_max_sessions_on_one_host() {
     let r = exec(&c, &toml, &[], 90);
     assert_eq!(r.out.status.code(), Some(0), "{}\n{}", r.all(), r.logs());
     validate_trace(&r.out_dir().join("trace.dtrace"));
+}
+
+// ---------------------------------------------------------------------
+// Issue 11: pooling and security settings (item 9), processes that leave
+// their session (item 6) and `kill -9` of dtest (item 5) on SSH hosts.
+// ---------------------------------------------------------------------
+
+/// Whether `tester` has a `not ok` point and its log says `needle`.
+fn failed_with(r: &Run, tester: &str, needle: &str) -> bool {
+    let point = r
+        .stdout()
+        .lines()
+        .any(|l| l.starts_with("not ok") && l.contains(&format!(" - {tester}:")));
+    point && tester_output(r, tester).contains(needle)
+}
+
+/// What `tester`'s session printed (its `.out` and `.err` logs).
+fn tester_output(r: &Run, tester: &str) -> String {
+    let mut s = String::new();
+    for ext in ["out", "err"] {
+        s.push_str(
+            &std::fs::read_to_string(r.out_dir().join(format!("{tester}.{ext}")))
+                .unwrap_or_default(),
+        );
+    }
+    s
+}
+
+/// Item 9: a tester shares a pooled `ssh://` connection only with testers
+/// whose security settings are the same. 20 pairs on one sshd, in one run:
+/// a tester that trusts the host, and a strict one whose known_hosts file
+/// is empty. Every strict one fails with the host key error and never runs
+/// a command; every trusting one runs. Twice, so 40 strict testers in all.
+#[test]
+fn pooled_connections_are_never_lent_across_host_key_settings() {
+    let c = Client::new();
+    let a = Sshd::start(16, &c);
+    c.trust(&a);
+    c.write_config(&[]);
+    let empty = c.home.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let mut toml = String::from("name = \"pool\"\ntimeout = \"120s\"\n");
+    for i in 0..20 {
+        let strict = format!(
+            "host_key = \"strict\"\nknown_hosts = \"{}\"\n",
+            empty.display()
+        );
+        for (who, keys) in [("good", String::new()), ("strict", strict)] {
+            toml.push_str(&format!(
+                "[[tester]]\nname = \"{who}{i}\"\nhost = \"{}\"\n{keys}steps = [ \
+                 {{ run = \"echo {who}{i}-ran-$((40+2))\" }}, {{ expect = \"{who}{i}-ran-42\" }} ]\n",
+                a.url()
+            ));
+        }
+    }
+    for round in 0..2 {
+        let r = exec(&c, &toml, &[], 150);
+        assert_eq!(r.out.status.code(), Some(1), "round {round}\n{}", r.all());
+        for i in 0..20 {
+            let good = format!("good{i}");
+            let strict = format!("strict{i}");
+            assert!(
+                !r.stdout()
+                    .lines()
+                    .any(|l| l.starts_with("not ok") && l.contains(&format!("{good}:"))),
+                "round {round}: {good} failed\n{}\n{}",
+                r.all(),
+                tester_output(&r, &good)
+            );
+            assert!(
+                tester_output(&r, &good).contains(&format!("{good}-ran-42")),
+                "round {round}: {good} did not run\n{}",
+                r.all()
+            );
+            assert!(
+                failed_with(&r, &strict, "unknown host key"),
+                "round {round}: {strict} did not fail with the host key error\n{}\n{}",
+                r.all(),
+                tester_output(&r, &strict)
+            );
+            assert!(
+                !tester_output(&r, &strict).contains(&format!("{strict}-ran-42")),
+                "round {round}: {strict} ran a command over another tester's connection\n{}",
+                r.all()
+            );
+        }
+        validate_trace(&r.out_dir().join("trace.dtrace"));
+    }
+}
+
+/// The password of the test user (the same in every test of this process:
+/// they may run in parallel and set it).
+fn test_password() -> String {
+    format!("Pw-{}-secret", std::process::id())
+}
+
+/// Item 9, credentials: testers with the right password, a wrong one, and
+/// a `password_env` that is not set, on one password-only sshd. Only the
+/// first ones connect; the others fail authentication every time.
+#[test]
+fn pooled_connections_are_never_lent_across_passwords() {
+    let c = Client::new();
+    let pw = test_password();
+    let user = password_user(&pw)
+        .expect("cannot create a local user with a password (useradd/chpasswd, as root)");
+    let a = Sshd::start_with(
+        17,
+        &c,
+        &SshdOptions {
+            password: true,
+            extra: String::new(),
+        },
+    );
+    c.trust(&a);
+    c.write_config(&[]);
+    let url = format!("ssh://{user}@{}:{}", a.addr, a.port);
+    let mut toml = String::from("name = \"pool-pw\"\ntimeout = \"120s\"\n");
+    for i in 0..6 {
+        for (who, var) in [
+            ("right", "DTEST_TEST_PW"),
+            ("wrong", "DTEST_TEST_PW_WRONG"),
+            ("unset", "DTEST_TEST_PW_UNSET_7519"),
+        ] {
+            toml.push_str(&format!(
+                "[[tester]]\nname = \"{who}{i}\"\nhost = \"{url}\"\npassword_env = \"{var}\"\nsteps = [ \
+                 {{ run = \"echo {who}{i}-ran-$((40+2))\" }}, {{ expect = \"{who}{i}-ran-42\" }} ]\n"
+            ));
+        }
+    }
+    let (d, ch) = spawn(
+        &c,
+        &toml,
+        &[],
+        &[
+            ("DTEST_TEST_PW", &pw),
+            ("DTEST_TEST_PW_WRONG", "wrong-Pw-7519"),
+        ],
+    );
+    let r = finish(d, ch, 150);
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.all());
+    for i in 0..6 {
+        assert!(
+            tester_output(&r, &format!("right{i}")).contains(&format!("right{i}-ran-42")),
+            "right{i} did not run\n{}",
+            r.all()
+        );
+        for (who, needle) in [("wrong", "authentication of"), ("unset", "not set")] {
+            let t = format!("{who}{i}");
+            assert!(
+                failed_with(&r, &t, needle),
+                "{t} did not fail with {needle:?}\n{}\n{}",
+                r.all(),
+                tester_output(&r, &t)
+            );
+            assert!(
+                !tester_output(&r, &t).contains(&format!("{t}-ran-42")),
+                "{t} ran a command over another tester's connection\n{}",
+                r.all()
+            );
+        }
+    }
+    assert!(!r.all().contains("wrong-Pw-7519") && !r.all().contains(&pw));
+}
+
+/// The pids of processes whose command line matches the regex `pat`.
+fn running(pat: &str) -> Vec<i32> {
+    sshd::pgrep(pat)
+}
+
+/// Waits until every pattern matches a running process (20 s at most).
+fn wait_all_started(pats: &[&str]) {
+    for p in pats {
+        wait_started(p);
+    }
+}
+
+/// How long until no process matches any of `pats` (`None`: some still
+/// run after `within`).
+fn time_until_gone(pats: &[&str], within: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    loop {
+        if pats.iter().all(|p| running(p).is_empty()) {
+            return Some(t0.elapsed());
+        }
+        if t0.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn left_over(pats: &[&str]) -> Vec<(String, Vec<i32>)> {
+    pats.iter()
+        .map(|p| (p.to_string(), running(p)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+fn kill_pids(pids: &[i32]) {
+    for &p in pids {
+        // SAFETY: kill has no memory effects.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+        }
+    }
+}
+
+/// Kills the controller's own watchdog of a dtest run (a child of dtest
+/// whose arguments hold `dtest-watchdog`), if there is one. The remote host
+/// of these tests is this machine, where the controller's watchdog would
+/// find and stop the remote processes too: without it, only the SSH
+/// transports' remote watchdogs can clean up after a `kill -9`.
+fn kill_controller_watchdog(dtest_pid: i32) -> usize {
+    let mut n = 0;
+    for p in sshd::descendants(dtest_pid) {
+        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        if cmd.split(|&b| b == 0).any(|a| a == b"dtest-watchdog") {
+            kill_pids(&[p]);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The steps of a tester running a foreground process that ignores HUP and
+/// TERM, after a background job (markers: `sleep {bg}` and `sleep {fg}`).
+fn survivors_steps(bg: u32, fg: u32) -> String {
+    format!(
+        "steps = [\n\
+           {{ run = \"sleep {bg} &\" }},\n\
+           {{ run = \"sh -c 'trap \\\"\\\" HUP TERM; exec sleep {fg}'\" }},\n\
+           {{ expect = \"never printed\", timeout = \"100s\" }},\n]\n"
+    )
+}
+
+/// Item 5 on `ssh://`: `kill -9` of dtest while its testers run a process
+/// ignoring HUP and TERM, a background job (on a pty and on pipes) and a
+/// pipes-mode command; the controller's own watchdog is killed too, so only the
+/// remote watchdogs clean up. Nothing may remain 5 s later (the remote
+/// watchdog polls every 0.5 s; about 1 s is typical).
+#[test]
+fn kill_9_of_dtest_leaves_nothing_on_ssh_hosts_native() {
+    let c = Client::new();
+    let a = Sshd::start(18, &c);
+    c.trust(&a);
+    c.write_config(&[]);
+    let toml = format!(
+        "name = \"kill9\"\ntimeout = \"120s\"\n\
+         [[tester]]\nname = \"t1\"\nhost = \"{url}\"\n{s1}\
+         [[tester]]\nname = \"t2\"\nhost = \"{url}\"\npty = false\n{s2}",
+        url = a.url(),
+        s1 = survivors_steps(7521, 7522),
+        s2 = survivors_steps(7523, 7524),
+    );
+    let pats = [
+        "^sleep 7521$",
+        "^sleep 7522$",
+        "^sleep 7523$",
+        "^sleep 7524$",
+    ];
+    let (_d, mut ch) = spawn(&c, &toml, &[], &[]);
+    wait_all_started(&pats);
+    let n = kill_controller_watchdog(ch.id() as i32);
+    eprintln!("killed {n} controller-side watchdog(s) first");
+    ch.kill().unwrap();
+    let gone = time_until_gone(&pats, Duration::from_secs(5));
+    let _ = ch.wait();
+    let left = left_over(&pats);
+    for (_, p) in &left {
+        kill_pids(p);
+    }
+    let gone = gone.unwrap_or_else(|| panic!("left behind 5 s after kill -9: {left:?}"));
+    eprintln!("ssh://: every remote process gone {gone:?} after kill -9 of dtest");
+}
+
+/// Item 5 on `openssh://`: the same with the system ssh client (a pty and
+/// a pipes tester). The local ssh clients carry the run's id, so the
+/// controller's watchdog ends them (a pipes-mode client would otherwise
+/// keep its connection open), and the remote watchdogs end the rest.
+#[test]
+fn kill_9_of_dtest_leaves_nothing_on_ssh_hosts_openssh() {
+    let c = Client::new();
+    let a = Sshd::start(19, &c);
+    c.trust(&a);
+    c.write_config(&[("hosta", &a)]);
+    let toml = format!(
+        "name = \"kill9\"\ntimeout = \"120s\"\n\
+         [[tester]]\nname = \"t1\"\nhost = \"openssh://hosta\"\n{s1}\
+         [[tester]]\nname = \"t2\"\nhost = \"openssh://hosta\"\npty = false\n{s2}",
+        s1 = survivors_steps(7531, 7532),
+        s2 = survivors_steps(7533, 7534),
+    );
+    let pats = [
+        "^sleep 7531$",
+        "^sleep 7532$",
+        "^sleep 7533$",
+        "^sleep 7534$",
+    ];
+    let (_d, mut ch) = spawn(&c, &toml, &[], &[]);
+    wait_all_started(&pats);
+    ch.kill().unwrap();
+    let gone = time_until_gone(&pats, Duration::from_secs(5));
+    let _ = ch.wait();
+    let left = left_over(&pats);
+    for (_, p) in &left {
+        kill_pids(p);
+    }
+    let gone = gone.unwrap_or_else(|| panic!("left behind 5 s after kill -9: {left:?}"));
+    eprintln!("openssh://: every remote process gone {gone:?} after kill -9 of dtest");
+}
+
+/// Item 5, the remote watchdog alone: the connections of a running dtest
+/// are cut while the host's sshd lets nobody log in, so dtest can neither
+/// notice in time (`ssh://`: keepalive 30 s) nor log in again to clean up
+/// (`openssh://`, whose client ends at once). The remote watchdogs end
+/// every process of the sessions within 5 s (about 0.5 s), for both
+/// transports.
+#[test]
+fn remote_watchdog_cleans_up_when_the_connection_drops() {
+    let c = Client::new();
+    let a = Sshd::start(20, &c);
+    c.trust(&a);
+    c.write_config(&[("hosta", &a)]);
+    let toml = format!(
+        "name = \"cut\"\ntimeout = \"120s\"\n\
+         [[tester]]\nname = \"n1\"\nhost = \"{url}\"\nkeepalive = \"30s\"\n{s1}\
+         [[tester]]\nname = \"n2\"\nhost = \"{url}\"\nkeepalive = \"30s\"\npty = false\n{s2}\
+         [[tester]]\nname = \"o1\"\nhost = \"openssh://hosta\"\nkeepalive = \"30s\"\n{s3}\
+         [[tester]]\nname = \"o2\"\nhost = \"openssh://hosta\"\nkeepalive = \"30s\"\npty = false\n{s4}",
+        url = a.url(),
+        s1 = survivors_steps(7541, 7542),
+        s2 = survivors_steps(7543, 7544),
+        s3 = survivors_steps(7545, 7546),
+        s4 = survivors_steps(7547, 7548),
+    );
+    let pats: Vec<String> = (7541..=7548).map(|n| format!("^sleep {n}$")).collect();
+    let pats: Vec<&str> = pats.iter().map(|s| s.as_str()).collect();
+    let (d, ch) = spawn(&c, &toml, &[], &[]);
+    wait_all_started(&pats);
+    a.refuse_logins();
+    a.cut_connections();
+    let gone = time_until_gone(&pats, Duration::from_secs(5));
+    let left = left_over(&pats);
+    a.allow_logins(&c);
+    // SAFETY: kill has no memory effects.
+    unsafe {
+        libc::kill(ch.id() as i32, libc::SIGTERM);
+    }
+    let r = finish(d, ch, 90);
+    for (_, p) in &left {
+        kill_pids(p);
+    }
+    let gone = gone.unwrap_or_else(|| {
+        panic!(
+            "left behind 5 s after the connections dropped: {left:?}\n{}",
+            r.all()
+        )
+    });
+    eprintln!("every remote process gone {gone:?} after the connections dropped");
+}
+
+/// Item 6: processes that leave their session (`setsid`, a double fork, a
+/// daemon closing its descriptors) on an SSH host are stopped at the end
+/// of their tester, by the SSH transport itself (the controller's own
+/// sweep, which would find them too since the host is this machine, has
+/// nothing left to stop), on a pty and on pipes, for both transports.
+#[test]
+fn processes_that_leave_their_session_are_stopped_at_the_end() {
+    let c = Client::new();
+    let a = Sshd::start(21, &c);
+    c.trust(&a);
+    c.write_config(&[("hosta", &a)]);
+    for (n, host) in [(0u32, a.url()), (10, "openssh://hosta".to_string())] {
+        let steps = |base: u32| {
+            format!(
+                "steps = [\n\
+                   {{ run = \"setsid sleep {x} &\" }},\n\
+                   {{ run = \"sh -c '(setsid sleep {y} &)'\" }},\n\
+                   {{ run = \"setsid sh -c 'exec sleep {z}' </dev/null >/dev/null 2>&1 &\" }},\n\
+                   {{ run = \"echo started-$((40+2))\" }}, {{ expect = \"started-42\" }},\n]\n",
+                x = base,
+                y = base + 1,
+                z = base + 2
+            )
+        };
+        let toml = format!(
+            "name = \"daemons\"\ntimeout = \"90s\"\n\
+             [[tester]]\nname = \"t1\"\nhost = \"{host}\"\n{s1}\
+             [[tester]]\nname = \"t2\"\nhost = \"{host}\"\npty = false\n{s2}",
+            s1 = steps(7551 + n),
+            s2 = steps(7554 + n),
+        );
+        let pats: Vec<String> = (7551 + n..7557 + n)
+            .map(|k| format!("^sleep {k}$"))
+            .collect();
+        let pats: Vec<&str> = pats.iter().map(|s| s.as_str()).collect();
+        let r = exec(&c, &toml, &[], 90);
+        let left = left_over(&pats);
+        for (_, p) in &left {
+            kill_pids(p);
+        }
+        assert_eq!(
+            r.out.status.code(),
+            Some(0),
+            "{host}: {}\n{}",
+            r.all(),
+            r.logs()
+        );
+        assert!(
+            left.is_empty(),
+            "{host}: left behind: {left:?}\n{}",
+            r.all()
+        );
+        // The controller's sweep after each tester (`stopped N processes
+        // that left their session: ...`, without a host) found nothing: the
+        // SSH transport had stopped them on the host.
+        let text = format!("{}{}", r.all(), r.logs());
+        assert!(
+            !text.lines().any(
+                |l| l.contains("left its session: pid") && !l.contains("(on ")
+                    || l.contains("left their session: pid") && !l.contains("(on ")
+            ),
+            "{host}: the SSH transport did not stop them, the controller did:\n{text}"
+        );
+        // And the transport's report reached TAP (a comment per tester).
+        for t in ["t1", "t2"] {
+            assert!(
+                r.stdout()
+                    .lines()
+                    .any(|l| l.starts_with(&format!("# {t}: stopped "))
+                        && l.contains("that left ")
+                        && l.contains("(on ")),
+                "{host}: no report for {t}:\n{}",
+                r.stdout()
+            );
+        }
+        validate_trace(&r.out_dir().join("trace.dtrace"));
+    }
 }

@@ -299,6 +299,18 @@ impl Sshd {
         self.child.as_ref().map(|c| c.id() as i32)
     }
 
+    /// Refuses every new login (the authorized keys are emptied; sshd reads
+    /// them at each login); established connections go on.
+    pub fn refuse_logins(&self) {
+        std::fs::write(self.dir.path().join("authorized_keys"), "").expect("authorized_keys");
+    }
+
+    /// Undoes [`Sshd::refuse_logins`] for `client`'s key.
+    pub fn allow_logins(&self, client: &Client) {
+        std::fs::write(self.dir.path().join("authorized_keys"), client.public_key())
+            .expect("authorized_keys");
+    }
+
     /// Kills the per-connection sshd processes (the connections drop, the
     /// listener stays): a cut connection.
     pub fn cut_connections(&self) {

@@ -12,7 +12,7 @@ use dtest_exec::session::{HostUrl, OpenSpec, Result, SessionError};
 pub const SSH_CONFIG_ENV: &str = "DTEST_SSH_CONFIG";
 
 /// What to do with a host key that is not in known_hosts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HostKeyPolicy {
     /// Refuse unknown and changed keys (the default).
     Strict,

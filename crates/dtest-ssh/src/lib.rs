@@ -6,17 +6,20 @@
 //! session:
 //!
 //! * [`SshTransport`] (`ssh://[user@]host[:port]`) speaks SSH itself through
-//!   libssh2. Testers on one (user, host, port) share one TCP connection;
-//!   one I/O thread per connection owns the libssh2 session and multiplexes
-//!   the testers' channels (see [`conn`]).
+//!   libssh2. Testers on one (user, host, port) with the same security
+//!   settings ([`native::PoolKey`]) share one TCP connection; one I/O thread
+//!   per connection owns the libssh2 session and multiplexes the testers'
+//!   channels (see [`conn`]).
 //! * [`OpenSshTransport`] (`openssh://[user@]alias`) runs the system `ssh`
 //!   client under a local pseudo-terminal, so everything the user's
 //!   ssh_config does (ProxyJump, ControlMaster, certificates) works, and
 //!   X11 forwarding too.
 //!
 //! Both start the remote shell so that it is a session leader whose id is
-//! known, and end a session by killing every process of that session
-//! ([`remote`]): nothing dtest started survives on the remote host.
+//! known, with a watchdog that stops the session if dtest dies, and end a
+//! session by killing every process of that session and every process of
+//! the tester that left it, found by the marks of its environment
+//! (`DTEST_RUN_ID`, `DTEST_TESTER`), which they report ([`remote`]).
 //!
 //! ```
 //! let mut reg = dtest_exec::session::TransportRegistry::with_local();

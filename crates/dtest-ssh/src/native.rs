@@ -17,14 +17,63 @@ use crate::config::{
     expand_tilde, home_dir, local_user, parse_url, HostConfig, HostKeyPolicy, TesterOptions,
 };
 use crate::conn::{ChanShared, Conn, ConnParams, OpenError};
-use crate::remote;
+use crate::remote::{self, Marks, Started};
 
-type PoolKey = (String, String, u16);
-/// The connections of one (user, host, port), behind their own lock.
+/// What two testers must have in common to share a connection: where it
+/// goes, and everything that decides whether it may be opened (the host
+/// key policy, the known_hosts file, the keys and the password tried, the
+/// agent), plus the keepalive that decides when it is declared lost.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    user: String,
+    host: String,
+    port: u16,
+    policy: HostKeyPolicy,
+    known_hosts: PathBuf,
+    identities: Vec<PathBuf>,
+    /// `password_env`, and the SHA-256 of its value (`None`: not set).
+    password: Option<(String, Option<[u8; 32]>)>,
+    /// `SSH_AUTH_SOCK` (the agent tried first).
+    agent: Option<std::ffi::OsString>,
+    keepalive: Duration,
+}
+
+impl PoolKey {
+    /// The key of a tester's connection parameters, with the password and
+    /// agent of dtest's environment now (the password only as a hash).
+    pub fn of(p: &ConnParams) -> PoolKey {
+        PoolKey::with_env(p, &|k| std::env::var_os(k))
+    }
+
+    /// [`PoolKey::of`] with the environment variables of `env`.
+    pub fn with_env(p: &ConnParams, env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> PoolKey {
+        use sha2::Digest;
+        PoolKey {
+            user: p.user.clone(),
+            host: p.host.clone(),
+            port: p.port,
+            policy: p.policy,
+            known_hosts: p.known_hosts.clone(),
+            identities: p.identities.clone(),
+            password: p.password_env.as_ref().map(|var| {
+                let hash = env(var).map(|v| {
+                    sha2::Sha256::digest(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()))
+                        .into()
+                });
+                (var.clone(), hash)
+            }),
+            agent: env("SSH_AUTH_SOCK").filter(|s| !s.is_empty()),
+            keepalive: p.keepalive_interval(),
+        }
+    }
+}
+
+/// The connections of one pool key, behind their own lock.
 type HostSlot = Arc<Mutex<Vec<Weak<Conn>>>>;
 
 /// The `ssh` transport. Connections are shared by the testers of one
-/// (user, host, port) and kept while a channel uses them.
+/// (user, host, port) whose security settings are the same ([`PoolKey`]),
+/// and kept while a channel uses them.
 #[derive(Debug, Default)]
 pub struct SshTransport {
     pool: Mutex<HashMap<PoolKey, HostSlot>>,
@@ -121,7 +170,10 @@ impl SshTransport {
             c.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Ok(c);
         }
-        let key = (p.user.clone(), p.host.clone(), p.port);
+        // A tester never uses a connection opened with other security
+        // settings than its own: its host key policy and credentials are
+        // checked for every connection it uses.
+        let key = PoolKey::of(p);
         let slot = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             pool.entry(key).or_default().clone()
@@ -174,8 +226,12 @@ pub struct SshChannel {
     output: Option<SshOutput>,
     pty: bool,
     target: String,
-    /// The remote shell's pid, also its session id.
-    sid: i32,
+    /// The remote shell's pid (also its session id) and its watchdog's.
+    started: Started,
+    /// The marks of the tester's processes (`DTEST_RUN_ID`, `DTEST_TESTER`).
+    marks: Option<Marks>,
+    /// What `close` stopped beyond the session ([`SshChannel::close_report`]).
+    report: Vec<String>,
     closed: bool,
     status: Option<ExitStatus>,
     /// The session's working directory (relative put/get paths start there).
@@ -313,19 +369,24 @@ impl SshChannel {
             shared,
             pty: spec.pty,
             target: target.clone(),
-            sid: 0,
+            started: Started {
+                sid: 0,
+                watchdog: 0,
+            },
+            marks: Marks::from_spec(spec),
+            report: Vec::new(),
             closed: false,
             status: None,
             cwd: spec.cwd.clone(),
             stop: spec.stop.clone(),
         };
-        ch.sid = ch.read_pid(&until).map_err(|e| open_err(&target, e))?;
+        ch.started = ch.read_pid(&until).map_err(|e| open_err(&target, e))?;
         Ok(ch)
     }
 
     /// Reads output until the pid marker; puts back what followed it (and
     /// what came on stderr meanwhile), so the output half serves it first.
-    fn read_pid(&mut self, until: &Until) -> Result<i32> {
+    fn read_pid(&mut self, until: &Until) -> Result<Started> {
         let mut out = Vec::new();
         let mut errs: Vec<Vec<u8>> = Vec::new();
         let mut buf = vec![0u8; 4096];
@@ -341,13 +402,13 @@ impl SshChannel {
                     n,
                 } => {
                     out.extend_from_slice(&buf[..n]);
-                    if let Some((pid, end)) = remote::find_pid(&out) {
+                    if let Some((started, end)) = remote::find_started(&out) {
                         let mut b = self.shared.buf.lock().unwrap_or_else(|e| e.into_inner());
                         b.unread(dtest_trace::Stream::Stdout, out[end..].to_vec());
                         for e in errs.into_iter().rev() {
                             b.unread(dtest_trace::Stream::Stderr, e);
                         }
-                        return Ok(pid);
+                        return Ok(started);
                     }
                 }
                 ReadEvent::Data { n, .. } => errs.push(buf[..n].to_vec()),
@@ -374,7 +435,12 @@ impl SshChannel {
 
     /// The remote shell's process id (= its session id).
     pub fn remote_pid(&self) -> i32 {
-        self.sid
+        self.started.sid
+    }
+
+    /// The remote watchdog's process id (0: none).
+    pub fn watchdog_pid(&self) -> i32 {
+        self.started.watchdog
     }
 
     /// `remote` against the session's cwd (SFTP resolves what is still
@@ -384,25 +450,27 @@ impl SshChannel {
     }
 }
 
-/// Runs the clean-up of session `sid` over a fresh connection, when the
-/// shared one is gone (or does not answer) but the host may still run our
-/// processes; gives up at `budget`.
-fn cleanup_reconnect(p: &ConnParams, sid: i32, grace: Duration, budget: Instant) {
+/// Runs `script` (the clean-up) over a fresh connection, when the shared
+/// one is gone (or does not answer) but the host may still run our
+/// processes; gives up at `budget`. Returns the script's output.
+fn cleanup_reconnect(p: &ConnParams, script: &str, budget: Instant) -> Option<Vec<u8>> {
     let left = budget.saturating_duration_since(Instant::now());
     if left < Duration::from_millis(200) {
-        return;
+        return None;
     }
     let mut p = p.clone();
     p.connect_timeout = p.connect_timeout.min(Duration::from_secs(5)).min(left);
-    if let Ok(c) = Conn::connect(&p, 2, &StopProbe::never()) {
-        let _ = c.exec(
-            &remote::cleanup_command(sid, grace.as_millis() as u64),
-            &Until::new(budget, StopProbe::never()),
-        );
-    }
+    let c = Conn::connect(&p, 2, &StopProbe::never()).ok()?;
+    c.exec(script, &Until::new(budget, StopProbe::never()))
+        .ok()
+        .map(|(_, out)| out)
 }
 
 impl Channel for SshChannel {
+    fn close_report(&self) -> Vec<String> {
+        self.report.clone()
+    }
+
     fn target(&self) -> String {
         self.target.clone()
     }
@@ -422,13 +490,13 @@ impl Channel for SshChannel {
 
     fn signal(&mut self, sig: Signal) -> Result<Option<usize>> {
         remote::check_open(self.closed)?;
-        if self.sid <= 0 {
+        if self.started.sid <= 0 {
             return Ok(None);
         }
         let until = Until::new(Instant::now() + Duration::from_secs(10), self.stop.clone());
         let (_, out) = self
             .conn
-            .exec(&remote::signal_command(self.sid, sig), &until)
+            .exec(&remote::signal_command(self.started.sid, sig), &until)
             .map_err(|e| match e {
                 SessionError::Stopped(_) => e,
                 e => SessionError::Other(format!("cannot signal {sig} on {}: {e}", self.target)),
@@ -473,10 +541,11 @@ impl Channel for SshChannel {
         })
     }
 
-    /// Kills the remote session (over a fresh connection if the shared one
-    /// is lost), then waits up to 2 s for the channel's end, which the
-    /// capture thread reads to the last byte. Bounded: `grace` + 12 s at
-    /// most, whatever the network does.
+    /// Ends the remote watchdog, kills the remote session and the tester's
+    /// processes that left it (over a fresh connection if the shared one
+    /// is lost; see [`SshChannel::close_report`]), then waits up to 2 s for
+    /// the channel's end, which the capture thread reads to the last byte.
+    /// Bounded: `grace` + 12 s at most, whatever the network does.
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
         if self.closed {
             return Ok(self.status.clone());
@@ -487,18 +556,27 @@ impl Channel for SshChannel {
         // below so that the channel can reach its end.
         let unread = self.output.take().is_some();
         self.conn.eof(self.id);
-        if self.sid > 0 {
-            let script = remote::cleanup_command(self.sid, grace.as_millis() as u64);
+        if self.started.sid > 0 {
+            let script = remote::cleanup_command(
+                self.started,
+                self.marks.as_ref(),
+                grace.as_millis() as u64,
+            );
             let u = Until::new(
                 budget.min(Instant::now() + grace + Duration::from_secs(5)),
                 StopProbe::never(),
             );
-            if self.conn.exec(&script, &u).is_err() {
-                cleanup_reconnect(&self.conn.params, self.sid, grace, budget);
+            let out = match self.conn.exec(&script, &u) {
+                Ok((_, out)) => Some(out),
+                Err(_) => cleanup_reconnect(&self.conn.params, &script, budget),
+            };
+            if let Some(out) = out {
+                self.report =
+                    remote::cleanup_report(&out, &format!("ssh://{}", self.conn.params.label()));
             }
         }
         // The shell's status arrives with the channel's close.
-        let until = if self.sid > 0 {
+        let until = if self.started.sid > 0 {
             Instant::now() + Duration::from_secs(2)
         } else {
             Instant::now()
@@ -538,5 +616,63 @@ impl Channel for SshChannel {
 impl Drop for SshChannel {
     fn drop(&mut self) {
         let _ = self.close(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ConnParams {
+        ConnParams {
+            host: "127.0.0.2".into(),
+            port: 22,
+            user: "bob".into(),
+            identities: vec![PathBuf::from("/k/id_ed25519")],
+            password_env: None,
+            known_hosts: PathBuf::from("/k/known_hosts"),
+            policy: HostKeyPolicy::AcceptNew,
+            connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn testers_share_a_connection_only_with_the_same_security_settings() {
+        let none = |_: &str| None;
+        let base = params();
+        let key = PoolKey::with_env(&base, &none);
+        // What does not decide whether a connection may be opened is not
+        // in the key.
+        let mut p = base.clone();
+        p.connect_timeout = Duration::from_secs(60);
+        assert_eq!(PoolKey::with_env(&p, &none), key);
+        let variants: [fn(&mut ConnParams); 8] = [
+            |p| p.policy = HostKeyPolicy::Strict,
+            |p| p.known_hosts = PathBuf::from("/k/empty"),
+            |p| p.identities.push(PathBuf::from("/k/other")),
+            |p| p.identities.clear(),
+            |p| p.user = "eve".into(),
+            |p| p.port = 2222,
+            |p| p.keepalive = Duration::from_secs(30),
+            |p| p.password_env = Some("PW".into()),
+        ];
+        for (i, f) in variants.iter().enumerate() {
+            let mut p = base.clone();
+            f(&mut p);
+            assert_ne!(PoolKey::with_env(&p, &none), key, "variant {i}");
+        }
+        let agent = |k: &str| (k == "SSH_AUTH_SOCK").then(|| "/tmp/agent.1".into());
+        assert_ne!(PoolKey::with_env(&base, &agent), key);
+        // The password's value counts, as a hash: same variable, another
+        // value (or none), another key.
+        let mut p = base.clone();
+        p.password_env = Some("PW".into());
+        let pw = |v: &'static str| move |k: &str| (k == "PW").then(|| v.into());
+        let one = PoolKey::with_env(&p, &pw("Secret-one"));
+        assert_eq!(PoolKey::with_env(&p, &pw("Secret-one")), one);
+        assert_ne!(PoolKey::with_env(&p, &pw("Secret-two")), one);
+        assert_ne!(PoolKey::with_env(&p, &none), one);
+        assert!(!format!("{one:?}").contains("Secret"));
     }
 }

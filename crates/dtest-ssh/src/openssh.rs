@@ -28,7 +28,7 @@ use dtest_exec::session::{
 use dtest_trace::{ExitStatus, Stream};
 
 use crate::config::{parse_url, HostConfig, HostKeyPolicy, TesterOptions};
-use crate::remote;
+use crate::remote::{self, Marks, Started};
 
 /// The `openssh` transport.
 #[derive(Debug, Default)]
@@ -66,6 +66,15 @@ struct SshArgs {
     program: String,
     args: Vec<String>,
     dest: String,
+    /// The run's id, put in every client's environment: the controller's
+    /// watchdog then ends the clients when dtest dies, which drops their
+    /// connections (a pipes-mode client would otherwise keep its connection,
+    /// and so the remote processes, alive). Not the tester's name: a
+    /// clean-up on this same machine must not take the clients for
+    /// processes of the tester.
+    run_id: Option<String>,
+    /// The tester's URL (`openssh://alias`), for messages.
+    url: String,
 }
 
 impl SshArgs {
@@ -134,6 +143,8 @@ impl SshArgs {
             program: program.into(),
             args: a,
             dest: parts.host,
+            run_id: Marks::from_spec(spec).map(|m| m.run_id),
+            url: spec.host.raw.clone(),
         })
     }
 
@@ -141,6 +152,9 @@ impl SshArgs {
     fn command(&self, tty: bool, x11: bool, remote: &str) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
+        if let Some(id) = &self.run_id {
+            c.env(remote::RUN_ID_VAR, id).env_remove(remote::TESTER_VAR);
+        }
         c.arg(if tty { "-tt" } else { "-T" });
         if x11 {
             c.arg("-X");
@@ -352,7 +366,12 @@ pub struct OpenSshChannel {
     ssh: SshArgs,
     target: String,
     pty: bool,
-    sid: i32,
+    /// The remote shell's pid (also its session id) and its watchdog's.
+    started: Started,
+    /// The marks of the tester's processes (`DTEST_RUN_ID`, `DTEST_TESTER`).
+    marks: Option<Marks>,
+    /// What `close` stopped beyond the session.
+    report: Vec<String>,
     cwd: Option<String>,
     stop: StopProbe,
     closed: bool,
@@ -363,7 +382,7 @@ impl std::fmt::Debug for OpenSshChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenSshChannel")
             .field("target", &self.target)
-            .field("sid", &self.sid)
+            .field("started", &self.started)
             .finish_non_exhaustive()
     }
 }
@@ -412,7 +431,7 @@ impl OpenSshChannel {
                 }) => errs.extend_from_slice(&buf[..n]),
                 Ok(ReadEvent::Data { n, .. }) => {
                     seen.extend_from_slice(&buf[..n]);
-                    if let Some(found) = remote::find_pid(&seen) {
+                    if let Some(found) = remote::find_started(&seen) {
                         break Ok(found);
                     }
                 }
@@ -441,7 +460,7 @@ impl OpenSshChannel {
                 Err(e) => break Err(fail(e.to_string())),
             }
         };
-        let (sid, end) = match found {
+        let (started, end) = match found {
             Ok(x) => x,
             Err(e) => {
                 client.end(Duration::from_millis(100));
@@ -467,7 +486,9 @@ impl OpenSshChannel {
             ssh,
             target,
             pty: spec.pty,
-            sid,
+            started,
+            marks: Marks::from_spec(spec),
+            report: Vec::new(),
             cwd: spec.cwd.clone(),
             stop: spec.stop.clone(),
             closed: false,
@@ -478,9 +499,23 @@ impl OpenSshChannel {
     fn remote_path(&self, p: &str) -> String {
         remote::resolve(self.cwd.as_deref(), p)
     }
+
+    /// The remote shell's process id (= its session id).
+    pub fn remote_pid(&self) -> i32 {
+        self.started.sid
+    }
+
+    /// The remote watchdog's process id (0: none).
+    pub fn watchdog_pid(&self) -> i32 {
+        self.started.watchdog
+    }
 }
 
 impl Channel for OpenSshChannel {
+    fn close_report(&self) -> Vec<String> {
+        self.report.clone()
+    }
+
     fn target(&self) -> String {
         self.target.clone()
     }
@@ -505,14 +540,14 @@ impl Channel for OpenSshChannel {
 
     fn signal(&mut self, sig: Signal) -> Result<Option<usize>> {
         remote::check_open(self.closed)?;
-        if self.sid <= 0 {
+        if self.started.sid <= 0 {
             return Ok(None);
         }
         let until = Until::new(Instant::now() + Duration::from_secs(15), self.stop.clone());
         let mut out = Vec::new();
         self.ssh
             .run(
-                &remote::signal_command(self.sid, sig),
+                &remote::signal_command(self.started.sid, sig),
                 None,
                 &until,
                 &mut |d| {
@@ -641,21 +676,33 @@ impl Channel for OpenSshChannel {
         })
     }
 
-    /// Kills the remote session with another `ssh` run (bounded by
-    /// `grace` + 10 s), then ends the client. The capture thread reads the
-    /// client's output to its end.
+    /// Ends the remote watchdog, kills the remote session and the tester's
+    /// processes that left it with another `ssh` run (bounded by `grace` +
+    /// 10 s; see [`OpenSshChannel::close_report`]), then ends the client.
+    /// The capture thread reads the client's output to its end.
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>> {
         if self.closed {
             return Ok(self.status.clone());
         }
         self.closed = true;
-        if self.sid > 0 {
-            let _ = self.ssh.run(
-                &remote::cleanup_command(self.sid, grace.as_millis() as u64),
+        if self.started.sid > 0 {
+            let mut out = Vec::new();
+            let r = self.ssh.run(
+                &remote::cleanup_command(
+                    self.started,
+                    self.marks.as_ref(),
+                    grace.as_millis() as u64,
+                ),
                 None,
                 &Until::after(grace + Duration::from_secs(10)),
-                &mut |_| Ok(()),
+                &mut |d| {
+                    out.extend_from_slice(d);
+                    Ok(())
+                },
             );
+            if r.is_ok() {
+                self.report = remote::cleanup_report(&out, &self.ssh.url);
+            }
         }
         self.input = None;
         let until = Instant::now() + Duration::from_secs(2);

@@ -292,11 +292,17 @@ impl<'a> TesterRun<'a> {
                 (_, Err(e)) => format!("closed with an error: {e}"),
             };
             // What left the session is stopped after the session's own
-            // processes, and named in the close event.
-            let reason = match self.stop_strays() {
-                Some(stray) => format!("{reason}; {stray}"),
-                None => reason,
-            };
+            // processes (on a remote host by the transport's close), and
+            // named in the close event, the `.err` log and TAP.
+            let mut reason = reason;
+            for line in s.close_report() {
+                self.note(&line);
+                self.ctx.comment(&format!("{}: {line}", self.name));
+                reason = format!("{reason}; {line}");
+            }
+            if let Some(stray) = self.stop_strays() {
+                reason = format!("{reason}; {stray}");
+            }
             let r = self
                 .ctx
                 .rec

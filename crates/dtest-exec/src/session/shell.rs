@@ -188,6 +188,11 @@ impl ShellSession {
         &mut *self.ch
     }
 
+    /// What closing stopped beyond the session ([`Channel::close_report`]).
+    pub fn close_report(&self) -> Vec<String> {
+        self.ch.close_report()
+    }
+
     /// Starts `command` in the shell. The caller makes sure no command runs
     /// (see [`ShellSession::wait_end`]).
     pub fn run(&mut self, command: &str, until: &Until) -> Result<()> {
