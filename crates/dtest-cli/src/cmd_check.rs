@@ -2,7 +2,7 @@
 //! properties/README.md for the language and the JSON schema).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dtest_check::{report, Error, Spec};
 
@@ -42,9 +42,24 @@ fn input(e: Error) -> CliError {
     CliError::Input(e.to_string())
 }
 
+/// Reads and parses a spec file: a regular file of at most
+/// [`dtest_exec::load::MAX_INPUT`] bytes (`/dev/zero`, a FIFO or a bigger
+/// file is refused before more is read), so a spec never costs more
+/// memory than that to read.
+pub fn read_spec(path: &Path) -> Result<Spec, CliError> {
+    let file = path.display().to_string();
+    let src = dtest_exec::load::read_input(path, "spec", dtest_exec::load::MAX_INPUT).map_err(
+        |e| match e.pos {
+            Some((line, col)) => CliError::Input(format!("{file}:{line}:{col}: {}", e.message)),
+            None => CliError::Input(format!("{file}: {}", e.message)),
+        },
+    )?;
+    Spec::parse(&file, &src).map_err(|e| input(e.into()))
+}
+
 /// Runs `dtest check`.
 pub fn run(args: Args) -> CliResult {
-    let spec = Spec::parse_file(&args.spec).map_err(input)?;
+    let spec = read_spec(&args.spec)?;
     spec.select(&args.properties).map_err(input)?;
     let results = dtest_check::check(&spec, &args.properties, &args.traces).map_err(input)?;
     let out = match args.format {

@@ -2,10 +2,22 @@
 //! to the run directory. Scenario mistakes are printed as
 //! `FILE:LINE:COL: message` (exit 2); a failed test exits 1; SIGINT and
 //! SIGTERM end the run cleanly with 130 and 143.
+//!
+//! The run directory is locked for the run's duration (an advisory
+//! `flock` on its `dtest.lock`, which the kernel releases when dtest ends,
+//! however it ends): a second run into the same directory is refused
+//! (exit 2) instead of overwriting the first one's trace and logs. Output
+//! paths are checked before anything runs: `--junit` may not be the trace,
+//! a log or the lock file of the run, nor the scenario or the spec.
 
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use dtest_exec::{ExtraPoint, LoadOptions, RunOptions, TransportRegistry};
+use dtest_exec::scenario::{LOCK_FILE, LOG_EXTENSIONS, TRACE_FILE};
+use dtest_exec::{ExtraPoint, LoadOptions, RunOptions, Scenario, TransportRegistry};
 
 use crate::{CliError, CliResult};
 
@@ -121,13 +133,19 @@ pub fn run(args: Args) -> CliResult {
     // The spec is parsed before anything runs: a mistake in it is bad
     // input (exit 2), and the number of properties goes into the TAP plan.
     let spec = match &args.check {
-        Some(path) => match dtest_check::Spec::parse_file(path) {
-            Ok(spec) => Some(spec),
-            Err(e) => return Err(CliError::Input(e.to_string())),
-        },
+        Some(path) => Some(crate::cmd_check::read_spec(path)?),
         None => None,
     };
     let out = args.out.clone().unwrap_or_else(|| default_out(&sc.name));
+    // Before anything runs: the directory, the output paths, its lock.
+    std::fs::create_dir_all(&out).map_err(|e| {
+        CliError::Input(format!(
+            "cannot create the run directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    check_outputs(&args, &sc, &out)?;
+    let _lock = lock_run_dir(&out)?;
     if let Err(e) = dtest_exec::signals::install() {
         return Err(CliError::Internal(format!(
             "cannot install signal handlers: {e}"
@@ -179,6 +197,128 @@ pub fn run(args: Args) -> CliResult {
         // written: not the user's input, the run failed.
         Err(e) => Err(CliError::Failed(format!("error: {e}"))),
     }
+}
+
+/// The lock of a run directory, held while the value lives (and released
+/// by the kernel when the process ends, however it ends).
+#[derive(Debug)]
+struct RunDirLock(#[allow(dead_code)] File);
+
+/// Takes the run directory's lock (`flock` on `DIR/dtest.lock`, without
+/// waiting) and writes this process's id in it; a directory another run
+/// holds is refused, naming that run's process.
+fn lock_run_dir(dir: &Path) -> Result<RunDirLock, CliError> {
+    let path = dir.join(LOCK_FILE);
+    let fail = |e: std::io::Error| {
+        CliError::Input(format!(
+            "cannot lock the run directory {} ({}): {e}",
+            dir.display(),
+            path.display()
+        ))
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(fail)?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(fail(e));
+        }
+        let mut holder = String::new();
+        let _ = Read::by_ref(&mut f).take(64).read_to_string(&mut holder);
+        let holder = holder.trim();
+        let who = if !holder.is_empty() && holder.chars().all(|c| c.is_ascii_digit()) {
+            format!(" (pid {holder})")
+        } else {
+            String::new()
+        };
+        return Err(CliError::Input(format!(
+            "the run directory {} is in use by another dtest run{who}: wait for it to end or choose another --out",
+            dir.display()
+        )));
+    }
+    // Who holds it, for the message of a second run.
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(RunDirLock(f))
+}
+
+/// `p` made absolute, its parent resolved when it exists (the file itself
+/// may not exist yet).
+fn resolved(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(abs.clone()),
+        _ => abs,
+    }
+}
+
+/// Whether `a` and `b` name the same file: the same inode when both exist,
+/// the same resolved path otherwise.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => resolved(a) == resolved(b),
+    }
+}
+
+/// Refuses output paths that would overwrite the run's own files, the
+/// scenario or the spec: today `--junit`.
+fn check_outputs(args: &Args, sc: &Scenario, out: &Path) -> Result<(), CliError> {
+    let Some(junit) = &args.junit else {
+        return Ok(());
+    };
+    if junit.is_dir() {
+        return Err(CliError::Input(format!(
+            "--junit {}: is a directory (give a file name)",
+            junit.display()
+        )));
+    }
+    let mut taken: Vec<(PathBuf, String)> = vec![
+        (out.join(TRACE_FILE), "the run's trace".to_string()),
+        (
+            out.join(LOCK_FILE),
+            "the run directory's lock file".to_string(),
+        ),
+        (args.scenario.clone(), "the scenario".to_string()),
+    ];
+    if let Some(spec) = &args.check {
+        taken.push((spec.clone(), "the --check spec".to_string()));
+    }
+    for t in &sc.testers {
+        for ext in LOG_EXTENSIONS {
+            taken.push((
+                out.join(format!("{}.{ext}", t.name)),
+                format!("tester `{}`'s log", t.name),
+            ));
+        }
+    }
+    for (p, what) in taken {
+        if same_file(junit, &p) {
+            return Err(CliError::Input(format!(
+                "--junit {}: is {what} ({}); the report would overwrite it: choose another file",
+                junit.display(),
+                p.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One TAP point per property of `spec`, checked on the finished trace.

@@ -73,15 +73,116 @@ pub struct LoadOptions {
 /// Variables every scenario has.
 pub const BUILTIN_VARS: [&str; 3] = ["run_dir", "scenario_dir", "tester"];
 
-/// Loads and validates a scenario file.
+/// The largest scenario or spec file dtest reads: 16 MiB.
+pub const MAX_INPUT: u64 = 16 << 20;
+
+/// Why an input file could not be read, with the position of the problem
+/// when it is in the text (invalid UTF-8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// Line and column (1-based, in characters) of the problem, when it is
+    /// in the text.
+    pub pos: Option<(usize, usize)>,
+    /// What is wrong (no file name).
+    pub message: String,
+}
+
+/// Reads a scenario or spec file (`what` names it in messages: `scenario`,
+/// `spec`): a regular file of at most `limit` bytes of UTF-8. Anything
+/// else (a device like `/dev/zero`, a FIFO, a directory, a bigger file) is
+/// refused before more than `limit + 1` bytes are read; opening never
+/// blocks (`O_NONBLOCK`, for a FIFO swapped in after the check).
+pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<String, InputError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let fail = |message: String| InputError { pos: None, message };
+    let kind = |t: std::fs::FileType| {
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        }
+    };
+    let not_regular = |t: std::fs::FileType| {
+        fail(format!(
+            "cannot read the {what}: it is {}, not a regular file",
+            kind(t)
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the {what}: {e}")))?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(format!("cannot read the {what}: {e}")))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| fail(format!("cannot read the {what}: {e}")))?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let too_big = || {
+        fail(format!(
+            "the {what} is bigger than {} (the limit of a {what} file)",
+            crate::vars::fmt_size(limit)
+        ))
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read the {what}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        // It grew while being read.
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let ok = e.utf8_error().valid_up_to();
+        let prefix = std::str::from_utf8(&e.as_bytes()[..ok]).unwrap_or("");
+        InputError {
+            pos: Some(line_col(prefix, ok)),
+            message: format!("the {what} is not UTF-8 text (a byte that is not UTF-8 here)"),
+        }
+    })
+}
+
+/// Line and column (1-based, columns in characters) of byte `at` of `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let ls = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = text[ls..at].chars().count() + 1;
+    (line, col)
+}
+
+/// Loads and validates a scenario file (a regular file of at most
+/// [`MAX_INPUT`] bytes).
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Scenario, ScenarioErrors> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_input(path, "scenario", MAX_INPUT).map_err(|e| {
+        let (line, col) = e.pos.unwrap_or((1, 1));
         ScenarioErrors(vec![ScenarioError {
             file: name.clone(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read the scenario: {e}"),
+            line,
+            col,
+            message: e.message,
         }])
     })?;
     let dir = path
@@ -151,7 +252,9 @@ struct Loader<'a> {
     file: &'a str,
     errors: Vec<ScenarioError>,
     spans: HashMap<Where, Range<usize>>,
-    var_spans: Vec<Range<usize>>,
+    /// Per `[vars]` entry (in `Scenario::vars` order): its value's span,
+    /// or the name of a `--set` entry.
+    var_spans: Vec<Result<Range<usize>, String>>,
     option_spans: Vec<Vec<(String, Option<Range<usize>>)>>,
 }
 
@@ -196,12 +299,7 @@ fn step_kinds() -> Vec<&'static str> {
 
 impl<'a> Loader<'a> {
     fn pos(&self, at: usize) -> (usize, usize) {
-        let at = at.min(self.text.len());
-        let before = &self.text[..at];
-        let line = before.matches('\n').count() + 1;
-        let ls = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = self.text[ls..at].chars().count() + 1;
-        (line, col)
+        line_col(self.text, at)
     }
 
     fn err(&mut self, at: usize, message: impl Into<String>) {
@@ -220,7 +318,16 @@ impl<'a> Loader<'a> {
 
     fn problem(&mut self, p: &Problem) {
         let span = match &p.at {
-            Where::Var(i) => self.var_spans.get(*i).cloned(),
+            Where::Var(i) => match self.var_spans.get(*i) {
+                Some(Ok(s)) => Some(s.clone()),
+                Some(Err(name)) => {
+                    // A --set value: no position in the file.
+                    let msg = format!("--set {name}: {}", p.message);
+                    self.err(0, msg);
+                    return;
+                }
+                None => None,
+            },
             w => self.spans.get(w).cloned().or_else(|| match w {
                 Where::Step(t, s, _) => self.spans.get(&Where::Step(*t, *s, "")).cloned(),
                 Where::Tester(t, _) => self.spans.get(&Where::Tester(*t, "")).cloned(),
@@ -348,7 +455,7 @@ impl<'a> Loader<'a> {
                                 self.err_span(sp, format!("`{k}` is a built-in variable"));
                             }
                             sc.vars.push((k.to_string(), s));
-                            self.var_spans.push(span_of(v).unwrap_or(0..0));
+                            self.var_spans.push(Ok(span_of(v).unwrap_or(0..0)));
                         }
                     }
                 }
@@ -357,13 +464,14 @@ impl<'a> Loader<'a> {
         }
         for (k, v) in &opts.sets {
             // --set values are plain strings: no position in the file.
-            sc.vars.retain(|(n, _)| n != k);
+            if let Some(i) = sc.vars.iter().position(|(n, _)| n == k) {
+                sc.vars.remove(i);
+                if i < self.var_spans.len() {
+                    let _ = self.var_spans.remove(i);
+                }
+            }
             sc.vars.push((k.clone(), v.replace("${", "$${")));
-            self.var_spans.push(0..0);
-        }
-        // Keep var_spans aligned with sc.vars after retain.
-        if sc.vars.len() != self.var_spans.len() {
-            self.var_spans = vec![0..0; sc.vars.len()];
+            self.var_spans.push(Err(k.clone()));
         }
         if let Some(i) = root.get("defaults") {
             match i.as_table_like() {
@@ -684,7 +792,7 @@ impl<'a> Loader<'a> {
                                     span_of(v),
                                     format!(
                                         "unknown signal `{s}`; expected one of: {}",
-                                        Signal::ALL.map(|s| s.name()).join(", ")
+                                        Signal::TERMINATING.map(|s| s.name()).join(", ")
                                     ),
                                 );
                                 return None;
@@ -706,6 +814,23 @@ impl<'a> Loader<'a> {
                     },
                 },
             },
+            "pause" | "resume" => {
+                if v.as_bool() != Some(true) {
+                    self.err_span(
+                        span_of(v),
+                        format!(
+                            "`{kind}` takes `true` (`{{ {kind} = true }}`), not {}",
+                            type_name(v)
+                        ),
+                    );
+                    return None;
+                }
+                if kind == "pause" {
+                    StepKind::Pause
+                } else {
+                    StepKind::Resume
+                }
+            }
             "sleep" => StepKind::Sleep(self.duration(v, kind)?),
             "local" => StepKind::Local(self.string(v, kind)?),
             _ => return None,
@@ -781,6 +906,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::{Step, Tester};
 
     fn load(s: &str) -> Result<Scenario, String> {
         load_str(s, "t.toml", PathBuf::from("/"), &LoadOptions::default())
@@ -864,6 +990,283 @@ steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
         );
         let e = err_of("name = [\n");
         assert!(e.starts_with("t.toml:"), "{e}");
+    }
+
+    /// The first error of a scenario made of `tail` after a tester header.
+    fn tester_err(tail: &str) -> String {
+        err_of(&format!("name = \"x\"\n[[tester]]\nname = \"t\"\n{tail}"))
+    }
+
+    #[test]
+    fn expansion_sizes_are_bounded() {
+        // v0 is 32 bytes, v_k = 8 x v_(k-1): v5 is exactly 1 MiB (allowed),
+        // v6 (line 8) is 8 MiB.
+        let mut s =
+            String::from("name = \"x\"\n[vars]\nv0 = \"0123456789abcdef0123456789abcdef\"\n");
+        for i in 1..=5 {
+            s.push_str(&format!(
+                "v{i} = \"{}\"\n",
+                format!("${{v{}}}", i - 1).repeat(8)
+            ));
+        }
+        let ok = format!("{s}[[tester]]\nname = \"t\"\nsteps = [{{ run = \"${{v5}}\" }}]\n");
+        assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
+        let e = err_of(&format!(
+            "{s}v6 = \"{}\"\n[[tester]]\nname = \"t\"\n",
+            "${v5}".repeat(8)
+        ));
+        assert!(
+            e.starts_with(
+                "t.toml:9:6: `v6` expands to 8 MiB, more than the 1 MiB an expanded value may have"
+            ),
+            "{e}"
+        );
+        // The classic bomb: ten doublings of ten, a few hundred bytes.
+        let mut b = String::from("name = \"x\"\n[vars]\na = \"aaaaaaaaaa\"\n");
+        let mut prev = "a".to_string();
+        for i in 0..10 {
+            let n = format!("b{i}");
+            b.push_str(&format!(
+                "{n} = \"{}\"\n",
+                format!("${{{prev}}}").repeat(10)
+            ));
+            prev = n;
+        }
+        b.push_str("[[tester]]\nname = \"t\"\n");
+        assert!(b.len() < 700, "{}", b.len());
+        let e = err_of(&b);
+        // b4 is 1e6 bytes (allowed), b5 (line 9) 1e7.
+        assert!(e.starts_with("t.toml:9:6: `b5` expands to 9.5 MiB"), "{e}");
+        // A step that expands too much, with the built-ins counted.
+        let e = err_of(&format!(
+            "{s}[[tester]]\nname = \"t\"\nsteps = [{{ run = \"${{v5}}${{run_dir}}\" }}]\n"
+        ));
+        assert!(
+            e.starts_with(
+                "t.toml:11:18: `run` expands to 1.0 MiB (1052672 bytes), more than the 1 MiB"
+            ),
+            "{e}"
+        );
+        // Together, the [vars] may not pass 4 MiB.
+        let mut t = s.clone();
+        for i in 0..4 {
+            t.push_str(&format!("w{i} = \"${{v5}}\"\n"));
+        }
+        t.push_str("[[tester]]\nname = \"t\"\n");
+        let e = err_of(&t);
+        assert_eq!(
+            e,
+            "t.toml:11:6: the [vars] values expand to more than 4 MiB together (with `w2`)"
+        );
+    }
+
+    #[test]
+    fn tester_names_stay_in_the_run_directory() {
+        for (name, msg) in [
+            ("..", "bad tester name `..`: it names a directory"),
+            (".", "bad tester name `.`: it names a directory"),
+            ("a/b", "bad tester name `a/b`: use letters"),
+            (
+                "trace.dtrace",
+                "tester `trace.dtrace` collides with the run directory's `trace.dtrace`",
+            ),
+            (
+                "dtest.lock",
+                "tester `dtest.lock` collides with the run directory's `dtest.lock`",
+            ),
+            ("master", "`master` is reserved"),
+        ] {
+            let e = err_of(&format!("name = \"x\"\n[[tester]]\nname = \"{name}\"\n"));
+            assert!(e.starts_with(&format!("t.toml:3:8: {msg}")), "{e}");
+        }
+        let long = "x".repeat(129);
+        let e = err_of(&format!("name = \"x\"\n[[tester]]\nname = \"{long}\"\n"));
+        assert!(
+            e.starts_with("t.toml:3:8: tester name too long (129 characters; at most 128)"),
+            "{e}"
+        );
+        assert!(load(&format!(
+            "name = \"x\"\n[[tester]]\nname = \"{}\"\n",
+            "x".repeat(128)
+        ))
+        .is_ok());
+        // A tester's working directory would be another's log.
+        for ext in ["in", "out", "err"] {
+            let e = err_of(&format!(
+                "name = \"x\"\n[[tester]]\nname = \"t\"\n[[tester]]\nname = \"t.{ext}\"\n"
+            ));
+            assert!(
+                e.starts_with(&format!(
+                    "t.toml:5:8: tester `t.{ext}` collides with tester `t`'s log `t.{ext}`"
+                )),
+                "{e}"
+            );
+        }
+        assert!(load("name = \"x\"\n[[tester]]\nname = \"t.in\"\n").is_ok());
+        assert!(load("name = \"x\"\n[[tester]]\nname = \".hidden-ok\"\n").is_ok());
+    }
+
+    #[test]
+    fn builtin_variables_cannot_be_replaced() {
+        let e = tester_err("steps = [{ run = \"echo a\" }, { expect = 'a(?P<run_dir>.*)' }]\n");
+        assert!(
+            e.starts_with(
+                "t.toml:4:43: the capture group `run_dir` has the name of a built-in variable"
+            ),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ run = \"echo a\" }, { expect = 'x(?<tester>.)' }]\n");
+        assert!(
+            e.starts_with("t.toml:4:43: the capture group `tester`"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ run = \"e\" }, { expect = '(?P<scenario_dir>.)' }]\n");
+        assert!(
+            e.starts_with("t.toml:4:37: the capture group `scenario_dir`"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[vars]\nrun_dir = \"/\"\n[[tester]]\nname = \"t\"\n");
+        assert!(
+            e.starts_with("t.toml:3:1: `run_dir` is a built-in variable"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[vars]\nd = \"/x/${tester}\"\n[[tester]]\nname = \"t\"\n");
+        assert!(
+            e.starts_with("t.toml:3:9: `${tester}` cannot be used in [vars]"),
+            "{e}"
+        );
+        let o = LoadOptions {
+            sets: vec![("tester".into(), "x".into())],
+            ..Default::default()
+        };
+        let e = load_str(OK, "t.toml", PathBuf::from("/"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.toml:1:1: --set tester: `tester` is a built-in variable"),
+            "{e}"
+        );
+        // --set replaces a [vars] entry, and the others keep their positions.
+        let o = LoadOptions {
+            sets: vec![("a".into(), "1".into())],
+            ..Default::default()
+        };
+        let e = load_str(
+            "name = \"x\"\n[vars]\na = \"1\"\nb = \"${nope}\"\n[[tester]]\nname = \"t\"\n",
+            "t.toml",
+            PathBuf::from("/"),
+            &o,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.toml:4:6: undefined variable `${nope}`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pause_and_resume_steps() {
+        let s = load(
+            "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"sleep 9\" }, { pause = true, timeout = \"1s\" }, { resume = true, name = \"go on\" }]\n",
+        )
+        .unwrap();
+        let kinds: Vec<&str> = s.testers[0]
+            .steps
+            .iter()
+            .map(|s| s.kind.keyword())
+            .collect();
+        assert_eq!(kinds, ["run", "pause", "resume"]);
+        assert_eq!(s.testers[0].steps[1].timeout, Some(Duration::from_secs(1)));
+        let e = tester_err("steps = [{ pause = false }]\n");
+        assert!(
+            e.starts_with("t.toml:4:20: `pause` takes `true` (`{ pause = true }`), not a boolean"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ resume = \"now\" }]\n");
+        assert!(e.starts_with("t.toml:4:21: `resume` takes `true`"), "{e}");
+        let e = tester_err("steps = [{ pause = true, literal = true }]\n");
+        assert!(
+            e.starts_with("t.toml:4:26: unknown key `literal` in a `pause` step"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ terminate = \"STOP\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:24: `terminate` cannot send STOP: a stopped command does not end; `pause` stops it"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ terminate = \"SIGCONT\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:24: `terminate` cannot send CONT"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ terminate = \"BOGUS\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:24: unknown signal `BOGUS`; expected one of: INT, TERM, KILL, HUP, QUIT, USR1, USR2"),
+            "{e}"
+        );
+        // The Rust API is checked the same way.
+        let sc = Scenario::new("x").tester(Tester::new("t").step(Step::terminate(Signal::Stop)));
+        let p = sc.validate(&BUILTIN_VARS);
+        assert!(
+            p[0].message.contains("`terminate` cannot send STOP"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn inputs_are_read_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_input(Path::new("/dev/zero"), "scenario", MAX_INPUT).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cannot read the scenario: it is a character device, not a regular file"
+        );
+        let e = read_input(dir.path(), "spec", MAX_INPUT).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cannot read the spec: it is a directory, not a regular file"
+        );
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_input(&fifo, "scenario", MAX_INPUT).unwrap_err();
+        assert!(e.message.contains("it is a FIFO"), "{e:?}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; 101]).unwrap();
+        let e = read_input(&big, "scenario", 100).unwrap_err();
+        assert_eq!(
+            e.message,
+            "the scenario is bigger than 100 bytes (the limit of a scenario file)"
+        );
+        assert_eq!(read_input(&big, "scenario", 101).unwrap().len(), 101);
+        let e = read_input(&dir.path().join("none"), "scenario", 100).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("cannot read the scenario: No such file"),
+            "{e:?}"
+        );
+        // Not UTF-8: the position of the bad byte.
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, b"name = \"x\"\n# caf\xe9\n").unwrap();
+        let e = load_file(&bad, &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:2:6: the scenario is not UTF-8 text (a byte that is not UTF-8 here)",
+                bad.display()
+            )
+        );
+        let e = load_file(Path::new("/dev/zero"), &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/dev/zero:1:1: cannot read the scenario: it is a character device, not a regular file"
+        );
     }
 
     #[test]

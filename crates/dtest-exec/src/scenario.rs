@@ -1,7 +1,7 @@
 //! The scenario model and its Rust builder API: [`Scenario`], [`Tester`],
 //! [`Step`]. Scenario files ([`crate::load`]) produce the same model.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +126,11 @@ pub enum StepKind {
     Barrier(String),
     /// Signals the running command, escalating to TERM then KILL.
     Terminate(Signal),
+    /// Stops (SIGSTOP) the running command and every process it started:
+    /// a stalled node (see `SCENARIO.md`).
+    Pause,
+    /// Continues (SIGCONT) what [`StepKind::Pause`] stopped.
+    Resume,
     /// Waits for the running command to end.
     Wait {
         /// The exit status it must have.
@@ -153,6 +158,8 @@ impl fmt::Debug for StepKind {
             StepKind::Get { from, to } => write!(f, "Get({from:?}, {to:?})"),
             StepKind::Barrier(b) => write!(f, "Barrier({b:?})"),
             StepKind::Terminate(s) => write!(f, "Terminate({s})"),
+            StepKind::Pause => f.write_str("Pause"),
+            StepKind::Resume => f.write_str("Resume"),
             StepKind::Wait { status } => write!(f, "Wait({status:?})"),
             StepKind::Sleep(d) => write!(f, "Sleep({d:?})"),
             StepKind::Local(c) => write!(f, "Local({c:?})"),
@@ -172,6 +179,8 @@ impl StepKind {
             StepKind::Get { .. } => "get",
             StepKind::Barrier(_) => "barrier",
             StepKind::Terminate(_) => "terminate",
+            StepKind::Pause => "pause",
+            StepKind::Resume => "resume",
             StepKind::Wait { .. } => "wait",
             StepKind::Sleep(_) => "sleep",
             StepKind::Local(_) => "local",
@@ -273,6 +282,14 @@ impl Step {
     /// Signals the running command.
     pub fn terminate(sig: Signal) -> Step {
         Step::of(StepKind::Terminate(sig))
+    }
+    /// Stops the running command and everything it started (SIGSTOP).
+    pub fn pause() -> Step {
+        Step::of(StepKind::Pause)
+    }
+    /// Continues a paused command (SIGCONT).
+    pub fn resume() -> Step {
+        Step::of(StepKind::Resume)
     }
     /// Waits for the running command to end.
     pub fn wait() -> Step {
@@ -493,31 +510,15 @@ impl Scenario {
         m
     }
 
-    /// Checks the scenario as a whole: names, variables, patterns,
+    /// Checks the scenario as a whole: names, variables (and the size of
+    /// their expansions, see [`vars::MAX_VALUE`]), patterns, signals,
     /// barriers. Each problem names where it is.
     pub fn validate(&self, builtin_vars: &[&str]) -> Vec<Problem> {
         let mut probs = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (ti, t) in self.testers.iter().enumerate() {
-            if t.name.is_empty()
-                || !t
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            {
-                probs.push(Problem::new(
-                    Where::Tester(ti, "name"),
-                    format!(
-                        "bad tester name `{}`: use letters, digits, `_`, `-`, `.`",
-                        t.name
-                    ),
-                ));
-            }
-            if t.name == "master" {
-                probs.push(Problem::new(
-                    Where::Tester(ti, "name"),
-                    "`master` is reserved for the barrier coordinator",
-                ));
+            if let Some(m) = tester_name_problem(&t.name) {
+                probs.push(Problem::new(Where::Tester(ti, "name"), m));
             }
             if let Some(first) = seen.insert(&t.name, ti) {
                 probs.push(Problem::new(
@@ -530,42 +531,131 @@ impl Scenario {
                 ));
             }
         }
-        // Variables: user vars and built-ins, then captures as they appear.
-        let mut known: HashSet<String> = builtin_vars.iter().map(|s| s.to_string()).collect();
-        let check = |w: Where, s: &str, known: &HashSet<String>, probs: &mut Vec<Problem>| {
+        // A tester's default working directory, `<run_dir>/<name>`, must not
+        // be another tester's log `<other>.in`, `.out` or `.err`.
+        for (ti, t) in self.testers.iter().enumerate() {
+            for ext in LOG_EXTENSIONS {
+                let Some(stem) = t.name.strip_suffix(&format!(".{ext}")) else {
+                    continue;
+                };
+                if seen.contains_key(stem) {
+                    probs.push(Problem::new(
+                        Where::Tester(ti, "name"),
+                        format!(
+                            "tester `{}` collides with tester `{stem}`'s log `{}` in the run directory (where `{}` would be its working directory): choose another name",
+                            t.name, t.name, t.name
+                        ),
+                    ));
+                }
+            }
+        }
+        // Variables: user vars and built-ins, then captures as they appear,
+        // each with the length it expands to (an upper bound; captures,
+        // unknown before the run, count 0 and are checked when expanded).
+        let builtin_len = |b: &str| -> u64 {
+            match b {
+                "scenario_dir" => self.scenario_dir.as_os_str().len() as u64,
+                _ => vars::RUN_DIR_ALLOWANCE as u64,
+            }
+        };
+        let mut known: HashMap<String, u64> = builtin_vars
+            .iter()
+            .filter(|b| **b != "tester")
+            .map(|b| (b.to_string(), builtin_len(b)))
+            .collect();
+        // Returns the length `s` expands to.
+        let check = |w: Where, s: &str, known: &HashMap<String, u64>, probs: &mut Vec<Problem>| {
             match vars::references(s) {
-                Err((off, msg)) => probs.push(Problem::at(w, off, msg)),
+                Err((off, msg)) => {
+                    probs.push(Problem::at(w, off, msg));
+                    0
+                }
                 Ok(refs) => {
-                    for r in refs {
-                        if !known.contains(&r.name) {
-                            probs.push(Problem::at(
-                                w.clone(),
-                                r.offset,
-                                format!("undefined variable `${{{}}}`", r.name),
-                            ));
+                    for r in &refs {
+                        if known.contains_key(&r.name) {
+                            continue;
                         }
+                        let msg = if r.name == "tester" && matches!(w, Where::Var(_)) {
+                            "`${tester}` cannot be used in [vars], which are the same for every tester (use it in a tester's keys and steps)".to_string()
+                        } else {
+                            format!("undefined variable `${{{}}}`", r.name)
+                        };
+                        probs.push(Problem::at(w.clone(), r.offset, msg));
                     }
+                    vars::expanded_len(s, &|n| known.get(n).copied()).unwrap_or(0)
                 }
             }
         };
+        let too_big = |w: Where, what: &str, n: u64, probs: &mut Vec<Problem>| {
+            if n > vars::MAX_VALUE as u64 {
+                let mut size = vars::fmt_size(n);
+                if n < 2 * vars::MAX_VALUE as u64 {
+                    // `1.0 MiB` alone would not say why it is too big.
+                    size.push_str(&format!(" ({n} bytes)"));
+                }
+                probs.push(Problem::new(
+                    w,
+                    format!(
+                        "{what} expands to {size}, more than the {} an expanded value may have",
+                        vars::fmt_size(vars::MAX_VALUE as u64)
+                    ),
+                ));
+            }
+        };
+        let mut total: u64 = 0;
+        let mut total_reported = false;
         for (i, (k, v)) in self.vars.iter().enumerate() {
-            check(Where::Var(i), v, &known, &mut probs);
-            known.insert(k.clone());
+            if builtin_vars.contains(&k.as_str()) {
+                probs.push(Problem::new(
+                    Where::Var(i),
+                    format!(
+                        "`{k}` is a built-in variable: a variable of that name would replace it"
+                    ),
+                ));
+            }
+            let n = check(Where::Var(i), v, &known, &mut probs);
+            too_big(Where::Var(i), &format!("`{k}`"), n, &mut probs);
+            total = total.saturating_add(n.min(vars::MAX_VALUE as u64 + 1));
+            if total > vars::MAX_VARS_TOTAL as u64 && !total_reported {
+                total_reported = true;
+                probs.push(Problem::new(
+                    Where::Var(i),
+                    format!(
+                        "the [vars] values expand to more than {} together (with `{k}`)",
+                        vars::fmt_size(vars::MAX_VARS_TOTAL as u64)
+                    ),
+                ));
+            }
+            known.insert(k.clone(), n.min(vars::MAX_VALUE as u64 + 1));
         }
-        known.insert("tester".into());
         for (ti, t) in self.testers.iter().enumerate() {
             let mut known = known.clone();
-            check(Where::Tester(ti, "host"), &t.host, &known, &mut probs);
+            known.insert("tester".into(), t.name.len() as u64);
+            let n = check(Where::Tester(ti, "host"), &t.host, &known, &mut probs);
+            too_big(Where::Tester(ti, "host"), "`host`", n, &mut probs);
             if let Some(c) = &t.cwd {
-                check(Where::Tester(ti, "cwd"), c, &known, &mut probs);
+                let n = check(Where::Tester(ti, "cwd"), c, &known, &mut probs);
+                too_big(Where::Tester(ti, "cwd"), "`cwd`", n, &mut probs);
             }
             for (k, v) in &t.env {
-                let _ = k;
-                check(Where::Tester(ti, "env"), v, &known, &mut probs);
+                let n = check(Where::Tester(ti, "env"), v, &known, &mut probs);
+                too_big(
+                    Where::Tester(ti, "env"),
+                    &format!("`env.{k}`"),
+                    n,
+                    &mut probs,
+                );
             }
             for (si, s) in t.steps.iter().enumerate() {
                 let w = |f: &'static str| Where::Step(ti, si, f);
                 let kw = s.kind.keyword();
+                macro_rules! value {
+                    ($f:expr, $v:expr) => {{
+                        let f: &'static str = $f;
+                        let n = check(w(f), $v, &known, &mut probs);
+                        too_big(w(f), &format!("`{f}`"), n, &mut probs);
+                    }};
+                }
                 match &s.kind {
                     StepKind::Ok {
                         description,
@@ -573,17 +663,22 @@ impl Scenario {
                         todo,
                         ..
                     } => {
-                        check(w(kw), description, &known, &mut probs);
+                        value!(kw, description);
+                        for (f, r) in [("skip", skip), ("todo", todo)] {
+                            if let Some(r) = r {
+                                value!(f, r);
+                            }
+                        }
                         if skip.is_some() && todo.is_some() {
                             probs.push(Problem::new(w("todo"), "a verdict is either skip or todo"));
                         }
                     }
-                    StepKind::Run(c) | StepKind::Local(c) => check(w(kw), c, &known, &mut probs),
-                    StepKind::Send { text, .. } => check(w(kw), text, &known, &mut probs),
+                    StepKind::Run(c) | StepKind::Local(c) => value!(kw, c),
+                    StepKind::Send { text, .. } => value!(kw, text),
                     StepKind::Put { from, to } | StepKind::Get { from, to } => {
-                        check(w(kw), from, &known, &mut probs);
+                        value!(kw, from);
                         if let Some(to) = to {
-                            check(w("to"), to, &known, &mut probs);
+                            value!("to", to);
                         }
                     }
                     StepKind::Barrier(b) => {
@@ -598,27 +693,53 @@ impl Scenario {
                         }
                     }
                     StepKind::Expect { pattern, literal } => {
-                        check(w(kw), pattern, &known, &mut probs);
+                        value!(kw, pattern);
                         // Variables are expanded at run time; check the
                         // pattern as written when it has none.
                         let has_vars = pattern.contains("${");
                         match Pattern::new(pattern, *literal) {
                             Ok(p) => {
                                 for n in p.capture_names() {
-                                    known.insert(n);
+                                    if builtin_vars.contains(&n.as_str()) {
+                                        let msg = format!(
+                                            "the capture group `{n}` has the name of a built-in variable, which it would replace: rename it"
+                                        );
+                                        probs.push(match group_offset(pattern, &n) {
+                                            Some(off) => Problem::at(w(kw), off, msg),
+                                            None => Problem::new(w(kw), msg),
+                                        });
+                                        continue;
+                                    }
+                                    known.insert(n, 0);
                                 }
                             }
                             Err(e) if !has_vars => probs.push(Problem::new(w(kw), e)),
                             Err(_) => {}
                         }
                     }
-                    StepKind::Terminate(_)
+                    StepKind::Terminate(sig) => {
+                        if !sig.terminates() {
+                            let use_instead = match sig {
+                                Signal::Stop => "a stopped command does not end; `pause` stops it and `resume` continues it",
+                                _ => "it does not end a command; `resume` continues a paused one",
+                            };
+                            probs.push(Problem::new(
+                                w(kw),
+                                format!(
+                                    "`terminate` cannot send {sig}: {use_instead}; expected one of: {}",
+                                    Signal::TERMINATING.map(|s| s.name()).join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    StepKind::Pause
+                    | StepKind::Resume
                     | StepKind::Wait { .. }
                     | StepKind::Sleep(_)
                     | StepKind::Custom(_) => {}
                 }
                 if let Some(n) = &s.name {
-                    check(w("name"), n, &known, &mut probs);
+                    value!("name", n);
                 }
             }
         }
@@ -657,6 +778,68 @@ impl Scenario {
         }
         probs
     }
+}
+
+/// The trace's file name in the run directory.
+pub const TRACE_FILE: &str = "trace.dtrace";
+
+/// The lock file of the run directory: `dtest exec` holds an advisory lock
+/// (`flock`) on it while it runs, so two runs never write one directory.
+pub const LOCK_FILE: &str = "dtest.lock";
+
+/// The files of the run directory other than the testers' own: no tester
+/// may be named like them (its working directory would be one of them).
+pub const RUN_DIR_FILES: [&str; 2] = [TRACE_FILE, LOCK_FILE];
+
+/// The extensions of a tester's logs, `<tester>.in`, `.out`, `.err`.
+pub const LOG_EXTENSIONS: [&str; 3] = ["in", "out", "err"];
+
+/// The longest tester name: with a log's extension it stays a valid file
+/// name anywhere (`NAME_MAX` is 255 bytes).
+pub const MAX_TESTER_NAME: usize = 128;
+
+/// What is wrong with a tester's name, if anything. A name is a file name
+/// component in the run directory (its logs, its default working
+/// directory `<run_dir>/<name>`) and an actor of the trace.
+pub fn tester_name_problem(name: &str) -> Option<String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Some(format!(
+            "bad tester name `{name}`: use letters, digits, `_`, `-`, `.`"
+        ));
+    }
+    if name == "." || name == ".." {
+        return Some(format!(
+            "bad tester name `{name}`: it names a directory (`{name}` in a path), not a file of the run directory"
+        ));
+    }
+    if name.len() > MAX_TESTER_NAME {
+        return Some(format!(
+            "tester name too long ({} characters; at most {MAX_TESTER_NAME})",
+            name.len()
+        ));
+    }
+    if name == "master" {
+        return Some("`master` is reserved for the barrier coordinator".into());
+    }
+    if RUN_DIR_FILES.contains(&name) {
+        return Some(format!(
+            "tester `{name}` collides with the run directory's `{name}` (its working directory would be that file): choose another name"
+        ));
+    }
+    None
+}
+
+/// The byte offset of capture group `name` in `pattern` (`(?P<name>` or
+/// `(?<name>`), if written that way.
+fn group_offset(pattern: &str, name: &str) -> Option<usize> {
+    [format!("(?P<{name}>"), format!("(?<{name}>")]
+        .iter()
+        .filter_map(|g| pattern.find(g.as_str()))
+        .min()
 }
 
 /// Where a [`Problem`] is in the scenario.

@@ -279,11 +279,20 @@ pub fn find_pid(data: &[u8]) -> Option<(i32, usize)> {
 /// missing). The watchdog is in a session of its own: never signalled nor
 /// counted. Runs under `/bin/sh` whatever the login shell.
 pub fn signal_command(sid: i32, sig: Signal) -> String {
+    // STOP: the shell first; CONT: the shell last. An interactive shell
+    // with job control must never see its job stopped (it would report it
+    // as ended and go back to its prompt); a stop is only reported while
+    // the job is still stopped when the shell runs again.
+    let (first, last) = match sig {
+        Signal::Stop => (format!("kill -STOP {sid} 2>/dev/null; "), String::new()),
+        Signal::Cont => (String::new(), format!("kill -CONT {sid} 2>/dev/null; ")),
+        _ => (String::new(), String::new()),
+    };
     let script = format!(
-        "command -v pgrep >/dev/null 2>&1 || exit 0; n=0; \
+        "command -v pgrep >/dev/null 2>&1 || exit 0; {first}n=0; \
          for p in $(pgrep -s {sid}); do [ \"$p\" = {sid} ] && continue; \
          l=; read -r l 2>/dev/null < \"/proc/$p/stat\"; case ${{l##*\") \"}} in Z*) continue ;; esac; \
-         kill -{s} \"$p\" 2>/dev/null && n=$((n+1)); done; echo \"dtest-signalled:$n\"",
+         kill -{s} \"$p\" 2>/dev/null && n=$((n+1)); done; {last}echo \"dtest-signalled:$n\"",
         s = sig.name()
     );
     format!("exec /bin/sh -c {}", shell_quote(&script))

@@ -202,11 +202,21 @@ impl Channel for LocalChannel {
     }
 
     fn signal(&mut self, sig: Signal) -> Result<Option<usize>> {
+        // STOP: the shell first; CONT: the shell last. An interactive shell
+        // with job control must never see its job stopped (it would report
+        // it as ended and go back to its prompt); a stop is only reported
+        // while the job is still stopped when the shell runs again.
+        if sig == Signal::Stop {
+            kill(self.pid, libc::SIGSTOP);
+        }
         let mut n = 0;
         for pid in session_members(self.pid) {
             if kill(pid, sig.number()) {
                 n += 1;
             }
+        }
+        if sig == Signal::Cont {
+            kill(self.pid, libc::SIGCONT);
         }
         Ok(Some(n))
     }

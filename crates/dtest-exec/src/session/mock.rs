@@ -495,6 +495,11 @@ impl Shell {
                 return Wake::Closed;
             }
             while let Some(s) = ib.signals.pop_front() {
+                // STOP and CONT pause and resume, they never end a command
+                // (the mock does not model the pause itself).
+                if matches!(s, Signal::Stop | Signal::Cont) {
+                    continue;
+                }
                 if s == Signal::Kill || !ignored.contains(&s) {
                     return Wake::Signal(s);
                 }

@@ -206,11 +206,30 @@ pub enum Signal {
     Usr1,
     /// SIGUSR2.
     Usr2,
+    /// SIGSTOP: the `pause` step. It stops a process without ending it, so
+    /// `terminate` refuses it.
+    Stop,
+    /// SIGCONT: the `resume` step (and cleanup of a paused command).
+    Cont,
 }
 
 impl Signal {
     /// Every signal, for parsing and messages.
-    pub const ALL: [Signal; 7] = [
+    pub const ALL: [Signal; 9] = [
+        Signal::Int,
+        Signal::Term,
+        Signal::Kill,
+        Signal::Hup,
+        Signal::Quit,
+        Signal::Usr1,
+        Signal::Usr2,
+        Signal::Stop,
+        Signal::Cont,
+    ];
+
+    /// The signals `terminate` may begin with: every one but `STOP` and
+    /// `CONT`, which do not end a process (`pause` and `resume` send them).
+    pub const TERMINATING: [Signal; 7] = [
         Signal::Int,
         Signal::Term,
         Signal::Kill,
@@ -219,6 +238,11 @@ impl Signal {
         Signal::Usr1,
         Signal::Usr2,
     ];
+
+    /// Whether `terminate` may send this signal first (not `STOP`/`CONT`).
+    pub fn terminates(self) -> bool {
+        !matches!(self, Signal::Stop | Signal::Cont)
+    }
 
     /// The name without `SIG` (`INT`).
     pub fn name(self) -> &'static str {
@@ -230,15 +254,21 @@ impl Signal {
             Signal::Quit => "QUIT",
             Signal::Usr1 => "USR1",
             Signal::Usr2 => "USR2",
+            Signal::Stop => "STOP",
+            Signal::Cont => "CONT",
         }
     }
 
-    /// Parses `INT`, `SIGINT`, `int` or a number (`2`).
+    /// Parses `INT`, `SIGINT`, `int` or a number (`2`); `CONTINUE` is
+    /// `CONT`.
     pub fn parse(s: &str) -> Option<Signal> {
         let u = s.trim().to_ascii_uppercase();
         let u = u.strip_prefix("SIG").unwrap_or(&u);
         if let Ok(n) = u.parse::<i32>() {
             return Signal::from_number(n);
+        }
+        if u == "CONTINUE" {
+            return Some(Signal::Cont);
         }
         Signal::ALL.iter().copied().find(|x| x.name() == u)
     }
@@ -253,6 +283,8 @@ impl Signal {
             Signal::Quit => libc::SIGQUIT,
             Signal::Usr1 => libc::SIGUSR1,
             Signal::Usr2 => libc::SIGUSR2,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 
@@ -495,6 +527,16 @@ pub trait Channel: Send {
     /// returns the shell's exit status when known. Idempotent. Bounded in
     /// time (about `grace` plus a few seconds at most).
     fn close(&mut self, grace: Duration) -> Result<Option<ExitStatus>>;
+
+    /// What `close` stopped beyond the session, one line each ("stopped 1
+    /// process that left its session: pid 2014 sleep (on
+    /// ssh://bob@aurore:22)"), or what it could not stop: for the tester's
+    /// log, the TAP output and the close event. Empty before `close`, and
+    /// for transports with nothing to report (the runner itself stops what
+    /// left a session on the controller).
+    fn close_report(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens channels for one host URL scheme (`local`, `ssh`, ...).
@@ -655,5 +697,27 @@ mod tests {
         assert_eq!(Signal::parse("SIGTERM"), Some(Signal::Term));
         assert_eq!(Signal::parse("9"), Some(Signal::Kill));
         assert_eq!(Signal::parse("FOO"), None);
+        assert_eq!(Signal::parse("sigstop"), Some(Signal::Stop));
+        assert_eq!(Signal::parse("CONT"), Some(Signal::Cont));
+        assert_eq!(Signal::parse("SIGCONT"), Some(Signal::Cont));
+        assert_eq!(Signal::parse("continue"), Some(Signal::Cont));
+        assert_eq!(
+            Signal::parse(&libc::SIGSTOP.to_string()),
+            Some(Signal::Stop)
+        );
+        assert_eq!(
+            Signal::parse(&libc::SIGCONT.to_string()),
+            Some(Signal::Cont)
+        );
+        // `kill -CONT` and `kill -STOP` are the names `kill(1)` takes.
+        assert_eq!(Signal::Cont.name(), "CONT");
+        assert_eq!(Signal::Stop.name(), "STOP");
+        assert_eq!(signal_name(libc::SIGSTOP), "STOP");
+        for s in Signal::ALL {
+            assert_eq!(Signal::parse(s.name()), Some(s));
+            assert_eq!(Signal::from_number(s.number()), Some(s));
+            assert_eq!(s.terminates(), Signal::TERMINATING.contains(&s));
+        }
+        assert!(!Signal::Stop.terminates() && !Signal::Cont.terminates());
     }
 }

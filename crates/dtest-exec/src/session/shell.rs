@@ -374,6 +374,10 @@ impl ShellSession {
                     _ => break,
                 }
             }
+            // A paused command receives nothing but KILL until continued.
+            if sig != Signal::Kill {
+                let _ = self.ch.signal(Signal::Cont);
+            }
             match self.wait_end(&u) {
                 Ok(_) => {}
                 Err(SessionError::Stopped(r)) => out.interrupted = Some(r),

@@ -10,6 +10,7 @@ mod barrier;
 mod custom;
 mod expect;
 mod local;
+mod pause;
 mod run;
 mod send;
 mod sleep;
@@ -24,6 +25,7 @@ use crate::duration::fmt_duration;
 use crate::report::DiagValue;
 use crate::runner::tester::TesterRun;
 use crate::scenario::{Step, StepKind};
+use crate::session::Signal;
 
 /// One step kind: its keyword in scenario files, the keys it takes besides
 /// [`COMMON_KEYS`], and one line saying what it does.
@@ -81,6 +83,16 @@ pub const STEPS: &[StepDef] = &[
         keyword: "terminate",
         keys: &[],
         summary: "stops the running command (signal, then TERM, then KILL)",
+    },
+    StepDef {
+        keyword: "pause",
+        keys: &[],
+        summary: "stops the running command and what it started (SIGSTOP), not the shell",
+    },
+    StepDef {
+        keyword: "resume",
+        keys: &[],
+        summary: "continues a paused command (SIGCONT)",
     },
     StepDef {
         keyword: "wait",
@@ -181,6 +193,8 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
         StepKind::Get { from, .. } => format!("get {}", x(from)),
         StepKind::Barrier(b) => format!("barrier \"{}\"", x(b)),
         StepKind::Terminate(s) => format!("terminate ({s})"),
+        StepKind::Pause => "pause (SIGSTOP)".into(),
+        StepKind::Resume => "resume (SIGCONT)".into(),
         StepKind::Wait { .. } => "wait for the command to end".into(),
         StepKind::Sleep(d) => format!("sleep {}", fmt_duration(*d)),
         StepKind::Local(c) => format!("local `{}`", x(c)),
@@ -233,6 +247,8 @@ pub(crate) fn run_step(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
         }
         StepKind::Barrier(b) => barrier::run(tr, &x!(b), timeout(d.barrier_timeout)),
         StepKind::Terminate(sig) => terminate::run(tr, *sig, timeout(d.terminate_grace)),
+        StepKind::Pause => pause::run(tr, Signal::Stop, timeout(d.wait_timeout)),
+        StepKind::Resume => pause::run(tr, Signal::Cont, timeout(d.wait_timeout)),
         StepKind::Wait { status } => wait::run(tr, *status, timeout(d.wait_timeout)),
         StepKind::Sleep(dur) => sleep::run(tr, *dur),
         StepKind::Local(c) => local::run(tr, step.name.clone(), &x!(c), timeout(d.wait_timeout)),
