@@ -343,10 +343,12 @@ impl ShellSession {
             Err(_) => {}
         }
         // On a pty, Ctrl-C must reach the command's job, not the shell:
-        // give the shell a moment to hand the terminal to the job (after
-        // that, a command made of shell builtins gets the Ctrl-C anyway).
+        // give the shell time to hand the terminal to the job (after that,
+        // a command made of shell builtins gets the Ctrl-C anyway). On a
+        // loaded machine bash can take longer than half a second to fork
+        // and hand over: wait up to the grace period (2 s at most).
         if first == Signal::Int && self.proto.is_pty() {
-            let u = bounded(Duration::from_millis(500));
+            let u = bounded(grace.clamp(Duration::from_millis(500), Duration::from_secs(2)));
             while self.running() && self.ch.foreground_job() == Some(false) && u.check("").is_ok() {
                 std::thread::sleep(Duration::from_millis(5));
             }
