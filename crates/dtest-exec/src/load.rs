@@ -410,6 +410,18 @@ impl<'a> Loader<'a> {
         }
     }
 
+    /// A step's `status` key (`run`, `wait`): an exit status from 0 to 255.
+    fn status(&mut self, t: &dyn TableLike) -> Option<i32> {
+        let i = t.get("status")?;
+        match i.as_integer() {
+            Some(n) if (0..=255).contains(&n) => Some(n as i32),
+            _ => {
+                self.err_span(span_of(i), "`status` must be an integer from 0 to 255");
+                None
+            }
+        }
+    }
+
     fn on_fail(&mut self, item: &Item) -> Option<OnFail> {
         let s = self.string(item, "on_fail")?;
         match OnFail::parse(&s) {
@@ -460,6 +472,31 @@ impl<'a> Loader<'a> {
                     }
                 }
                 None => self.err_span(span_of(i), "`vars` must be a table"),
+            }
+        }
+        // A --set must name a variable of the scenario: one of `[vars]` or
+        // one used as `${name}` somewhere (a typo would be silently ignored).
+        let mut known: Vec<String> = sc.vars.iter().map(|(n, _)| n.clone()).collect();
+        for n in referenced_names(self.text) {
+            if !known.contains(&n) {
+                known.push(n);
+            }
+        }
+        for (k, _) in &opts.sets {
+            if !known.contains(k) && !BUILTIN_VARS.contains(&k.as_str()) {
+                let cands: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
+                let hint = closest(k, &cands)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                let listed = if cands.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has: {}", cands.join(", "))
+                };
+                self.err(
+                    0,
+                    format!("--set {k}: the scenario has no variable `{k}`{hint}; {listed}"),
+                );
             }
         }
         for (k, v) in &opts.sets {
@@ -612,13 +649,18 @@ impl<'a> Loader<'a> {
                     tester.options.insert(k.to_string(), val);
                     extra.push((k.to_string(), span));
                 }
-                None => self.err_span(
-                    span,
-                    format!(
-                        "unknown key `{k}` in a tester; expected one of: {}",
-                        TESTER_KEYS.join(", ")
-                    ),
-                ),
+                None => {
+                    let hint = closest(k, TESTER_KEYS)
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
+                    self.err_span(
+                        span,
+                        format!(
+                            "unknown key `{k}` in a tester{hint}; expected one of: {}",
+                            TESTER_KEYS.join(", ")
+                        ),
+                    )
+                }
             }
         }
         self.option_spans.push(extra);
@@ -716,6 +758,25 @@ impl<'a> Loader<'a> {
             .collect();
         let kind = match kinds.as_slice() {
             [] => {
+                // A misspelt action (`expcet`) is named, at its position.
+                let all: Vec<&str> = crate::steps::all_keys().collect();
+                let mut named = false;
+                for (k, _) in t.iter() {
+                    if all.contains(&k) {
+                        continue;
+                    }
+                    if let Some(c) = closest(k, &step_kinds) {
+                        let sp = t.key(k).and_then(|k| k.span());
+                        self.err_span(
+                            sp,
+                            format!("unknown key `{k}` in a step; did you mean `{c}`?"),
+                        );
+                        named = true;
+                    }
+                }
+                if named {
+                    return None;
+                }
                 self.err_span(
                     span,
                     format!(
@@ -756,7 +817,10 @@ impl<'a> Loader<'a> {
                 skip: get_str(self, "skip"),
                 todo: get_str(self, "todo"),
             },
-            "run" => StepKind::Run(self.string(v, kind)?),
+            "run" => StepKind::Run {
+                command: self.string(v, kind)?,
+                status: self.status(t),
+            },
             "expect" => StepKind::Expect {
                 pattern: self.string(v, kind)?,
                 literal: get_bool(self, "literal").unwrap_or(false),
@@ -803,16 +867,7 @@ impl<'a> Loader<'a> {
                 StepKind::Terminate(sig)
             }
             "wait" => StepKind::Wait {
-                status: match t.get("status") {
-                    None => None,
-                    Some(i) => match i.as_integer() {
-                        Some(n) if (0..=255).contains(&n) => Some(n as i32),
-                        _ => {
-                            self.err_span(span_of(i), "`status` must be an integer from 0 to 255");
-                            None
-                        }
-                    },
-                },
+                status: self.status(t),
             },
             "pause" | "resume" => {
                 if v.as_bool() != Some(true) {
@@ -876,6 +931,30 @@ fn type_name(item: &Item) -> &'static str {
         Item::ArrayOfTables(_) => "an array of tables",
         Item::None => "nothing",
     }
+}
+
+/// The names used as `${name}` in `text` (`$${` is a literal `${`).
+fn referenced_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = text[i..].find("${") {
+        let at = i + off;
+        i = at + 2;
+        if at > 0 && b[at - 1] == b'$' {
+            continue;
+        }
+        let rest = &text[i..];
+        let Some(end) = rest.find('}') else { break };
+        let name = &rest[..end];
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 /// The allowed key closest to a misspelt one, if any is close.
@@ -978,6 +1057,11 @@ steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
         let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\n[[tester]]\nname = \"t\"\n");
         assert!(e.starts_with("t.toml:5:8: duplicate tester `t`"), "{e}");
         let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ rnu = \"x\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:12: unknown key `rnu` in a step; did you mean `run`?"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ zzzzzz = \"x\" }]\n");
         assert!(e.contains("step without an action"), "{e}");
         let e = err_of(
             "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"x\", tiemout = \"1s\" }]\n",
@@ -990,6 +1074,76 @@ steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
         );
         let e = err_of("name = [\n");
         assert!(e.starts_with("t.toml:"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_keys_are_named() {
+        let e = tester_err("steps = [{ run = \"x\" }, { expcet = \"a\", timeout = \"1s\" }]\n");
+        assert_eq!(
+            e,
+            "t.toml:4:27: unknown key `expcet` in a step; did you mean `expect`?"
+        );
+        let e = tester_err("step = [{ run = \"x\" }]\n");
+        assert!(
+            e.starts_with("t.toml:4:1: unknown key `step` in a tester (did you mean `steps`?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn run_takes_a_status() {
+        let s = load(
+            "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"false\", status = 1 }]\n",
+        )
+        .unwrap();
+        match &s.testers[0].steps[0].kind {
+            StepKind::Run { command, status } => {
+                assert_eq!(command, "false");
+                assert_eq!(*status, Some(1));
+            }
+            k => panic!("{k:?}"),
+        }
+        let e = tester_err("steps = [{ run = \"x\", status = 300 }]\n");
+        assert!(
+            e.starts_with("t.toml:4:32: `status` must be an integer from 0 to 255"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ run = \"x\", stauts = 0 }]\n");
+        assert!(
+            e.starts_with(
+                "t.toml:4:23: unknown key `stauts` in a `run` step (did you mean `status`?)"
+            ),
+            "{e}"
+        );
+    }
+
+    fn load_with_sets(s: &str, sets: &[(&str, &str)]) -> Result<Scenario, String> {
+        let opts = LoadOptions {
+            sets: sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..LoadOptions::default()
+        };
+        load_str(s, "t.toml", PathBuf::from("/"), &opts).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_set_names_a_variable_of_the_scenario() {
+        let s = "name = \"x\"\n[vars]\nhost = \"h\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"echo ${host}:${port}\" }]\n";
+        // `port` is used but not in [vars]: --set gives it.
+        assert!(load_with_sets(s, &[("port", "1"), ("host", "x")]).is_ok());
+        let e = load_with_sets(s, &[("port", "1"), ("prot", "1234")]).unwrap_err();
+        assert_eq!(
+            e,
+            "t.toml:1:1: --set prot: the scenario has no variable `prot` (did you mean `port`?); it has: host, port"
+        );
+        let e = load_with_sets(s, &[("port", "1"), ("zzz", "1")]).unwrap_err();
+        assert!(e.contains("no variable `zzz`; it has: host, port"), "{e}");
+        // `$${x}` is a literal `${x}`, not a use of `x`.
+        let s = "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"echo $${x}\" }]\n";
+        let e = load_with_sets(s, &[("x", "1")]).unwrap_err();
+        assert!(e.contains("no variable `x`; it has none"), "{e}");
     }
 
     /// The first error of a scenario made of `tail` after a tester header.

@@ -92,8 +92,14 @@ pub enum StepKind {
         /// `# TODO reason`.
         todo: Option<String>,
     },
-    /// Starts a command in the session.
-    Run(String),
+    /// Starts a command in the session; with `status`, also waits for its
+    /// end and checks its exit status (one step).
+    Run {
+        /// The command line.
+        command: String,
+        /// The exit status it must end with, if checked.
+        status: Option<i32>,
+    },
     /// Waits for a pattern in the output.
     Expect {
         /// Regex (or literal text).
@@ -151,7 +157,7 @@ impl fmt::Debug for StepKind {
             StepKind::Ok {
                 description, pass, ..
             } => write!(f, "Ok({description:?}, {pass})"),
-            StepKind::Run(c) => write!(f, "Run({c:?})"),
+            StepKind::Run { command, status } => write!(f, "Run({command:?}, {status:?})"),
             StepKind::Expect { pattern, .. } => write!(f, "Expect({pattern:?})"),
             StepKind::Send { secret, .. } => write!(f, "Send(secret: {secret})"),
             StepKind::Put { from, to } => write!(f, "Put({from:?}, {to:?})"),
@@ -172,7 +178,7 @@ impl StepKind {
     pub fn keyword(&self) -> &'static str {
         match self {
             StepKind::Ok { .. } => "ok",
-            StepKind::Run(_) => "run",
+            StepKind::Run { .. } => "run",
             StepKind::Expect { .. } => "expect",
             StepKind::Send { .. } => "send",
             StepKind::Put { .. } => "put",
@@ -231,7 +237,17 @@ impl Step {
     }
     /// Starts a command.
     pub fn run(command: impl Into<String>) -> Step {
-        Step::of(StepKind::Run(command.into()))
+        Step::of(StepKind::Run {
+            command: command.into(),
+            status: None,
+        })
+    }
+    /// Runs a command, waits for its end and checks its exit status.
+    pub fn run_status(command: impl Into<String>, status: i32) -> Step {
+        Step::of(StepKind::Run {
+            command: command.into(),
+            status: Some(status),
+        })
     }
     /// Waits for a regex in the output.
     pub fn expect(pattern: impl Into<String>) -> Step {
@@ -673,7 +689,7 @@ impl Scenario {
                             probs.push(Problem::new(w("todo"), "a verdict is either skip or todo"));
                         }
                     }
-                    StepKind::Run(c) | StepKind::Local(c) => value!(kw, c),
+                    StepKind::Run { command: c, .. } | StepKind::Local(c) => value!(kw, c),
                     StepKind::Send { text, .. } => value!(kw, text),
                     StepKind::Put { from, to } | StepKind::Get { from, to } => {
                         value!(kw, from);

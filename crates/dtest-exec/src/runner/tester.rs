@@ -40,6 +40,9 @@ pub(crate) struct TesterRun<'a> {
     pub(crate) vars: BTreeMap<String, String>,
     barrier_gen: HashMap<String, u32>,
     started: Instant,
+    /// The command of the last `run` without `status`, until a step
+    /// observes its end (reported if it ended non-zero unchecked).
+    pub(crate) unchecked: Option<String>,
 }
 
 /// Runs tester `ti` to its end.
@@ -81,6 +84,7 @@ impl<'a> TesterRun<'a> {
             vars,
             barrier_gen: HashMap::new(),
             started: Instant::now(),
+            unchecked: None,
         }
     }
 
@@ -276,6 +280,18 @@ impl<'a> TesterRun<'a> {
     }
 
     fn close(&mut self) {
+        // The last command that no step checked, if it ended non-zero.
+        if let (Some(cmd), Some(s)) = (self.unchecked.take(), &self.session) {
+            if !s.running() {
+                if let Some(m) = s
+                    .last_exit()
+                    .and_then(|st| steps::unchecked_message(&cmd, &st))
+                {
+                    self.note(&m);
+                    self.ctx.comment(&format!("{}: {m}", self.name));
+                }
+            }
+        }
         let running = self.session.as_ref().is_some_and(|s| s.running());
         if running {
             let until = self.ctx.control.cleanup_until(Duration::from_secs(5));

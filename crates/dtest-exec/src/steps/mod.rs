@@ -19,7 +19,7 @@ mod transfer;
 mod verdict;
 mod wait;
 
-use dtest_trace::Directive;
+use dtest_trace::{Directive, ExitStatus};
 
 use crate::duration::fmt_duration;
 use crate::report::DiagValue;
@@ -51,7 +51,7 @@ pub const STEPS: &[StepDef] = &[
     },
     StepDef {
         keyword: "run",
-        keys: &[],
+        keys: &["status"],
         summary: "starts a command in the session",
     },
     StepDef {
@@ -174,7 +174,14 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
     let x = |s: &str| tr.expand(s).unwrap_or_else(|_| s.to_string());
     match &step.kind {
         StepKind::Ok { description, .. } => x(description),
-        StepKind::Run(c) => format!("run `{}`", x(c)),
+        StepKind::Run {
+            command,
+            status: None,
+        } => format!("run `{}`", x(command)),
+        StepKind::Run {
+            command,
+            status: Some(st),
+        } => format!("run `{}` (status {st})", x(command)),
         StepKind::Expect { pattern, literal } => {
             if *literal {
                 format!("expect \"{}\"", x(pattern))
@@ -202,8 +209,83 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
     }
 }
 
-/// Runs one step.
+/// What a step did with an unchecked command (after it ran, so that a
+/// command that ended during a `sleep` or a `barrier` is seen).
+fn unchecked_after(tr: &mut TesterRun<'_>, step: &Step, o: &Outcome) -> Option<String> {
+    let cmd = tr.unchecked.clone()?;
+    match &step.kind {
+        // They observe the command's end.
+        StepKind::Wait { .. } | StepKind::Terminate(_) => {
+            tr.unchecked = None;
+            None
+        }
+        // An expect that failed because the command ended said so.
+        StepKind::Expect { .. } if o.diag.iter().any(|(k, _)| k == "command_ended") => {
+            tr.unchecked = None;
+            None
+        }
+        // They use the running command: a later step may still check it.
+        StepKind::Expect { .. } | StepKind::Send { .. } | StepKind::Pause | StepKind::Resume => {
+            None
+        }
+        // `run` waits for the previous command's end itself (run.rs).
+        StepKind::Run { .. } => None,
+        _ => {
+            let (running, st) = match tr.session() {
+                Ok(s) => (s.running(), s.last_exit()),
+                Err(_) => return None,
+            };
+            if running {
+                return None;
+            }
+            tr.unchecked = None;
+            st.and_then(|st| unchecked_message(&cmd, &st))
+        }
+    }
+}
+
+/// The report of an unchecked command that ended with `st`, if not 0.
+pub(crate) fn unchecked_message(cmd: &str, st: &ExitStatus) -> Option<String> {
+    if matches!(st, ExitStatus::Code(0)) {
+        return None;
+    }
+    Some(format!(
+        "command `{cmd}` ended with status {st} and no step checked it"
+    ))
+}
+
+/// Takes the unchecked command, if any (for `run`, which waits for its end).
+pub(super) fn take_unchecked(tr: &mut TesterRun<'_>) -> Option<String> {
+    tr.unchecked.take()
+}
+
+/// Runs one step; an earlier command that ended non-zero with no step
+/// checking it is reported on this step's point (a diagnostic) and in the
+/// tester's `.err` log.
 pub(crate) fn run_step(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
+    let was_unchecked = tr.unchecked.is_some();
+    let mut o = run_step_inner(tr, step);
+    let seen = if was_unchecked {
+        unchecked_after(tr, step, &o)
+    } else {
+        None
+    };
+    if let StepKind::Run { command, status } = &step.kind {
+        // A started command without `status` is unchecked until a step
+        // observes its end.
+        if status.is_none() && o.ok {
+            let cmd = tr.expand(command).unwrap_or_else(|_| command.clone());
+            tr.unchecked = Some(cmd);
+        }
+    }
+    if let Some(m) = seen {
+        tr.note(&m);
+        o = o.text("unchecked", m);
+    }
+    o
+}
+
+fn run_step_inner(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
     let d = tr.defaults().clone();
     macro_rules! x {
         ($s:expr) => {
@@ -222,7 +304,9 @@ pub(crate) fn run_step(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
             let todo = todo.as_ref().map(|r| tr.expand(r));
             verdict::run(*pass, skip, todo)
         }
-        StepKind::Run(c) => run::run(tr, &x!(c), timeout(d.wait_timeout)),
+        StepKind::Run { command, status } => {
+            run::run(tr, &x!(command), *status, timeout(d.wait_timeout))
+        }
         StepKind::Expect { pattern, literal } => {
             expect::run(tr, &x!(pattern), *literal, timeout(d.expect_timeout))
         }

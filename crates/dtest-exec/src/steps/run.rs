@@ -1,4 +1,6 @@
-//! `run`: starts a command in the session, after the previous one ended.
+//! `run`: starts a command in the session, after the previous one ended;
+//! with `status`, also waits for its end and checks its exit status (the
+//! same check as `wait`'s `status`), all in one point.
 
 use std::time::Duration;
 
@@ -9,14 +11,47 @@ use crate::duration::fmt_duration;
 use crate::runner::tester::TesterRun;
 use crate::session::SessionError;
 
-pub(super) fn run(tr: &mut TesterRun<'_>, cmd: &str, wait: Duration) -> Outcome {
+pub(super) fn run(
+    tr: &mut TesterRun<'_>,
+    cmd: &str,
+    status: Option<i32>,
+    wait: Duration,
+) -> Outcome {
+    let mut note = None;
+    let o = start(tr, cmd, status, wait, &mut note);
+    match note {
+        Some(m) => {
+            tr.note(&m);
+            o.text("unchecked", m)
+        }
+        None => o,
+    }
+}
+
+fn start(
+    tr: &mut TesterRun<'_>,
+    cmd: &str,
+    status: Option<i32>,
+    wait: Duration,
+    note: &mut Option<String>,
+) -> Outcome {
     let until = tr.until(wait);
+    if let Err(o) = tr.session() {
+        return o;
+    }
+    // The previous command, if started by a `run` without `status` and no
+    // step checked it, is checked here: its end is seen now.
+    let unchecked = super::take_unchecked(tr);
     let s = match tr.session() {
         Ok(s) => s,
         Err(o) => return o,
     };
     match s.wait_end(&until) {
-        Ok(_) => {}
+        Ok(st) => {
+            if let (Some(c), Some(st)) = (unchecked, st) {
+                *note = super::unchecked_message(&c, &st);
+            }
+        }
         Err(SessionError::TimedOut(_)) => {
             return Outcome::fail(format!(
                 "the previous command is still running after {} (add a wait or terminate step)",
@@ -34,8 +69,21 @@ pub(super) fn run(tr: &mut TesterRun<'_>, cmd: &str, wait: Duration) -> Outcome 
     tr.log_input(format!("{cmd}\n").as_bytes());
     let until = tr.until(wait);
     match tr.session().map(|s| s.run(cmd, &until)) {
-        Ok(Ok(())) => Outcome::pass(),
-        Ok(Err(e)) => Outcome::fail(e.to_string()),
-        Err(o) => o,
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Outcome::fail(e.to_string()),
+        Err(o) => return o,
     }
+    let Some(want) = status else {
+        return Outcome::pass();
+    };
+    let mut o = super::wait::run(tr, Some(want), wait);
+    // The step's description stays `run `cmd` (status N)`; the status seen
+    // goes to the failure message and the diagnostics.
+    o.summary = None;
+    if !o.ok {
+        if let Some(m) = &o.message {
+            o.message = Some(format!("`{cmd}`: {m}"));
+        }
+    }
+    o
 }
