@@ -323,6 +323,11 @@ impl Channel for LocalChannel {
         while self.reap().is_none() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Only now, with its session empty, is the shell reaped and its
+        // pid (its session id) set free.
+        if let Some(st) = sys::reap(&self.child) {
+            self.status.get_or_insert(st);
+        }
         self.master = None;
         Ok(self.status.clone())
     }

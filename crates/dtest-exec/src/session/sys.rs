@@ -225,8 +225,49 @@ pub fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
 /// close) and its [`FdOutput`] (which reports how it ended).
 pub type SharedChild = Arc<Mutex<Child>>;
 
-/// Whether the shared child has ended, and how (reaps it when it has).
+/// Whether the shared child has ended, and how, *without* reaping it:
+/// the zombie keeps its pid, and so its session id, reserved until
+/// [`reap`]. A session leader's pid that was reaped can be reused by
+/// another session's leader (pid_max is 32768 on many machines), and
+/// everything of that other session would then look like ours to
+/// [`session_members`]: a test run under load had its `sleep` killed so.
 pub fn try_status(child: &SharedChild) -> Option<ExitStatus> {
+    let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = c.id() as libc::id_t;
+    // SAFETY: a zeroed siginfo_t that waitid fills; WNOWAIT leaves the
+    // child waitable.
+    let (r, info) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        (r, info)
+    };
+    if r != 0 {
+        // Already reaped (by `reap`): std knows how it ended.
+        return match c.try_wait() {
+            Ok(Some(st)) => Some(convert_status(st)),
+            _ => None,
+        };
+    }
+    // SAFETY: waitid succeeded, so the pid and status fields are set.
+    let (si_pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if si_pid == 0 {
+        return None;
+    }
+    match info.si_code {
+        libc::CLD_EXITED => Some(ExitStatus::Code(status)),
+        libc::CLD_KILLED | libc::CLD_DUMPED => Some(ExitStatus::Signal(signal_name(status))),
+        _ => None,
+    }
+}
+
+/// Reaps the shared child once it has ended (after the session is
+/// cleaned up: see [`try_status`]); how it ended.
+pub fn reap(child: &SharedChild) -> Option<ExitStatus> {
     let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
     match c.try_wait() {
         Ok(Some(st)) => Some(convert_status(st)),
