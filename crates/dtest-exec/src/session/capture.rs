@@ -126,8 +126,6 @@ pub struct State {
     pub banner: Vec<u8>,
     /// The session is being closed: read what is left, then stop.
     pub shutdown: Option<Instant>,
-    /// The capture thread has ended.
-    pub done: bool,
     /// The session runs on a pty (one stream, prompts as end markers).
     pub pty: bool,
     /// Something a waiter may wait for changed since the last wake-up
@@ -324,9 +322,6 @@ fn capture(
                 true
             }
         };
-        if end {
-            st.done = true;
-        }
         let wake = std::mem::take(&mut st.changed);
         drop(st);
         if wake {

@@ -21,6 +21,16 @@ use crate::matcher::{Hit, Pattern};
 
 pub use super::protocol::{shell_quote, status_from_shell, MarkerFilter, Segment};
 
+/// The refusal of a `send` while no command runs: the shell would read
+/// the bytes as a command line (and run a secret).
+pub fn idle_send() -> SessionError {
+    SessionError::Refused(
+        "no command is running: `send` writes to a running command's input \
+         (start one with `run`)"
+            .into(),
+    )
+}
+
 /// How an expect ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExpectEnd {
@@ -218,11 +228,7 @@ impl ShellSession {
             return Err(SessionError::Closed(g));
         }
         if !self.wait_started(until)? {
-            return Err(SessionError::Refused(
-                "no command is running: `send` writes to a running command's input \
-                 (start one with `run`)"
-                    .into(),
-            ));
+            return Err(idle_send());
         }
         self.ch.write(bytes, until)
     }

@@ -8,7 +8,7 @@ use dtest_trace::EventData;
 
 use super::Outcome;
 use crate::runner::tester::TesterRun;
-use crate::session::SessionError;
+use crate::session::shell::idle_send;
 
 pub(super) fn run(
     tr: &mut TesterRun<'_>,
@@ -26,16 +26,7 @@ pub(super) fn run(
     };
     match started {
         Ok(true) => {}
-        Ok(false) => {
-            return Outcome::fail(
-                SessionError::Refused(
-                    "no command is running: `send` writes to a running command's input \
-                     (start one with `run`)"
-                        .into(),
-                )
-                .to_string(),
-            )
-        }
+        Ok(false) => return Outcome::fail(idle_send().to_string()),
         Err(e) => return Outcome::fail(e.to_string()),
     }
     let recorded = if secret {
