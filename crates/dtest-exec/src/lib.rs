@@ -42,6 +42,7 @@ pub mod duration;
 pub mod load;
 pub mod master;
 pub mod matcher;
+pub mod order;
 pub mod report;
 pub mod runner;
 pub mod scenario;

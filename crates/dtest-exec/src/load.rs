@@ -16,7 +16,7 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 
 use crate::duration::parse_duration;
 use crate::scenario::{Defaults, OnFail, Problem, Scenario, Step, StepKind, Tester, Where};
-use crate::session::{HostUrl, Signal, TransportRegistry};
+use crate::session::{Signal, TransportRegistry};
 
 /// One mistake in a scenario file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,8 +70,11 @@ pub struct LoadOptions {
     pub registry: Option<TransportRegistry>,
 }
 
-/// Variables every scenario has.
-pub const BUILTIN_VARS: [&str; 3] = ["run_dir", "scenario_dir", "tester"];
+/// The most testers one template makes.
+pub const MAX_TEMPLATE: i64 = 1000;
+
+/// Variables every scenario has (`index` and `item` in tester templates).
+pub const BUILTIN_VARS: [&str; 5] = ["run_dir", "scenario_dir", "tester", "index", "item"];
 
 /// The largest scenario or spec file dtest reads: 16 MiB.
 pub const MAX_INPUT: u64 = 16 << 20;
@@ -210,8 +213,14 @@ pub fn load_str(
     let mut l = Loader {
         text,
         file,
+        extra: Vec::new(),
+        cur: 0,
         errors: Vec::new(),
         spans: HashMap::new(),
+        inst: Vec::new(),
+        cur_tester: None,
+        statics: HashMap::new(),
+        scenario_dir: scenario_dir.display().to_string(),
         var_spans: Vec::new(),
         option_spans: Vec::new(),
     };
@@ -231,8 +240,16 @@ pub fn load_str(
         }
     };
     let mut sc = Scenario::new("");
-    sc.scenario_dir = scenario_dir;
-    l.scenario(doc.as_table(), &mut sc, opts);
+    sc.scenario_dir = scenario_dir.clone();
+    // Included files: parsed first, their `[steps]` lists join the
+    // scenario's own.
+    let includes = l.includes(doc.as_table(), &scenario_dir);
+    let mut lists: HashMap<String, StepList<'_>> = HashMap::new();
+    l.step_lists(0, doc.as_table(), &mut lists);
+    for (fi, d) in &includes {
+        l.step_lists(*fi, d.as_table(), &mut lists);
+    }
+    l.scenario(doc.as_table(), &mut sc, opts, &lists);
     if !l.errors.is_empty() {
         return Err(ScenarioErrors(l.errors));
     }
@@ -250,12 +267,39 @@ pub fn load_str(
 struct Loader<'a> {
     text: &'a str,
     file: &'a str,
+    /// Included files (`include = [...]`): name and text; file `i + 1`.
+    extra: Vec<(String, String)>,
+    /// The file being read: 0 the scenario, `i + 1` `extra[i]`.
+    cur: usize,
     errors: Vec<ScenarioError>,
-    spans: HashMap<Where, Range<usize>>,
+    /// Spans of values, in the file they are in (`Span::file`).
+    spans: HashMap<Where, Span>,
+    /// The template values of the tester being read (`index`, `item`).
+    inst: Vec<(String, String)>,
+    /// The tester being read's name (`${tester}`), once known.
+    cur_tester: Option<String>,
+    /// Values of the variables known before the run (`[vars]` without
+    /// `${run_dir}`, `--set`, free ports), for the strings that are read
+    /// when the scenario is loaded: durations, signals, transport options.
+    statics: HashMap<String, String>,
+    scenario_dir: String,
     /// Per `[vars]` entry (in `Scenario::vars` order): its value's span,
     /// or the name of a `--set` entry.
     var_spans: Vec<Result<Range<usize>, String>>,
     option_spans: Vec<Vec<(String, Option<Range<usize>>)>>,
+}
+
+/// A span in file `file` (0: the scenario, `i + 1`: its `i`-th include).
+#[derive(Clone, Debug)]
+struct Span {
+    file: usize,
+    range: Range<usize>,
+}
+
+/// A named list of steps (`[steps]` of the scenario or an included file).
+struct StepList<'d> {
+    file: usize,
+    item: &'d Item,
 }
 
 fn span_of(item: &Item) -> Option<Range<usize>> {
@@ -272,7 +316,10 @@ const TOP_KEYS: &[&str] = &[
     "description",
     "timeout",
     "vars",
+    "free_ports",
     "defaults",
+    "include",
+    "steps",
     "tester",
 ];
 const DEFAULT_KEYS: &[&str] = &[
@@ -284,12 +331,16 @@ const DEFAULT_KEYS: &[&str] = &[
 ];
 const TESTER_KEYS: &[&str] = &[
     "name",
+    "count",
+    "each",
     "host",
     "shell",
     "pty",
     "cwd",
     "env",
     "record_output",
+    "timeout",
+    "defaults",
     "steps",
 ];
 /// The step keywords of scenario files, from the step table.
@@ -298,18 +349,77 @@ fn step_kinds() -> Vec<&'static str> {
 }
 
 impl<'a> Loader<'a> {
-    fn pos(&self, at: usize) -> (usize, usize) {
-        line_col(self.text, at)
+    fn file_text(&self, file: usize) -> &str {
+        match file {
+            0 => self.text,
+            i => &self.extra[i - 1].1,
+        }
     }
 
-    fn err(&mut self, at: usize, message: impl Into<String>) {
-        let (line, col) = self.pos(at);
-        self.errors.push(ScenarioError {
-            file: self.file.to_string(),
+    fn file_name(&self, file: usize) -> &str {
+        match file {
+            0 => self.file,
+            i => &self.extra[i - 1].0,
+        }
+    }
+
+    fn err_in(&mut self, file: usize, at: usize, message: impl Into<String>) {
+        let (line, col) = line_col(self.file_text(file), at);
+        let e = ScenarioError {
+            file: self.file_name(file).to_string(),
             line,
             col,
             message: message.into(),
-        });
+        };
+        // A template's mistake is the same for each of its testers: once.
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
+    }
+
+    fn err(&mut self, at: usize, message: impl Into<String>) {
+        self.err_in(self.cur, at, message)
+    }
+
+    /// Records the span of a value of the file being read.
+    fn span(&mut self, w: Where, range: Range<usize>) {
+        let file = self.cur;
+        self.spans.insert(w, Span { file, range });
+    }
+
+    /// The value of a variable known when the scenario is loaded.
+    fn static_value(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.inst.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        match name {
+            "tester" => self.cur_tester.clone(),
+            "scenario_dir" => Some(self.scenario_dir.clone()),
+            _ => self.statics.get(name).cloned(),
+        }
+    }
+
+    /// Expands a string that is used when the scenario is loaded (a
+    /// duration, a signal, a transport option) with the variables known
+    /// then; an error names the variable that is not known before the run.
+    fn expand_static(&mut self, s: &str, span: Option<Range<usize>>, what: &str) -> Option<String> {
+        if !s.contains('$') {
+            return Some(s.to_string());
+        }
+        match crate::vars::expand(s, &|n| self.static_value(n)) {
+            Ok(v) => Some(v),
+            Err((_, m)) => {
+                self.err_span(
+                    span,
+                    format!(
+                        "`{what}`: {m}; this value is read before the run starts, so it may use \
+                         the scenario's variables ([vars], --set, free_ports, ${{tester}}, \
+                         ${{index}}, ${{item}}, ${{scenario_dir}}), not ${{run_dir}} or captures"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn err_span(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
@@ -319,7 +429,10 @@ impl<'a> Loader<'a> {
     fn problem(&mut self, p: &Problem) {
         let span = match &p.at {
             Where::Var(i) => match self.var_spans.get(*i) {
-                Some(Ok(s)) => Some(s.clone()),
+                Some(Ok(s)) => Some(Span {
+                    file: 0,
+                    range: s.clone(),
+                }),
                 Some(Err(name)) => {
                     // A --set value: no position in the file.
                     let msg = format!("--set {name}: {}", p.message);
@@ -334,9 +447,12 @@ impl<'a> Loader<'a> {
                 Where::Var(_) => None,
             }),
         };
+        let file = span.as_ref().map(|s| s.file).unwrap_or(0);
+        let span = span.map(|s| s.range);
+        let text = self.file_text(file);
         let mut at = span.as_ref().map(|s| s.start).unwrap_or(0);
         if let (Some(off), Some(s)) = (p.offset, &span) {
-            let raw = &self.text[s.start.min(self.text.len())..s.end.min(self.text.len())];
+            let raw = &text[s.start.min(text.len())..s.end.min(text.len())];
             let q = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
                 3
             } else if raw.starts_with('"') || raw.starts_with('\'') {
@@ -346,13 +462,7 @@ impl<'a> Loader<'a> {
             };
             at = (s.start + q + off).min(s.end);
         }
-        let (line, col) = self.pos(at);
-        self.errors.push(ScenarioError {
-            file: self.file.to_string(),
-            line,
-            col,
-            message: p.message.clone(),
-        });
+        self.err_in(file, at, p.message.clone());
     }
 
     fn check_keys(&mut self, t: &dyn TableLike, allowed: &[&str], what: &str) {
@@ -375,7 +485,7 @@ impl<'a> Loader<'a> {
 
     fn string(&mut self, item: &Item, what: &str) -> Option<String> {
         match item.as_str() {
-            Some(s) => Some(s.to_string()),
+            Some(s) => Some(crate::vars::substitute(s, &self.inst)),
             None => {
                 self.err_span(
                     span_of(item),
@@ -401,6 +511,7 @@ impl<'a> Loader<'a> {
 
     fn duration(&mut self, item: &Item, what: &str) -> Option<Duration> {
         let s = self.string(item, what)?;
+        let s = self.expand_static(&s, span_of(item), what)?;
         match parse_duration(&s) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -436,7 +547,255 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn scenario(&mut self, root: &toml_edit::Table, sc: &mut Scenario, opts: &LoadOptions) {
+    /// Reads the files of `include = ["shared.toml"]` (relative to the
+    /// scenario's directory); each may hold `[steps]` lists only.
+    fn includes(
+        &mut self,
+        root: &toml_edit::Table,
+        dir: &Path,
+    ) -> Vec<(usize, ImDocument<String>)> {
+        let mut docs = Vec::new();
+        let Some(i) = root.get("include") else {
+            return docs;
+        };
+        let Some(a) = i.as_array() else {
+            self.err_span(
+                span_of(i),
+                "`include` must be an array of file names (`include = [\"shared.toml\"]`)",
+            );
+            return docs;
+        };
+        let mut names = Vec::new();
+        for v in a.iter() {
+            match v.as_str() {
+                Some(n) => names.push((n.to_string(), v.span())),
+                None => self.err_span(v.span(), "`include` lists file names (strings)"),
+            }
+        }
+        for (name, span) in names {
+            let path = dir.join(&name);
+            let text = match read_input(&path, "included file", MAX_INPUT) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.err_span(span, format!("include `{name}`: {}", e.message));
+                    continue;
+                }
+            };
+            self.extra.push((path.display().to_string(), text.clone()));
+            let fi = self.extra.len();
+            match ImDocument::parse(text) {
+                Ok(d) => {
+                    for (k, _) in d.as_table().iter() {
+                        if k != "steps" {
+                            let at = d.as_table().key(k).and_then(|k| k.span());
+                            self.err_in(
+                                fi,
+                                at.map(|s| s.start).unwrap_or(0),
+                                format!(
+                                    "unknown key `{k}` in an included file; it may hold `[steps]` lists only"
+                                ),
+                            );
+                        }
+                    }
+                    docs.push((fi, d));
+                }
+                Err(e) => {
+                    let at = e.span().map(|s| s.start).unwrap_or(0);
+                    let msg = e
+                        .message()
+                        .lines()
+                        .next()
+                        .unwrap_or("invalid TOML")
+                        .trim()
+                        .to_string();
+                    self.err_in(fi, at, format!("invalid TOML: {msg}"));
+                }
+            }
+        }
+        docs
+    }
+
+    /// Collects the named step lists of `[steps]` in file `file`.
+    fn step_lists<'d>(
+        &mut self,
+        file: usize,
+        root: &'d toml_edit::Table,
+        lists: &mut HashMap<String, StepList<'d>>,
+    ) {
+        let Some(i) = root.get("steps") else {
+            return;
+        };
+        let Some(t) = i.as_table_like() else {
+            let at = span_of(i).map(|s| s.start).unwrap_or(0);
+            self.err_in(
+                file,
+                at,
+                "`steps` must be a table of named step lists (`[steps]`, then `name = [ ... ]`)",
+            );
+            return;
+        };
+        for (k, v) in t.iter() {
+            let at = t
+                .key(k)
+                .and_then(|k| k.span())
+                .map(|s| s.start)
+                .unwrap_or(0);
+            if !matches!(v, Item::Value(Value::Array(_)) | Item::ArrayOfTables(_)) {
+                self.err_in(
+                    file,
+                    at,
+                    format!("step list `{k}` must be an array of steps"),
+                );
+                continue;
+            }
+            if lists.contains_key(k) {
+                self.err_in(file, at, format!("step list `{k}` is defined twice"));
+                continue;
+            }
+            lists.insert(k.to_string(), StepList { file, item: v });
+        }
+    }
+
+    /// Free TCP ports on the controller, one per name of `free_ports`,
+    /// distinct, chosen when the scenario is loaded (fixed for the run).
+    fn free_ports(&mut self, root: &toml_edit::Table, sc: &mut Scenario) {
+        let Some(i) = root.get("free_ports") else {
+            return;
+        };
+        let Some(a) = i.as_array() else {
+            self.err_span(
+                span_of(i),
+                "`free_ports` must be an array of variable names (`free_ports = [\"port\"]`)",
+            );
+            return;
+        };
+        // The listeners are held until every port is chosen: distinct ports.
+        let mut held = Vec::new();
+        for v in a.iter() {
+            let Some(name) = v.as_str() else {
+                self.err_span(v.span(), "`free_ports` lists variable names (strings)");
+                continue;
+            };
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                self.err_span(v.span(), format!("bad variable name `{name}`"));
+                continue;
+            }
+            if BUILTIN_VARS.contains(&name) || sc.vars.iter().any(|(n, _)| n == name) {
+                self.err_span(
+                    v.span(),
+                    format!("`{name}` is already a variable (built-in or in [vars])"),
+                );
+                continue;
+            }
+            match std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| {
+                let port = l.local_addr()?.port();
+                Ok((l, port))
+            }) {
+                Ok((l, port)) => {
+                    held.push(l);
+                    sc.vars.push((name.to_string(), port.to_string()));
+                    self.var_spans.push(Ok(v.span().unwrap_or(0..0)));
+                }
+                Err(e) => self.err_span(v.span(), format!("no free TCP port for `{name}`: {e}")),
+            }
+        }
+    }
+
+    /// The template values of a tester table: one set per tester it makes
+    /// (`count = 3`: `index` 1, 2, 3; `each = [...]`: `index` and `item`),
+    /// or one empty set for a plain tester.
+    fn instances(&mut self, t: &dyn TableLike) -> Vec<Vec<(String, String)>> {
+        let count = t.get("count");
+        let each = t.get("each");
+        if count.is_some() && each.is_some() {
+            let sp = t.key("each").and_then(|k| k.span());
+            self.err_span(sp, "a tester template has `count` or `each`, not both");
+            return Vec::new();
+        }
+        let list: Vec<Option<String>> = if let Some(c) = count {
+            let n = match c {
+                Item::Value(Value::Integer(i)) => Some(*i.value()),
+                Item::Value(Value::String(x)) => self
+                    .expand_static(x.value(), span_of(c), "count")
+                    .and_then(|v| v.trim().parse::<i64>().ok()),
+                _ => None,
+            };
+            match n {
+                Some(n) if (0..=MAX_TEMPLATE).contains(&n) => (0..n).map(|_| None).collect(),
+                _ => {
+                    self.err_span(
+                        span_of(c),
+                        format!("`count` must be an integer from 0 to {MAX_TEMPLATE}"),
+                    );
+                    return Vec::new();
+                }
+            }
+        } else if let Some(e) = each {
+            let Some(a) = e.as_array() else {
+                self.err_span(
+                    span_of(e),
+                    "`each` must be an array of values (strings or integers)",
+                );
+                return Vec::new();
+            };
+            if a.len() as i64 > MAX_TEMPLATE {
+                self.err_span(
+                    span_of(e),
+                    format!("`each` has more than {MAX_TEMPLATE} values"),
+                );
+                return Vec::new();
+            }
+            let mut v = Vec::new();
+            for x in a.iter() {
+                match x {
+                    Value::String(s) => v.push(Some(s.value().clone())),
+                    Value::Integer(i) => v.push(Some(i.value().to_string())),
+                    _ => {
+                        self.err_span(x.span(), "`each` values must be strings or integers");
+                        return Vec::new();
+                    }
+                }
+            }
+            v
+        } else {
+            return vec![Vec::new()];
+        };
+        // Each tester needs a name of its own.
+        if let Some(n) = t.get("name").and_then(|n| n.as_str()) {
+            let refs = crate::vars::references(n).unwrap_or_default();
+            if !refs.iter().any(|r| r.name == "index" || r.name == "item") {
+                self.err_span(
+                    t.get("name").and_then(span_of),
+                    format!(
+                        "the name of a tester template must use `${{index}}` or `${{item}}` (`{n}` would name every tester alike)"
+                    ),
+                );
+                return Vec::new();
+            }
+        }
+        list.into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut v = vec![("index".to_string(), (i + 1).to_string())];
+                if let Some(item) = item {
+                    v.push(("item".to_string(), item));
+                }
+                v
+            })
+            .collect()
+    }
+
+    fn scenario(
+        &mut self,
+        root: &toml_edit::Table,
+        sc: &mut Scenario,
+        opts: &LoadOptions,
+        lists: &HashMap<String, StepList<'_>>,
+    ) {
         self.check_keys(root, TOP_KEYS, "the scenario");
         match root.get("name") {
             Some(i) => {
@@ -474,6 +833,7 @@ impl<'a> Loader<'a> {
                 None => self.err_span(span_of(i), "`vars` must be a table"),
             }
         }
+        self.free_ports(root, sc);
         // A --set must name a variable of the scenario: one of `[vars]` or
         // one used as `${name}` somewhere (a typo would be silently ignored).
         let mut known: Vec<String> = sc.vars.iter().map(|(n, _)| n.clone()).collect();
@@ -510,6 +870,12 @@ impl<'a> Loader<'a> {
             sc.vars.push((k.clone(), v.replace("${", "$${")));
             self.var_spans.push(Err(k.clone()));
         }
+        // The variables known before the run, for the values read now.
+        for (k, v) in &sc.vars {
+            if let Ok(x) = crate::vars::expand(v, &|n| self.static_value(n)) {
+                self.statics.insert(k.clone(), x);
+            }
+        }
         if let Some(i) = root.get("defaults") {
             match i.as_table_like() {
                 Some(t) => {
@@ -544,9 +910,15 @@ impl<'a> Loader<'a> {
             }
         };
         let registry = opts.registry.clone().unwrap_or_default();
-        for (ti, t) in testers.into_iter().enumerate() {
-            let tester = self.tester(ti, t, sc.testers.len());
-            sc.testers.push(tester);
+        for t in testers {
+            for inst in self.instances(t) {
+                self.inst = inst;
+                let ti = sc.testers.len();
+                let tester = self.tester(ti, t, lists, &sc.defaults);
+                sc.testers.push(tester);
+            }
+            self.inst.clear();
+            self.cur_tester = None;
         }
         for (name, url) in &opts.hosts {
             match sc.testers.iter_mut().find(|t| t.name == *name) {
@@ -557,40 +929,87 @@ impl<'a> Loader<'a> {
                 ),
             }
         }
-        for (ti, t) in sc.testers.iter().enumerate() {
-            let local = HostUrl::parse(&t.host)
-                .map(|u| u.scheme == "local")
-                .unwrap_or(false);
-            if local {
-                let spans = self.option_spans.get(ti).cloned().unwrap_or_default();
-                for (k, span) in spans {
-                    let hint = closest(&k, TESTER_KEYS)
-                        .map(|c| format!(" (did you mean `{c}`?)"))
-                        .unwrap_or_default();
-                    self.err_span(
-                        span,
-                        format!(
-                            "unknown key `{k}` in a tester{hint}; expected one of: {} (other keys are options of remote hosts)",
-                            TESTER_KEYS.join(", ")
-                        ),
-                    );
-                }
-            }
-            if t.host.contains("${") {
-                continue;
-            }
-            if let Err(e) = registry.check(&t.host) {
-                let from_cli = opts.hosts.iter().any(|(n, _)| *n == t.name);
+        for ti in 0..sc.testers.len() {
+            self.cur_tester = Some(sc.testers[ti].name.clone());
+            self.check_host(ti, &mut sc.testers[ti], &registry, opts);
+        }
+        self.cur_tester = None;
+    }
+
+    /// Checks a tester's host and its transport options (keys and values,
+    /// with the variables known before the run), where they are written.
+    fn check_host(
+        &mut self,
+        ti: usize,
+        t: &mut Tester,
+        registry: &TransportRegistry,
+        opts: &LoadOptions,
+    ) {
+        let host_span = self
+            .spans
+            .get(&Where::Tester(ti, "host"))
+            .map(|s| s.range.clone());
+        let from_cli = opts.hosts.iter().any(|(n, _)| *n == t.name);
+        let Some(host) = self.expand_static(&t.host, host_span.clone(), "host") else {
+            return;
+        };
+        let url = match registry.check(&host) {
+            Ok(u) => u,
+            Err(e) => {
                 if from_cli {
                     self.err(
                         0,
                         format!("--host {}={}: tester `{}`: {e}", t.name, t.host, t.name),
                     );
                 } else {
-                    let sp = self.spans.get(&Where::Tester(ti, "host")).cloned();
-                    self.err_span(sp, format!("tester `{}`: {e}", t.name));
+                    self.err_span(host_span, format!("tester `{}`: {e}", t.name));
                 }
+                return;
             }
+        };
+        let Ok(transport) = registry.transport(&url) else {
+            return;
+        };
+        let keys = transport.option_keys();
+        let spans = self.option_spans.get(ti).cloned().unwrap_or_default();
+        for (k, span) in spans {
+            if !keys.contains(&k.as_str()) {
+                let mut all: Vec<&str> = TESTER_KEYS.to_vec();
+                all.extend_from_slice(keys);
+                let hint = closest(&k, &all)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                let theirs = if keys.is_empty() {
+                    format!("a `{}` host takes no other key", url.scheme)
+                } else {
+                    format!("a `{}` host also takes: {}", url.scheme, keys.join(", "))
+                };
+                self.err_span(
+                    span,
+                    format!(
+                        "unknown key `{k}` in a tester{hint}; expected one of: {}; {theirs}",
+                        TESTER_KEYS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let raw = t.options.get(&k).cloned().unwrap_or_default();
+            // `${run_dir}` is known at the run only: such a value is
+            // expanded and checked when the session opens.
+            let runtime_only = crate::vars::references(&raw)
+                .map(|r| r.iter().any(|r| self.static_value(&r.name).is_none()))
+                .unwrap_or(false);
+            if runtime_only {
+                continue;
+            }
+            let Some(v) = self.expand_static(&raw, span.clone(), &k) else {
+                continue;
+            };
+            if let Err(e) = transport.check_option(&k, &v) {
+                self.err_span(span, format!("tester `{}`: {e}", t.name));
+                continue;
+            }
+            t.options.insert(k, v);
         }
     }
 
@@ -627,7 +1046,13 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn tester(&mut self, ti: usize, t: &dyn TableLike, _n: usize) -> Tester {
+    fn tester(
+        &mut self,
+        ti: usize,
+        t: &dyn TableLike,
+        lists: &HashMap<String, StepList<'_>>,
+        scenario_defaults: &Defaults,
+    ) -> Tester {
         let mut tester = Tester::new("");
         // Keys this loader does not know are transport options (SSH's
         // `identity`, `x11`, ...); whether the transport takes them is
@@ -646,6 +1071,7 @@ impl<'a> Loader<'a> {
             };
             match val {
                 Some(val) => {
+                    let val = crate::vars::substitute(&val, &self.inst);
                     tester.options.insert(k.to_string(), val);
                     extra.push((k.to_string(), span));
                 }
@@ -668,17 +1094,42 @@ impl<'a> Loader<'a> {
             .iter()
             .next()
             .and_then(|(k, _)| t.key(k).and_then(|k| k.span()));
-        self.spans
-            .insert(Where::Tester(ti, ""), whole.clone().unwrap_or(0..0));
+        self.span(Where::Tester(ti, ""), whole.clone().unwrap_or(0..0));
         for (k, v) in t.iter() {
             let key: &'static str = TESTER_KEYS.iter().find(|x| **x == k).copied().unwrap_or("");
             if let Some(s) = span_of(v) {
-                self.spans.insert(Where::Tester(ti, key), s);
+                self.span(Where::Tester(ti, key), s);
             }
         }
         match t.get("name") {
             Some(v) => tester.name = self.string(v, "name").unwrap_or_default(),
             None => self.err_span(whole.clone(), "tester without `name`"),
+        }
+        self.cur_tester = Some(tester.name.clone());
+        // This tester's defaults: `timeout` (every deadline of its steps, as
+        // the original DTest's per-tester timeout), then `defaults`.
+        let mut own = scenario_defaults.clone();
+        let mut has_own = false;
+        if let Some(v) = t.get("timeout") {
+            if let Some(d) = self.duration(v, "timeout") {
+                own.expect_timeout = d;
+                own.barrier_timeout = d;
+                own.wait_timeout = d;
+                has_own = true;
+            }
+        }
+        if let Some(v) = t.get("defaults") {
+            match v.as_table_like() {
+                Some(d) => {
+                    self.check_keys(d, DEFAULT_KEYS, "a tester's `defaults`");
+                    self.defaults(d, &mut own);
+                    has_own = true;
+                }
+                None => self.err_span(span_of(v), "`defaults` must be a table"),
+            }
+        }
+        if has_own {
+            tester.defaults = Some(own);
         }
         if let Some(v) = t.get("host") {
             tester.host = self.string(v, "host").unwrap_or_else(|| "local".into());
@@ -707,9 +1158,33 @@ impl<'a> Loader<'a> {
                 None => self.err_span(span_of(v), "`env` must be a table of strings"),
             }
         }
-        let steps: Vec<(&dyn TableLike, Option<Range<usize>>)> = match t.get("steps") {
-            None => Vec::new(),
-            Some(Item::Value(Value::Array(a))) => {
+        let mut steps = Vec::new();
+        if let Some(v) = t.get("steps") {
+            self.step_tables(v, lists, &mut Vec::new(), &mut steps);
+        }
+        for (file, st, span) in steps {
+            self.cur = file;
+            let si = tester.steps.len();
+            if let Some(s) = self.step(ti, si, st, span) {
+                tester.steps.push(s);
+            }
+            self.cur = 0;
+        }
+        tester
+    }
+
+    /// The step tables of a `steps` array, with `{ include = "list" }`
+    /// replaced by the tables of that list (of `[steps]`), each with the
+    /// file it is in. `within` is the chain of lists being included.
+    fn step_tables<'d>(
+        &mut self,
+        v: &'d Item,
+        lists: &HashMap<String, StepList<'d>>,
+        within: &mut Vec<String>,
+        out: &mut Vec<(usize, &'d dyn TableLike, Option<Range<usize>>)>,
+    ) {
+        let tables: Vec<(&'d dyn TableLike, Option<Range<usize>>)> = match v {
+            Item::Value(Value::Array(a)) => {
                 let mut v = Vec::new();
                 for x in a.iter() {
                     match x.as_inline_table() {
@@ -725,20 +1200,64 @@ impl<'a> Loader<'a> {
                 }
                 v
             }
-            Some(Item::ArrayOfTables(a)) => {
-                a.iter().map(|t| (t as &dyn TableLike, t.span())).collect()
-            }
-            Some(other) => {
+            Item::ArrayOfTables(a) => a.iter().map(|t| (t as &dyn TableLike, t.span())).collect(),
+            other => {
                 self.err_span(span_of(other), "`steps` must be an array of tables");
                 Vec::new()
             }
         };
-        for (si, (st, span)) in steps.into_iter().enumerate() {
-            if let Some(s) = self.step(ti, si, st, span) {
-                tester.steps.push(s);
+        for (t, span) in tables {
+            let Some(inc) = t.get("include") else {
+                out.push((self.cur, t, span));
+                continue;
+            };
+            if let Some((k, _)) = t.iter().find(|(k, _)| *k != "include") {
+                let sp = t.key(k).and_then(|k| k.span());
+                self.err_span(
+                    sp,
+                    format!("`{k}`: an `include` step has no other key (it stands for the steps of a list)"),
+                );
+                continue;
             }
+            let Some(name) = inc.as_str() else {
+                self.err_span(span_of(inc), "`include` names a step list of `[steps]`");
+                continue;
+            };
+            let Some(list) = lists.get(name) else {
+                let names: Vec<&str> = lists.keys().map(|s| s.as_str()).collect();
+                let hint = closest(name, &names)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                let mut known = names.clone();
+                known.sort();
+                let listed = if known.is_empty() {
+                    "there is no `[steps]` list".to_string()
+                } else {
+                    format!("the lists are: {}", known.join(", "))
+                };
+                self.err_span(
+                    span_of(inc),
+                    format!("no step list `{name}`{hint}; {listed}"),
+                );
+                continue;
+            };
+            if within.iter().any(|w| w == name) || within.len() >= 16 {
+                self.err_span(
+                    span_of(inc),
+                    format!(
+                        "step list `{name}` includes itself ({} -> {name})",
+                        within.join(" -> ")
+                    ),
+                );
+                continue;
+            }
+            within.push(name.to_string());
+            let saved = self.cur;
+            self.cur = list.file;
+            self.step_tables(list.item, lists, within, out);
+            self.cur = saved;
+            within.pop();
         }
-        tester
     }
 
     fn step(
@@ -748,8 +1267,7 @@ impl<'a> Loader<'a> {
         t: &dyn TableLike,
         span: Option<Range<usize>>,
     ) -> Option<Step> {
-        self.spans
-            .insert(Where::Step(ti, si, ""), span.clone().unwrap_or(0..0));
+        self.span(Where::Step(ti, si, ""), span.clone().unwrap_or(0..0));
         let step_kinds = step_kinds();
         let kinds: Vec<&str> = t
             .iter()
@@ -804,7 +1322,7 @@ impl<'a> Loader<'a> {
         for (k, v) in t.iter() {
             let key: &'static str = crate::steps::all_keys().find(|x| *x == k).unwrap_or("");
             if let Some(s) = span_of(v) {
-                self.spans.insert(Where::Step(ti, si, key), s);
+                self.span(Where::Step(ti, si, key), s);
             }
         }
         let v = t.get(kind)?;
@@ -821,9 +1339,36 @@ impl<'a> Loader<'a> {
                 command: self.string(v, kind)?,
                 status: self.status(t),
             },
-            "expect" => StepKind::Expect {
-                pattern: self.string(v, kind)?,
-                literal: get_bool(self, "literal").unwrap_or(false),
+            "expect" => match v.as_array() {
+                // `expect = ["a", "b"]`: each, in any order.
+                Some(a) => {
+                    let mut patterns = Vec::new();
+                    for x in a.iter() {
+                        match x.as_str() {
+                            Some(p) => patterns.push(crate::vars::substitute(p, &self.inst)),
+                            None => {
+                                self.err_span(x.span(), "the patterns of `expect` are strings");
+                                return None;
+                            }
+                        }
+                    }
+                    StepKind::ExpectAll {
+                        patterns,
+                        literal: get_bool(self, "literal").unwrap_or(false),
+                    }
+                }
+                None => StepKind::Expect {
+                    pattern: self.string(v, kind)?,
+                    literal: get_bool(self, "literal").unwrap_or(false),
+                },
+            },
+            "poll" => StepKind::Poll {
+                command: self.string(v, kind)?,
+                until: get_str(self, "until"),
+                every: match t.get("every") {
+                    Some(i) => self.duration(i, "every")?,
+                    None => crate::steps::POLL_EVERY,
+                },
             },
             "send" => StepKind::Send {
                 text: self.string(v, kind)?,
@@ -849,6 +1394,7 @@ impl<'a> Loader<'a> {
                     Item::Value(Value::Boolean(_)) => Signal::Int,
                     _ => {
                         let s = self.string(v, kind)?;
+                        let s = self.expand_static(&s, span_of(v), kind)?;
                         match Signal::parse(&s) {
                             Some(x) => x,
                             None => {
@@ -1149,6 +1695,199 @@ steps = [{ barrier = "b", timeout = "1s" }, { wait = "2s", status = 0 }]
     /// The first error of a scenario made of `tail` after a tester header.
     fn tester_err(tail: &str) -> String {
         err_of(&format!("name = \"x\"\n[[tester]]\nname = \"t\"\n{tail}"))
+    }
+
+    #[test]
+    fn tester_templates() {
+        let s = load(
+            r#"
+name = "t"
+[vars]
+base = "700"
+[[tester]]
+name = "sentinel${index}"
+count = 3
+steps = [{ run = "serve ${base}${index} as ${tester}" }]
+[[tester]]
+name = "r-${item}"
+each = ["a", 7]
+timeout = "${base}ms"
+steps = [{ expect = "${item} up" }]
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = s.testers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["sentinel1", "sentinel2", "sentinel3", "r-a", "r-7"]);
+        match &s.testers[1].steps[0].kind {
+            StepKind::Run { command, .. } => assert_eq!(command, "serve ${base}2 as ${tester}"),
+            k => panic!("{k:?}"),
+        }
+        let d = s.testers[4].defaults.as_ref().unwrap();
+        assert_eq!(d.expect_timeout, Duration::from_millis(700));
+        assert_eq!(d.barrier_timeout, Duration::from_millis(700));
+        assert!(s.testers[0].defaults.is_none());
+        let e = tester_err("count = 2\nsteps = []");
+        assert!(
+            e.starts_with("t.toml:3:8: the name of a tester template must use"),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t${index}\"\ncount = 2\nsteps = [{ sleep = \"1\" }]");
+        // One error for the template, not one per tester.
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = tester_err("each = [1]\ncount = 1");
+        assert!(e.contains("`count` or `each`, not both"), "{e}");
+    }
+
+    #[test]
+    fn tester_defaults() {
+        let s = load(
+            "name = \"x\"\n[defaults]\nexpect_timeout = \"3s\"\n[[tester]]\nname = \"t\"\ndefaults = { barrier_timeout = \"40s\" }\n",
+        )
+        .unwrap();
+        let d = s.testers[0].defaults.as_ref().unwrap();
+        assert_eq!(d.expect_timeout, Duration::from_secs(3));
+        assert_eq!(d.barrier_timeout, Duration::from_secs(40));
+        let e = tester_err("defaults = { barier_timeout = \"1s\" }");
+        assert!(e.contains("did you mean `barrier_timeout`"), "{e}");
+    }
+
+    #[test]
+    fn variables_in_durations_and_signals() {
+        let s = load_with_sets(
+            "name = \"x\"\n[vars]\nd = \"2s\"\nsig = \"TERM\"\n[[tester]]\nname = \"t\"\nsteps = [{ sleep = \"${d}\" }, { terminate = \"${sig}\" }]\n",
+            &[("d", "250ms")],
+        )
+        .unwrap();
+        assert!(
+            matches!(s.testers[0].steps[0].kind, StepKind::Sleep(d) if d == Duration::from_millis(250))
+        );
+        assert!(matches!(
+            s.testers[0].steps[1].kind,
+            StepKind::Terminate(Signal::Term)
+        ));
+        let e = tester_err("steps = [{ sleep = \"${run_dir}\" }]");
+        assert!(
+            e.starts_with("t.toml:4:20: `sleep`: undefined variable `${run_dir}`"),
+            "{e}"
+        );
+        assert!(e.contains("read before the run starts"), "{e}");
+    }
+
+    #[test]
+    fn step_lists_and_includes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("shared.toml"),
+            "[steps]\nstart = [{ run = \"serve ${index}\" }, { include = \"ready\" }]\n",
+        )
+        .unwrap();
+        let text = "name = \"x\"\ninclude = [\"shared.toml\"]\n[steps]\nready = [{ expect = \"up\" }]\n[[tester]]\nname = \"s${index}\"\ncount = 2\nsteps = [{ include = \"start\" }, { ok = \"done\" }]\n";
+        let s = load_str(
+            text,
+            "x.toml",
+            dir.path().to_path_buf(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(s.testers[1].steps.len(), 3);
+        match &s.testers[1].steps[0].kind {
+            StepKind::Run { command, .. } => assert_eq!(command, "serve 2"),
+            k => panic!("{k:?}"),
+        }
+        // A mistake in an included file is reported in that file.
+        std::fs::write(
+            dir.path().join("shared.toml"),
+            "[steps]\nstart = [{ rnu = \"x\" }]\n",
+        )
+        .unwrap();
+        let e = load_str(
+            text,
+            "x.toml",
+            dir.path().to_path_buf(),
+            &LoadOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        let shared = dir.path().join("shared.toml").display().to_string();
+        assert!(
+            e.starts_with(&format!("{shared}:2:12: unknown key `rnu`")),
+            "{e}"
+        );
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ include = \"nope\" }]");
+        assert!(e.contains("no step list `nope`"), "{e}");
+        let e = err_of("name = \"x\"\n[steps]\na = [{ include = \"a\" }]\n[[tester]]\nname = \"t\"\nsteps = [{ include = \"a\" }]");
+        assert!(e.contains("includes itself"), "{e}");
+    }
+
+    #[test]
+    fn free_ports_are_distinct_variables() {
+        let s = load("name = \"x\"\nfree_ports = [\"a\", \"b\"]\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"serve ${a} ${b}\" }]\n").unwrap();
+        let a: u16 = s
+            .vars
+            .iter()
+            .find(|v| v.0 == "a")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        let b: u16 = s
+            .vars
+            .iter()
+            .find(|v| v.0 == "b")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        assert!(a > 0 && b > 0 && a != b);
+        let e = err_of("name = \"x\"\nfree_ports = [\"tester\"]\n[[tester]]\nname = \"t\"\n");
+        assert!(
+            e.starts_with("t.toml:2:15: `tester` is already a variable"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unordered_expect_and_poll() {
+        let s = load("name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ expect = [\"a\", \"(?P<n>\\\\d+)\"] }, { poll = \"check\", until = \"ok\", every = \"100ms\" }]\n").unwrap();
+        assert!(
+            matches!(&s.testers[0].steps[0].kind, StepKind::ExpectAll { patterns, .. } if patterns.len() == 2)
+        );
+        assert!(
+            matches!(&s.testers[0].steps[1].kind, StepKind::Poll { every, .. } if *every == Duration::from_millis(100))
+        );
+        let e = tester_err("steps = [{ expect = [\"a\", \"(\"] }]");
+        assert!(e.contains("bad regex"), "{e}");
+        let e = tester_err("steps = [{ poll = \"x\", untill = \"y\" }]");
+        assert!(e.contains("did you mean `until`"), "{e}");
+    }
+
+    #[test]
+    fn values_across_testers_and_deadlocks() {
+        let ok = "name = \"x\"\n[[tester]]\nname = \"srv\"\nsteps = [{ expect = 'port=(?P<port>\\d+)' }, { barrier = \"up\" }]\n[[tester]]\nname = \"cli\"\nsteps = [{ barrier = \"up\" }, { run = \"connect ${srv.port}\" }]\n";
+        load(ok).unwrap();
+        let early = ok.replace(
+            "steps = [{ barrier = \"up\" }, { run = \"connect ${srv.port}\" }]",
+            "steps = [{ run = \"connect ${srv.port}\" }, { barrier = \"up\" }]",
+        );
+        let e = err_of(&early);
+        assert!(
+            e.starts_with("t.toml:7:27: `${srv.port}` is used with no barrier"),
+            "{e}"
+        );
+        let plain = ok.replace("${srv.port}", "${port}");
+        assert!(err_of(&plain).contains("undefined variable `${port}`"));
+        let dead = "name = \"x\"\n[[tester]]\nname = \"a\"\nsteps = [{ barrier = \"A\" }, { barrier = \"B\" }]\n[[tester]]\nname = \"b\"\nsteps = [{ barrier = \"B\" }, { barrier = \"A\" }]\n";
+        let e = err_of(dead);
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 2, "{e}");
+        assert!(
+            lines[0].starts_with("t.toml:4:41: these barriers must deadlock"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with("t.toml:7:41: these barriers must deadlock"),
+            "{e}"
+        );
     }
 
     #[test]

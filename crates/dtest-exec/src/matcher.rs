@@ -39,6 +39,8 @@ enum PatKind {
         dfa: Box<DFA>,
         re: regex::bytes::Regex,
     },
+    /// Every one of these, in any order (an unordered `expect`).
+    All(Vec<Pattern>),
 }
 
 /// A successful match in the last chunk fed.
@@ -85,6 +87,22 @@ impl Pattern {
         })
     }
 
+    /// A pattern that matches once each of `parts` has matched, in any
+    /// order, each in the output since the start (they may overlap). The
+    /// hit ends where the last of them ends; its text is the parts' matched
+    /// texts, one per line, in the order written; its captures are theirs.
+    pub fn all(parts: Vec<Pattern>) -> Pattern {
+        let source = parts
+            .iter()
+            .map(|p| p.source.as_str())
+            .collect::<Vec<_>>()
+            .join(" & ");
+        Pattern {
+            source,
+            kind: std::sync::Arc::new(PatKind::All(parts)),
+        }
+    }
+
     /// The pattern as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -100,6 +118,7 @@ impl Pattern {
         match &*self.kind {
             PatKind::Literal(_) => Vec::new(),
             PatKind::Regex { re, .. } => re.capture_names().flatten().map(String::from).collect(),
+            PatKind::All(ps) => ps.iter().flat_map(|p| p.capture_names()).collect(),
         }
     }
 
@@ -133,12 +152,18 @@ pub struct Matcher {
     /// Bytes seen before the current chunk that a match may still use.
     tail: Vec<u8>,
     started: bool,
+    /// An unordered pattern: each part's matcher, and its hit once found.
+    parts: Vec<(Matcher, Option<Hit>)>,
 }
 
 impl Matcher {
     fn new(pat: Pattern) -> Matcher {
+        let parts = match &*pat.kind {
+            PatKind::All(ps) => ps.iter().map(|p| (p.matcher(), None)).collect(),
+            _ => Vec::new(),
+        };
         let (cache, state) = match &*pat.kind {
-            PatKind::Literal(_) => (None, None),
+            PatKind::Literal(_) | PatKind::All(_) => (None, None),
             PatKind::Regex { dfa, .. } => {
                 let mut cache = dfa.create_cache();
                 let st = dfa
@@ -153,6 +178,7 @@ impl Matcher {
             state,
             tail: Vec::new(),
             started: false,
+            parts,
         }
     }
 
@@ -164,6 +190,7 @@ impl Matcher {
         let kind = std::sync::Arc::clone(&self.pat.kind);
         match &*kind {
             PatKind::Literal(f) => self.feed_literal(f, chunk),
+            PatKind::All(_) => self.feed_all(chunk),
             PatKind::Regex { dfa, re } => {
                 if first && re.is_match(b"") {
                     return Some(Hit {
@@ -178,6 +205,32 @@ impl Matcher {
                 }
             }
         }
+    }
+
+    fn feed_all(&mut self, chunk: &[u8]) -> Option<Hit> {
+        let mut end = None;
+        for (m, hit) in &mut self.parts {
+            if hit.is_none() {
+                if let Some(h) = m.feed(chunk) {
+                    end = Some(end.unwrap_or(0).max(h.end));
+                    *hit = Some(h);
+                }
+            }
+        }
+        let end = end?;
+        if self.parts.iter().any(|(_, h)| h.is_none()) {
+            return None;
+        }
+        let hits: Vec<&Hit> = self.parts.iter().filter_map(|(_, h)| h.as_ref()).collect();
+        Some(Hit {
+            end,
+            matched: hits
+                .iter()
+                .map(|h| h.matched.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            captures: hits.iter().flat_map(|h| h.captures.clone()).collect(),
+        })
     }
 
     fn feed_literal(&mut self, f: &memchr::memmem::Finder<'_>, chunk: &[u8]) -> Option<Hit> {
@@ -429,6 +482,27 @@ mod tests {
         assert!(Pattern::new("a(", false)
             .unwrap_err()
             .starts_with("bad regex"));
+    }
+
+    #[test]
+    fn unordered_parts_in_any_order_and_split() {
+        let p = Pattern::all(vec![
+            Pattern::new(r"\+slave (?P<replica>\d+);", false).unwrap(),
+            Pattern::new("+sentinel", true).unwrap(),
+        ]);
+        assert_eq!(p.capture_names(), vec!["replica".to_string()]);
+        for text in [
+            &b"x +sentinel a +slave 6380; y"[..],
+            &b"x +slave 6380; +sentinel y"[..],
+        ] {
+            for cut in 0..=text.len() {
+                let (end, h) = run(&p, &[&text[..cut], &text[cut..]]).unwrap();
+                assert_eq!(end, text.len() - 2, "cut {cut}");
+                assert_eq!(h.matched, "+slave 6380;\n+sentinel");
+                assert_eq!(h.captures, vec![("replica".into(), "6380".into())]);
+            }
+        }
+        assert!(run(&p, &[b"+slave 1; +slave 2;"]).is_none());
     }
 
     #[test]

@@ -107,6 +107,25 @@ pub enum StepKind {
         /// Whether `pattern` is literal text.
         literal: bool,
     },
+    /// Waits until each of several patterns has appeared in the output,
+    /// in any order (`expect = ["a", "b"]`).
+    ExpectAll {
+        /// Regexes (or literal texts).
+        patterns: Vec<String>,
+        /// Whether the patterns are literal text.
+        literal: bool,
+    },
+    /// Runs a command again and again, every `every`, until it succeeds
+    /// (ends with status 0; with `until`, its output matches `until`), within
+    /// the step's deadline.
+    Poll {
+        /// The command line.
+        command: String,
+        /// A regex its output must match (then the status does not matter).
+        until: Option<String>,
+        /// The pause between the end of an attempt and the next start.
+        every: Duration,
+    },
     /// Writes text to the session.
     Send {
         /// The text (escapes already decoded by TOML).
@@ -159,6 +178,12 @@ impl fmt::Debug for StepKind {
             } => write!(f, "Ok({description:?}, {pass})"),
             StepKind::Run { command, status } => write!(f, "Run({command:?}, {status:?})"),
             StepKind::Expect { pattern, .. } => write!(f, "Expect({pattern:?})"),
+            StepKind::ExpectAll { patterns, .. } => write!(f, "ExpectAll({patterns:?})"),
+            StepKind::Poll {
+                command,
+                until,
+                every,
+            } => write!(f, "Poll({command:?}, {until:?}, {every:?})"),
             StepKind::Send { secret, .. } => write!(f, "Send(secret: {secret})"),
             StepKind::Put { from, to } => write!(f, "Put({from:?}, {to:?})"),
             StepKind::Get { from, to } => write!(f, "Get({from:?}, {to:?})"),
@@ -179,7 +204,8 @@ impl StepKind {
         match self {
             StepKind::Ok { .. } => "ok",
             StepKind::Run { .. } => "run",
-            StepKind::Expect { .. } => "expect",
+            StepKind::Expect { .. } | StepKind::ExpectAll { .. } => "expect",
+            StepKind::Poll { .. } => "poll",
             StepKind::Send { .. } => "send",
             StepKind::Put { .. } => "put",
             StepKind::Get { .. } => "get",
@@ -261,6 +287,33 @@ impl Step {
         Step::of(StepKind::Expect {
             pattern: text.into(),
             literal: true,
+        })
+    }
+    /// Waits until each pattern (regex) has appeared, in any order.
+    pub fn expect_all<S: Into<String>>(patterns: impl IntoIterator<Item = S>) -> Step {
+        Step::of(StepKind::ExpectAll {
+            patterns: patterns.into_iter().map(Into::into).collect(),
+            literal: false,
+        })
+    }
+    /// Runs `command` every `every` until it ends with status 0.
+    pub fn poll(command: impl Into<String>, every: Duration) -> Step {
+        Step::of(StepKind::Poll {
+            command: command.into(),
+            until: None,
+            every,
+        })
+    }
+    /// Runs `command` every `every` until its output matches `until`.
+    pub fn poll_until(
+        command: impl Into<String>,
+        until: impl Into<String>,
+        every: Duration,
+    ) -> Step {
+        Step::of(StepKind::Poll {
+            command: command.into(),
+            until: Some(until.into()),
+            every,
         })
     }
     /// Writes text to the session.
@@ -389,6 +442,9 @@ pub struct Tester {
     /// Transport-specific keys (`identity`, `x11`, ...), passed to the
     /// transport untouched (see [`crate::session::OpenSpec::options`]).
     pub options: BTreeMap<String, String>,
+    /// This tester's step defaults, replacing the scenario's (`None`: the
+    /// scenario's).
+    pub defaults: Option<Defaults>,
 }
 
 impl Tester {
@@ -404,6 +460,7 @@ impl Tester {
             steps: Vec::new(),
             record_output: true,
             options: BTreeMap::new(),
+            defaults: None,
         }
     }
     /// Sets the host URL.
@@ -439,6 +496,11 @@ impl Tester {
     /// Sets a transport-specific option.
     pub fn option(mut self, k: impl Into<String>, v: impl Into<String>) -> Tester {
         self.options.insert(k.into(), v.into());
+        self
+    }
+    /// Sets this tester's step defaults (replacing the scenario's).
+    pub fn defaults(mut self, d: Defaults) -> Tester {
+        self.defaults = Some(d);
         self
     }
     /// Appends a step.
@@ -579,6 +641,15 @@ impl Scenario {
             .filter(|b| **b != "tester")
             .map(|b| (b.to_string(), builtin_len(b)))
             .collect();
+        // `${X.name}`: a capture of tester `X`, checked against the
+        // barriers below (crate::order).
+        let testers: HashMap<&str, usize> = self
+            .testers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let cross: std::cell::RefCell<Vec<(Where, usize, usize, String)>> = Default::default();
         // Returns the length `s` expands to.
         let check = |w: Where, s: &str, known: &HashMap<String, u64>, probs: &mut Vec<Problem>| {
             match vars::references(s) {
@@ -590,6 +661,14 @@ impl Scenario {
                     for r in &refs {
                         if known.contains_key(&r.name) {
                             continue;
+                        }
+                        if let Some((t, n)) = r.name.rsplit_once('.') {
+                            if let Some(ti) = testers.get(t) {
+                                cross
+                                    .borrow_mut()
+                                    .push((w.clone(), r.offset, *ti, n.to_string()));
+                                continue;
+                            }
                         }
                         let msg = if r.name == "tester" && matches!(w, Where::Var(_)) {
                             "`${tester}` cannot be used in [vars], which are the same for every tester (use it in a tester's keys and steps)".to_string()
@@ -733,6 +812,39 @@ impl Scenario {
                             Err(_) => {}
                         }
                     }
+                    StepKind::ExpectAll { patterns, literal } => {
+                        if patterns.is_empty() {
+                            probs.push(Problem::new(
+                                w(kw),
+                                "an unordered `expect` needs at least one pattern",
+                            ));
+                        }
+                        for pattern in patterns {
+                            value!(kw, pattern);
+                            match Pattern::new(pattern, *literal) {
+                                Ok(p) => {
+                                    for n in p.capture_names() {
+                                        known.insert(n, 0);
+                                    }
+                                }
+                                Err(e) if !pattern.contains("${") => {
+                                    probs.push(Problem::new(w(kw), format!("`{pattern}`: {e}")))
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                    }
+                    StepKind::Poll { command, until, .. } => {
+                        value!(kw, command);
+                        if let Some(u) = until {
+                            value!("until", u);
+                            if !u.contains("${") {
+                                if let Err(e) = Pattern::new(u, false) {
+                                    probs.push(Problem::new(w("until"), e));
+                                }
+                            }
+                        }
+                    }
                     StepKind::Terminate(sig) => {
                         if !sig.terminates() {
                             let use_instead = match sig {
@@ -757,6 +869,22 @@ impl Scenario {
                 if let Some(n) = &s.name {
                     value!("name", n);
                 }
+            }
+        }
+        // Values across testers.
+        let occ = crate::order::occurrences(self);
+        for (w, off, x, name) in cross.into_inner() {
+            let r = match &w {
+                Where::Step(from, si, _) => {
+                    crate::order::cross_use(self, &occ, *from, *si, x, &name)
+                }
+                _ => Err(format!(
+                    "`${{{}.{name}}}`: a tester's keys are used when its session opens, before any barrier: a capture of another tester can only be used in steps",
+                    self.testers[x].name
+                )),
+            };
+            if let Err(m) = r {
+                probs.push(Problem::at(w, off, m));
             }
         }
         // Barriers: at least two testers, the same number of times each.
@@ -791,6 +919,9 @@ impl Scenario {
                     ),
                 ));
             }
+        }
+        if probs.is_empty() {
+            probs.extend(crate::order::deadlocks(self));
         }
         probs
     }

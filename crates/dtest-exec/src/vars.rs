@@ -160,6 +160,30 @@ pub fn expand_max(
     Ok(out)
 }
 
+/// Replaces the references of `s` to the variables of `vals` by their
+/// values, leaving every other reference (and `$${` escapes) as written:
+/// a tester template's `${index}` and `${item}` are substituted this way
+/// when the scenario is loaded, the rest is expanded at run time.
+pub fn substitute(s: &str, vals: &[(String, String)]) -> String {
+    if vals.is_empty() || !s.contains("${") {
+        return s.to_string();
+    }
+    let Ok(refs) = references(s) else {
+        return s.to_string();
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for r in refs {
+        if let Some((_, v)) = vals.iter().find(|(n, _)| *n == r.name) {
+            out.push_str(&s[last..r.offset]);
+            out.push_str(v);
+            last = r.offset + r.name.len() + 3;
+        }
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +194,16 @@ mod tests {
             "run_dir" => Some("/r".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn substitutes_only_the_given_names() {
+        let v = vec![("index".to_string(), "2".to_string())];
+        assert_eq!(
+            substitute("s${index} $${index} ${port} ${index}", &v),
+            "s2 $${index} ${port} 2"
+        );
+        assert_eq!(substitute("plain", &v), "plain");
     }
 
     #[test]

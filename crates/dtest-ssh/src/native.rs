@@ -211,6 +211,15 @@ impl Transport for SshTransport {
         parse_url(url).map(|_| ())
     }
 
+    fn option_keys(&self) -> &'static [&'static str] {
+        crate::config::KNOWN_KEYS
+    }
+
+    fn check_option(&self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let one = std::collections::BTreeMap::from([(key.to_string(), value.to_string())]);
+        crate::config::TesterOptions::parse(&one).map(|_| ())
+    }
+
     fn open(&self, spec: &OpenSpec) -> Result<Box<dyn Channel>> {
         Ok(Box::new(SshChannel::open(self, spec)?))
     }

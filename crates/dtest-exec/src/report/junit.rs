@@ -40,6 +40,26 @@ fn diag_text(p: &Point) -> String {
     s
 }
 
+/// The test case names of one suite's points: their descriptions, which
+/// are the same from run to run (never the point's number, which depends
+/// on how the testers interleaved); a description a suite has several
+/// times gets ` [2]`, ` [3]`... from its second time on, so that each case
+/// keeps its own history in a CI system.
+fn case_names(ps: &[&Point]) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    ps.iter()
+        .map(|p| {
+            let n = seen.entry(p.description.as_str()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                p.description.clone()
+            } else {
+                format!("{} [{n}]", p.description)
+            }
+        })
+        .collect()
+}
+
 /// Writes JUnit XML: one testsuite per tester (in `testers` order, then the
 /// points with no tester), one testcase per point.
 pub fn write_junit(
@@ -81,11 +101,11 @@ pub fn write_junit(
             xml_escape(name),
             ps.len()
         )?;
-        for p in ps {
+        for (p, case) in ps.iter().zip(case_names(ps)) {
             write!(
                 out,
                 "    <testcase name=\"{}\" classname=\"{}.{}\" time=\"{:.3}\"",
-                xml_escape(&format!("{} {}", p.number, p.description)),
+                xml_escape(&case),
                 xml_escape(scenario),
                 xml_escape(name),
                 p.duration.as_secs_f64()

@@ -1,11 +1,18 @@
 //! Reports of a run: its test points, fed as run events to reporters.
 //!
-//! The runner emits [`RunEvent`]s (the plan, each point as its step ends,
-//! comments, the end); each [`Reporter`] renders them: [`tap::TapReporter`]
-//! writes TAP version 14 as the run goes, [`junit::JunitReporter`] writes
-//! JUnit XML at the end. A new format is one file with one `Reporter`.
+//! The runner emits [`RunEvent`]s (the plan, each step as it starts, each
+//! point as its step ends, comments, the end); each [`Reporter`] renders
+//! them: [`tap::TapReporter`] writes TAP (version 13 by default, 14 on
+//! request) as the run goes, [`junit::JunitReporter`] writes JUnit XML at
+//! the end, [`status::StatusReporter`] keeps a live status line per tester
+//! on a terminal. A new format is one file with one `Reporter`.
+//!
+//! A point's description is its identity for CI systems: it derives from
+//! the step's definition only (never a timing or a wording that depends on
+//! how the step went), so that it is the same from run to run.
 
 pub mod junit;
+pub mod status;
 pub mod tap;
 
 pub use junit::write_junit;
@@ -91,11 +98,45 @@ pub fn yaml_str(s: &str) -> String {
     o
 }
 
+/// The TAP version written on the first line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TapVersion {
+    /// `TAP version 13`: what every harness reads, Test::Harness 3.44
+    /// (Debian 12's `prove`) included, which refuses 14.
+    #[default]
+    V13,
+    /// `TAP version 14` (the same lines: dtest uses nothing 14 adds).
+    V14,
+}
+
+impl TapVersion {
+    /// The version number.
+    pub fn number(self) -> u32 {
+        match self {
+            TapVersion::V13 => 13,
+            TapVersion::V14 => 14,
+        }
+    }
+}
+
 /// What a run tells its reporters, in order.
 #[derive(Debug)]
 pub enum RunEvent<'a> {
     /// The number of points the run will have (first).
     Plan(usize),
+    /// A tester starts a step (its point follows when it ends).
+    StepStart {
+        /// The tester.
+        tester: &'a str,
+        /// The step's index in the tester's steps, from 0.
+        step: usize,
+        /// How many steps the tester has.
+        steps: usize,
+        /// The step's description, without the tester's name (`barrier "b"`).
+        description: &'a str,
+        /// The step's deadline, from now, when it has one.
+        deadline: Option<Duration>,
+    },
     /// A point, numbered, as its step ends.
     Point(&'a Point),
     /// A remark (why the run stopped).
@@ -108,6 +149,10 @@ pub enum RunEvent<'a> {
 }
 
 /// Renders run events into a format.
+///
+/// Events are given under the lock every tester takes to report a point:
+/// a reporter does no slow work in [`Reporter::event`] (the status
+/// reporter only updates its state; its own thread draws).
 pub trait Reporter: Send {
     /// Handles one event. An error stops this reporter only.
     fn event(&mut self, e: &RunEvent<'_>) -> io::Result<()>;
@@ -120,7 +165,7 @@ mod tests {
     #[test]
     fn tap_lines() {
         let mut v = Vec::new();
-        let mut t = TapWriter::start(&mut v, 2).unwrap();
+        let mut t = TapWriter::start(&mut v, 2, TapVersion::default()).unwrap();
         t.point(&Point {
             number: 1,
             tester: "t".into(),
@@ -135,7 +180,7 @@ mod tests {
         let s = String::from_utf8(v).unwrap();
         assert_eq!(
             s,
-            "TAP version 14\n1..2\nnot ok 1 - a \\# b\\nc # TODO later\n  ---\n  pattern: \"x\\\"\\x01\"\n  ...\n"
+            "TAP version 13\n1..2\nnot ok 1 - a \\# b\\nc # TODO later\n  ---\n  pattern: \"x\\\"\\x01\"\n  ...\n"
         );
     }
 }

@@ -33,14 +33,14 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dtest_trace::{Actor, ActorId, ActorKind, EventData, Header, Recorder};
+use dtest_trace::{Actor, ActorId, ActorKind, Dir, EventData, Header, Reader, Recorder};
 
 use crate::master::Master;
 use crate::report::junit::JunitReporter;
 use crate::report::tap::TapReporter;
-use crate::report::{DiagValue, Point, Reporter, RunEvent};
+use crate::report::{DiagValue, Point, Reporter, RunEvent, TapVersion};
 use crate::scenario::Scenario;
 use crate::session::{HostUrl, Signal, TransportRegistry};
 use crate::vars;
@@ -59,8 +59,13 @@ pub struct ExtraPoint {
     pub diagnostics: Vec<(String, String)>,
 }
 
-/// Called with the finished trace's path once the run is over; returns the
-/// extra TAP points (as many as [`RunOptions::extra_points`] announced).
+/// Called once the testers are done, before the trace's `end` event is
+/// written, with the path of a complete copy of the run's trace (every
+/// event of the run, then a provisional `end` event saying how the steps
+/// went; the copy is removed afterwards); returns the extra TAP points (as
+/// many as [`RunOptions::extra_points`] announced). The points are part of
+/// the run: recorded as verdicts of the master and counted in the trace's
+/// real `end` event, like the steps' points.
 pub type AfterHook = Box<dyn FnOnce(&Path) -> Vec<ExtraPoint> + Send>;
 
 /// Says whether the process received SIGINT or SIGTERM
@@ -81,8 +86,14 @@ pub struct RunOptions {
     pub interrupt: Option<InterruptProbe>,
     /// Points the `after` hook adds (counted in the plan).
     pub extra_points: usize,
-    /// Run once the trace is finished; its points end the TAP output.
+    /// Run once the testers are done, before the trace's end (see
+    /// [`AfterHook`]); its points end the TAP output.
     pub after: Option<AfterHook>,
+    /// The TAP version line (13 by default).
+    pub tap_version: TapVersion,
+    /// More reporters fed with the run's events (after TAP, before JUnit),
+    /// such as the CLI's live status ([`crate::report::status`]).
+    pub reporters: Vec<Box<dyn Reporter>>,
     /// Trace header metadata (command line, version).
     pub meta: Vec<(String, String)>,
     /// Wait until the trace, the logs and the JUnit file are on disk before
@@ -113,6 +124,8 @@ impl RunOptions {
             interrupt: None,
             extra_points: 0,
             after: None,
+            tap_version: TapVersion::default(),
+            reporters: Vec::new(),
             meta: Vec::new(),
             fsync: false,
         }
@@ -202,18 +215,49 @@ pub(crate) struct Ctx<'a> {
     pub(crate) out_dir: &'a Path,
     pub(crate) registry: &'a TransportRegistry,
     pub(crate) vars: &'a BTreeMap<String, String>,
+    /// The variables as point descriptions show them: what is known only
+    /// at run time stays as written (`${run_dir}`, and the `[vars]` made
+    /// of it), so that a description is the same from run to run.
+    pub(crate) stable_vars: &'a BTreeMap<String, String>,
     pub(crate) tester_actor: Vec<ActorId>,
     pub(crate) session_actor: Vec<ActorId>,
     pub(crate) health: Arc<Health>,
     /// The run's id, in every session's environment (`DTEST_RUN_ID`).
     pub(crate) run_id: String,
+    /// Values shared across testers (`${X.name}`): what each tester had
+    /// captured when it reached each barrier occurrence, keyed by barrier,
+    /// generation and tester; read by the other participants after it.
+    pub(crate) published: Mutex<SharedValues>,
 }
+
+/// Per barrier occurrence and tester, the values it published there.
+pub(crate) type SharedValues = HashMap<(String, u32, usize), Vec<(String, String)>>;
 
 impl Ctx<'_> {
     /// A TAP comment (`# ...`) between points.
     pub(crate) fn comment(&self, text: &str) {
         let mut rep = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
         rep.send(&RunEvent::Comment(text));
+    }
+
+    /// Tells the reporters that tester `tester` starts step `step` of
+    /// `steps` (`description` without the tester's name).
+    pub(crate) fn step_start(
+        &self,
+        tester: usize,
+        step: usize,
+        steps: usize,
+        description: &str,
+        deadline: Option<Duration>,
+    ) {
+        let mut rep = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
+        rep.send(&RunEvent::StepStart {
+            tester: &self.sc.testers[tester].name,
+            step,
+            steps,
+            description,
+            deadline,
+        });
     }
 
     /// Emits a point: numbers it, reports it, records the verdict.
@@ -239,6 +283,41 @@ impl Ctx<'_> {
         self.health.trace(r);
         rep.points.push(p);
     }
+}
+
+/// The complete copy of the trace the `after` hook checks, in the run
+/// directory while it runs.
+const CHECK_COPY: &str = ".trace-check.dtrace";
+
+/// Writes `dst`: every event of the trace at `src` (flushed, not yet
+/// ended), then an `end` event of the master at `end_ns` with `ok` and
+/// `summary`: a complete trace, as it would be if the run ended now.
+fn complete_copy(
+    src: &Path,
+    dst: &Path,
+    end_ns: u64,
+    ok: bool,
+    summary: &str,
+) -> Result<(), dtest_trace::Error> {
+    let mut r = Reader::open(src)?;
+    let mut w = dtest_trace::create(dst, r.header().clone())?;
+    w.set_cut_oversized(true);
+    let mut last = 0;
+    while let Some(e) = r.next_event()? {
+        last = last.max(e.time_ns);
+        w.append_event(e)?;
+    }
+    w.append_auto(
+        0,
+        end_ns.max(last),
+        Dir::Local,
+        None,
+        &EventData::End {
+            ok,
+            summary: summary.to_string(),
+        },
+    )?;
+    w.flush()
 }
 
 /// `fsync`s the regular files directly in `dir` (the trace, the testers'
@@ -269,6 +348,8 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         interrupt,
         extra_points,
         after,
+        tap_version,
+        reporters: more_reporters,
         meta,
         fsync,
     } = opts;
@@ -286,6 +367,20 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         let val =
             vars::expand(v, &|n| vmap.get(n).cloned()).map_err(|(_, m)| RunError::Invalid(m))?;
         vmap.insert(k.clone(), val);
+    }
+    // The same, as descriptions show them: the run directory and the
+    // scenario's directory (which differ from run to run, or from one
+    // checkout to another) as written.
+    let mut stable: BTreeMap<String, String> = BTreeMap::new();
+    for b in ["run_dir", "scenario_dir"] {
+        stable.insert(b.into(), format!("${{{b}}}"));
+    }
+    for (k, v) in &sc.vars {
+        let val = vars::expand(v, &|n| {
+            Some(stable.get(n).cloned().unwrap_or_else(|| format!("${{{n}}}")))
+        })
+        .unwrap_or_else(|_| v.clone());
+        stable.insert(k.clone(), val);
     }
 
     // Actors: master, the testers, their sessions.
@@ -339,7 +434,9 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     let master = Master::new(names.clone(), tester_actor.clone(), 0, members);
     let control = Control::new(sc.timeout, interrupt);
     let plan = sc.plan() + extra_points;
-    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(TapReporter::new(tap))];
+    let mut reporters: Vec<Box<dyn Reporter>> =
+        vec![Box::new(TapReporter::new(tap, tap_version))];
+    reporters.extend(more_reporters);
     if let Some(j) = &junit {
         reporters.push(Box::new(JunitReporter::new(
             j.clone(),
@@ -366,10 +463,12 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
         out_dir: &out_dir,
         registry: &registry,
         vars: &vmap,
+        stable_vars: &stable,
         tester_actor,
         session_actor,
         health: Arc::clone(&health),
         run_id,
+        published: Mutex::new(HashMap::new()),
     };
 
     std::thread::scope(|s| {
@@ -404,17 +503,82 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
 
     let stop = control.check_final();
     let mut rep = reporting.into_inner().unwrap_or_else(|e| e.into_inner());
-    let failed = rep.points.iter().filter(|p| p.failed()).count();
-    let record_ok = health.error().is_none();
-    let ok = failed == 0 && stop.is_none() && record_ok;
-    let summary = format!(
-        "{} tests, {} failed{}",
-        rep.points.len(),
-        failed,
-        stop.as_ref()
-            .map(|s| format!(", {}", s.reason()))
-            .unwrap_or_default()
-    );
+    let summary = |points: &[Point]| {
+        let failed = points.iter().filter(|p| p.failed()).count();
+        let text = format!(
+            "{} tests, {} failed{}",
+            points.len(),
+            failed,
+            stop.as_ref()
+                .map(|s| format!(", {}", s.reason()))
+                .unwrap_or_default()
+        );
+        (failed == 0 && stop.is_none(), text)
+    };
+
+    // Extra points (property checks), part of the run: checked on a
+    // complete copy of the trace, then recorded and counted in the real
+    // `end` event, so that the trace, TAP and the exit code agree.
+    if let Some(f) = after {
+        let r = rec.flush();
+        health.trace(r);
+        let (steps_ok, steps_summary) = summary(&rep.points);
+        let copy = out_dir.join(CHECK_COPY);
+        let end_ns = rec.now_ns();
+        let steps_ok = steps_ok && health.error().is_none();
+        let mut extra = match complete_copy(&trace_path, &copy, end_ns, steps_ok, &steps_summary) {
+            Ok(()) => f(&copy),
+            Err(e) => vec![ExtraPoint {
+                ok: false,
+                description: "check did not run".into(),
+                diagnostics: vec![(
+                    "error".into(),
+                    format!("cannot copy the trace to check it: {e}"),
+                )],
+            }],
+        };
+        let _ = std::fs::remove_file(&copy);
+        extra.truncate(extra_points);
+        while extra.len() < extra_points {
+            extra.push(ExtraPoint {
+                ok: false,
+                description: "check did not run".into(),
+                diagnostics: Vec::new(),
+            });
+        }
+        for e in extra {
+            rep.next += 1;
+            let p = Point {
+                number: rep.next,
+                tester: String::new(),
+                ok: e.ok,
+                description: e.description,
+                directive: None,
+                diag: e
+                    .diagnostics
+                    .into_iter()
+                    .map(|(k, v)| (k, DiagValue::Text(v)))
+                    .collect(),
+                duration: Duration::ZERO,
+                note: None,
+            };
+            rep.send(&RunEvent::Point(&p));
+            let r = rec.local(
+                0,
+                EventData::Verdict {
+                    number: p.number,
+                    ok: p.ok,
+                    description: p.description.clone(),
+                    directive: None,
+                    reason: String::new(),
+                },
+            );
+            health.trace(r);
+            rep.points.push(p);
+        }
+    }
+    let (points_ok, summary) = summary(&rep.points);
+    let ok = points_ok && health.error().is_none();
     let r = rec.finish(0, ok, summary);
     health.trace(r);
     if fsync {
@@ -423,40 +587,6 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     }
     drop(rec);
 
-    // Extra points (property checks) on the finished trace.
-    let mut extra = match after {
-        Some(f) => f(&trace_path),
-        None => Vec::new(),
-    };
-    extra.truncate(extra_points);
-    while extra.len() < extra_points {
-        extra.push(ExtraPoint {
-            ok: false,
-            description: "check did not run".into(),
-            diagnostics: Vec::new(),
-        });
-    }
-    let mut any_extra_failed = false;
-    for e in extra {
-        rep.next += 1;
-        any_extra_failed |= !e.ok;
-        let p = Point {
-            number: rep.next,
-            tester: String::new(),
-            ok: e.ok,
-            description: e.description,
-            directive: None,
-            diag: e
-                .diagnostics
-                .into_iter()
-                .map(|(k, v)| (k, DiagValue::Text(v)))
-                .collect(),
-            duration: Duration::ZERO,
-            note: None,
-        };
-        rep.send(&RunEvent::Point(&p));
-        rep.points.push(p);
-    }
     if let Some(s) = &stop {
         rep.send(&RunEvent::Comment(&s.reason()));
     }
@@ -482,13 +612,12 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
             source: e,
         })?;
     }
-    let _ = Instant::now();
     let interrupted = match &stop {
         Some(Stop::Interrupted(s)) => Some(*s),
         _ => None,
     };
     Ok(RunReport {
-        ok: ok && !any_extra_failed,
+        ok: ok && record_error.is_none(),
         points,
         interrupted,
         timed_out: matches!(stop, Some(Stop::Timeout(_))),

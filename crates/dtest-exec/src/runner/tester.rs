@@ -103,14 +103,62 @@ impl<'a> TesterRun<'a> {
         self.ctx.out_dir
     }
 
-    /// The scenario's step defaults.
+    /// The step defaults: the tester's own, else the scenario's.
     pub(crate) fn defaults(&self) -> &Defaults {
-        &self.ctx.sc.defaults
+        let t = &self.ctx.sc.testers[self.ti];
+        t.defaults.as_ref().unwrap_or(&self.ctx.sc.defaults)
+    }
+
+    /// Publishes this tester's values at barrier occurrence `(b, gen)`,
+    /// before it enters it (see [`super::Ctx::published`]).
+    pub(crate) fn publish(&self, b: &str, gen: u32) {
+        let own: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| !k.contains('.') && !crate::load::BUILTIN_VARS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut p = self.ctx.published.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert((b.to_string(), gen, self.ti), own);
+    }
+
+    /// After barrier occurrence `(b, gen)` is released: takes the values
+    /// the other participants published there as `${tester.name}`.
+    pub(crate) fn import(&mut self, b: &str, gen: u32) {
+        let p = self.ctx.published.lock().unwrap_or_else(|e| e.into_inner());
+        for (ti, t) in self.ctx.sc.testers.iter().enumerate() {
+            if ti == self.ti {
+                continue;
+            }
+            if let Some(vals) = p.get(&(b.to_string(), gen, ti)) {
+                for (k, v) in vals {
+                    self.vars.insert(format!("{}.{k}", t.name), v.clone());
+                }
+            }
+        }
     }
 
     /// Expands `${...}` with the tester's variables.
     pub(crate) fn expand(&self, s: &str) -> Result<String, String> {
         vars::expand(s, &|n| self.vars.get(n).cloned()).map_err(|(_, m)| m)
+    }
+
+    /// Expands `${...}` as point descriptions show them: the values fixed
+    /// before the run (`[vars]`, `--set`, `${tester}`) are expanded; those
+    /// known only during the run stay as written (`${run_dir}`,
+    /// `${scenario_dir}`, the `[vars]` made of them, captures), so that a
+    /// description is the same from one run to the next.
+    pub(crate) fn expand_stable(&self, s: &str) -> String {
+        let lookup = |n: &str| {
+            let fixed = match n {
+                "tester" => Some(self.name.clone()),
+                // A capture (or a capture over a `[vars]` name).
+                _ if self.vars.get(n) != self.ctx.vars.get(n) => None,
+                _ => self.ctx.stable_vars.get(n).cloned(),
+            };
+            Some(fixed.unwrap_or_else(|| format!("${{{n}}}")))
+        };
+        vars::expand(s, &lookup).unwrap_or_else(|_| s.to_string())
     }
 
     /// A wait bound of `d` from now, within the run's deadline and stop.
@@ -244,7 +292,11 @@ impl<'a> TesterRun<'a> {
             create_cwd: true,
             env,
             connect_timeout: until.deadline.saturating_duration_since(Instant::now()),
-            options: t.options.clone(),
+            options: t
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), self.expand(v).unwrap_or_else(|_| v.clone())))
+                .collect(),
             stop: until.stop.clone(),
         };
         if !t.record_output {
@@ -350,13 +402,19 @@ impl<'a> TesterRun<'a> {
         Some(msg)
     }
 
-    /// The description of a step: its name, or the automatic one.
-    fn describe(&self, step: &Step) -> String {
-        let d = match &step.name {
-            Some(n) => self.expand(n).unwrap_or_else(|_| n.clone()),
+    /// The description of a step, without the tester's name: its name, or
+    /// the automatic one. It derives from the step's definition only (never
+    /// from how the step went), so that it is the same from run to run.
+    fn describe_step(&self, step: &Step) -> String {
+        match &step.name {
+            Some(n) => self.expand_stable(n),
             None => steps::describe(self, step),
-        };
-        format!("{}: {d}", self.name)
+        }
+    }
+
+    /// A step's point description: the tester's name, then the step's.
+    fn describe(&self, step: &Step) -> String {
+        format!("{}: {}", self.name, self.describe_step(step))
     }
 
     fn steps(&mut self) {
@@ -370,14 +428,13 @@ impl<'a> TesterRun<'a> {
                 return;
             }
             let t0 = Instant::now();
-            let planned = self.describe(step);
+            let bare = self.describe_step(step);
+            self.ctx
+                .step_start(self.ti, i, steps.len(), &bare, deadline(step, defaults));
+            let description = format!("{}: {bare}", self.name);
             let outcome = match &self.open_error {
                 Some(e) => Outcome::fail(e.clone()),
                 None => steps::run_step(self, step),
-            };
-            let description = match (&step.name, &outcome.summary) {
-                (None, Some(s)) => format!("{}: {s}", self.name),
-                _ => planned,
             };
             let failed = !outcome.ok && !matches!(outcome.directive, Some((Directive::Todo, _)));
             if failed {
@@ -514,5 +571,23 @@ impl<'a> TesterRun<'a> {
             };
             self.ctx.emit(self.ti, p);
         }
+    }
+}
+
+/// How long `step` may take at most, when it has a deadline (for the live
+/// status: "12.4s/40s"): its `timeout`, or its kind's default.
+fn deadline(step: &Step, d: &Defaults) -> Option<Duration> {
+    let or = |default: Duration| Some(step.timeout.unwrap_or(default));
+    match (&step.kind, step.kind.keyword()) {
+        (StepKind::Sleep(t), _) => Some(*t),
+        (_, "expect") => or(d.expect_timeout),
+        (_, "barrier") => or(d.barrier_timeout),
+        (_, "run" | "poll" | "send" | "pause" | "resume" | "wait" | "local") => {
+            or(d.wait_timeout)
+        }
+        // The grace period, for each of up to three signals.
+        (_, "terminate") => or(d.terminate_grace).map(|g| g * 3),
+        (_, "put" | "get") => or(Duration::from_secs(600)),
+        _ => step.timeout,
     }
 }

@@ -984,7 +984,7 @@ impl Default for MockTransport {
 }
 
 const BEHAVIOURS: [&str; 4] = ["ok", "fail", "slow", "silent"];
-const OPTIONS: [&str; 6] = [
+const OPTIONS: &[&str] = &[
     "chunk",
     "banner",
     "open_ms",
@@ -1053,6 +1053,10 @@ impl Transport for MockTransport {
 
     fn check_url(&self, url: &HostUrl) -> Result<()> {
         MockTransport::parse(url, &BTreeMap::new()).map(|_| ())
+    }
+
+    fn option_keys(&self) -> &'static [&'static str] {
+        OPTIONS
     }
 
     fn open(&self, spec: &OpenSpec) -> Result<Box<dyn Channel>> {

@@ -552,6 +552,20 @@ pub trait Transport: Send + Sync {
         Ok(())
     }
 
+    /// The tester keys this transport takes besides dtest's own (SSH's
+    /// `identity`, `x11`, ...), passed in [`OpenSpec::options`]. The loader
+    /// refuses any other key, where it is written.
+    fn option_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks the value of one of [`Transport::option_keys`] (its variables
+    /// expanded) when the scenario is loaded; the error is one line.
+    fn check_option(&self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let _ = (key, value);
+        Ok(())
+    }
+
     /// Connects (when remote) and starts the shell described by `spec`.
     fn open(&self, spec: &OpenSpec) -> Result<Box<dyn Channel>>;
 }

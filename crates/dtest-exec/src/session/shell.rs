@@ -264,6 +264,14 @@ impl ShellSession {
         }
     }
 
+    /// Forgets the output no expect has consumed yet (a `poll` attempt
+    /// looks at its own output only). It stays in the logs and the trace.
+    pub fn discard_backlog(&self) {
+        let mut st = self.shared.lock();
+        st.backlog.clear();
+        st.backlog_dropped = 0;
+    }
+
     /// Waits until `pattern` matches the output received since the end of
     /// the previous match, the command ends without it, the session ends,
     /// or `until` says to give up.

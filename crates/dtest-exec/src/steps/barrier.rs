@@ -10,16 +10,16 @@ use crate::runner::tester::TesterRun;
 pub(super) fn run(tr: &mut TesterRun<'_>, b: &str, timeout: Duration) -> Outcome {
     let gen = tr.next_barrier_gen(b);
     let t0 = Instant::now();
+    tr.publish(b, gen);
     match tr.enter_barrier(b, gen, timeout) {
-        Ok(parts) => Outcome::pass().summary(format!(
-            "barrier \"{b}\" passed with {} after {}",
-            parts.join(", "),
-            fmt_duration(t0.elapsed())
-        )),
+        Ok(_) => {
+            tr.import(b, gen);
+            Outcome::pass()
+        }
         Err(br) => {
             tr.note(&format!("barrier \"{b}\" broken: {}", br.0));
             Outcome::fail(format!("barrier broken: {}", br.0))
-                .summary(format!("barrier \"{b}\" broken: {}", br.0))
+                .text("waited", fmt_duration(t0.elapsed()))
         }
     }
 }

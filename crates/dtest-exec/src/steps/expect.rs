@@ -18,11 +18,45 @@ pub(super) fn run(tr: &mut TesterRun<'_>, pat: &str, literal: bool, timeout: Dur
         Ok(p) => p,
         Err(e) => return Outcome::fail(e),
     };
-    let shown = if pattern.is_literal() && literal {
+    let shown = shown(pat, literal);
+    wait_for(tr, pattern, pat, &shown, timeout)
+}
+
+/// The unordered form (`expect = ["a", "b"]`): waits until each pattern
+/// has appeared in the output since the previous match, in any order.
+pub(super) fn run_all(
+    tr: &mut TesterRun<'_>,
+    pats: &[String],
+    literal: bool,
+    timeout: Duration,
+) -> Outcome {
+    let mut parts = Vec::with_capacity(pats.len());
+    for p in pats {
+        match Pattern::new(p, literal) {
+            Ok(x) => parts.push(x),
+            Err(e) => return Outcome::fail(format!("`{p}`: {e}")),
+        }
+    }
+    let shown: Vec<String> = pats.iter().map(|p| shown(p, literal)).collect();
+    let shown = format!("all of {}", shown.join(", "));
+    wait_for(tr, Pattern::all(parts), &pats.join(" & "), &shown, timeout)
+}
+
+fn shown(pat: &str, literal: bool) -> String {
+    if literal {
         format!("\"{pat}\"")
     } else {
         format!("/{pat}/")
-    };
+    }
+}
+
+fn wait_for(
+    tr: &mut TesterRun<'_>,
+    pattern: Pattern,
+    pat: &str,
+    shown: &str,
+    timeout: Duration,
+) -> Outcome {
     let start = Instant::now();
     let until = tr.until(timeout);
     let r = match tr.session() {
@@ -40,10 +74,7 @@ pub(super) fn run(tr: &mut TesterRun<'_>, pat: &str, literal: bool, timeout: Dur
                 matched: h.matched.clone(),
                 captures: h.captures.clone(),
             });
-            return Outcome::pass().summary(format!(
-                "expect {shown} matched after {}",
-                fmt_duration(waited)
-            ));
+            return Outcome::pass();
         }
         ExpectEnd::Ended(Some(st)) => {
             format!("command ended with status {st} before the pattern appeared")
@@ -65,8 +96,7 @@ pub(super) fn run(tr: &mut TesterRun<'_>, pat: &str, literal: bool, timeout: Dur
         pattern: pat.to_string(),
         waited_ns: waited.as_nanos() as u64,
     });
-    let mut o = Outcome::fail(msg.clone())
-        .summary(format!("expect {shown} {msg}"))
+    let mut o = Outcome::fail(msg)
         .text("pattern", pat)
         .text("waited", fmt_duration(waited));
     if r.dropped > 0 {

@@ -2,15 +2,19 @@
 //! what it does) from which the scenario loader takes its keywords and
 //! allowed keys, and one file per step kind that runs it.
 //!
-//! A step returns an [`Outcome`]: facts (passed or not, an automatic
-//! summary when the step has no `name`, a failure message, diagnostics),
-//! never a formatted TAP line; the tester turns it into a point.
+//! A step returns an [`Outcome`]: facts (passed or not, a failure message,
+//! diagnostics), never a formatted TAP line; the tester turns it into a
+//! point. A point's description comes from the step's definition only
+//! ([`describe`]): how the step went (how long it waited, which status or
+//! signal ended a command) goes to the diagnostics, so that the point keeps
+//! its name from run to run.
 
 mod barrier;
 mod custom;
 mod expect;
 mod local;
 mod pause;
+mod poll;
 mod run;
 mod send;
 mod sleep;
@@ -39,6 +43,9 @@ pub struct StepDef {
     pub summary: &'static str,
 }
 
+/// The pause between the attempts of a `poll` that names none.
+pub const POLL_EVERY: std::time::Duration = poll::DEFAULT_EVERY;
+
 /// Keys every step takes.
 pub const COMMON_KEYS: &[&str] = &["name", "timeout", "on_fail"];
 
@@ -58,6 +65,11 @@ pub const STEPS: &[StepDef] = &[
         keyword: "expect",
         keys: &["literal"],
         summary: "waits until the output matches a pattern",
+    },
+    StepDef {
+        keyword: "poll",
+        keys: &["until", "every"],
+        summary: "runs a command every interval until it succeeds (or its output matches)",
     },
     StepDef {
         keyword: "send",
@@ -128,9 +140,6 @@ pub fn all_keys() -> impl Iterator<Item = &'static str> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Outcome {
     pub(crate) ok: bool,
-    /// The automatic description after the tester's name, when the step
-    /// has none of its own (`expect /x/ matched after 13ms`).
-    pub(crate) summary: Option<String>,
     /// Why it failed.
     pub(crate) message: Option<String>,
     pub(crate) directive: Option<(Directive, String)>,
@@ -154,11 +163,6 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn summary(mut self, s: impl Into<String>) -> Outcome {
-        self.summary = Some(s.into());
-        self
-    }
-
     pub(crate) fn diag(mut self, key: &str, v: DiagValue) -> Outcome {
         self.diag.push((key.to_string(), v));
         self
@@ -169,9 +173,11 @@ impl Outcome {
     }
 }
 
-/// The description a step has before it runs (and when it is skipped).
+/// The description of a step (its point's, after the tester's name): from
+/// its definition only, the same whether it passes, fails or is skipped,
+/// and from run to run (see [`TesterRun::expand_stable`]).
 pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
-    let x = |s: &str| tr.expand(s).unwrap_or_else(|_| s.to_string());
+    let x = |s: &str| tr.expand_stable(s);
     match &step.kind {
         StepKind::Ok { description, .. } => x(description),
         StepKind::Run {
@@ -189,6 +195,23 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
                 format!("expect /{}/", x(pattern))
             }
         }
+        StepKind::ExpectAll { patterns, literal } => {
+            let ps: Vec<String> = patterns
+                .iter()
+                .map(|p| {
+                    if *literal {
+                        format!("\"{}\"", x(p))
+                    } else {
+                        format!("/{}/", x(p))
+                    }
+                })
+                .collect();
+            format!("expect all of {}", ps.join(", "))
+        }
+        StepKind::Poll { command, until, .. } => match until {
+            Some(u) => format!("poll `{}` until /{}/", x(command), x(u)),
+            None => format!("poll `{}`", x(command)),
+        },
         StepKind::Send { text, secret } => {
             if *secret {
                 "send (secret)".into()
@@ -196,13 +219,24 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
                 format!("send {:?}", x(text))
             }
         }
-        StepKind::Put { from, .. } => format!("put {}", x(from)),
-        StepKind::Get { from, .. } => format!("get {}", x(from)),
+        StepKind::Put { from, to } | StepKind::Get { from, to } => {
+            let op = if matches!(step.kind, StepKind::Put { .. }) {
+                "put"
+            } else {
+                "get"
+            };
+            let to = match to {
+                Some(t) => x(t),
+                None => transfer::file_name_of(&x(from)),
+            };
+            format!("{op} {} -> {to}", x(from))
+        }
         StepKind::Barrier(b) => format!("barrier \"{}\"", x(b)),
         StepKind::Terminate(s) => format!("terminate ({s})"),
         StepKind::Pause => "pause (SIGSTOP)".into(),
         StepKind::Resume => "resume (SIGCONT)".into(),
-        StepKind::Wait { .. } => "wait for the command to end".into(),
+        StepKind::Wait { status: None } => "wait for the command's end".into(),
+        StepKind::Wait { status: Some(st) } => format!("wait for the command's end (status {st})"),
         StepKind::Sleep(d) => format!("sleep {}", fmt_duration(*d)),
         StepKind::Local(c) => format!("local `{}`", x(c)),
         StepKind::Custom(_) => "custom step".into(),
@@ -309,6 +343,30 @@ fn run_step_inner(tr: &mut TesterRun<'_>, step: &Step) -> Outcome {
         }
         StepKind::Expect { pattern, literal } => {
             expect::run(tr, &x!(pattern), *literal, timeout(d.expect_timeout))
+        }
+        StepKind::ExpectAll { patterns, literal } => {
+            let mut ps = Vec::with_capacity(patterns.len());
+            for p in patterns {
+                ps.push(x!(p));
+            }
+            expect::run_all(tr, &ps, *literal, timeout(d.expect_timeout))
+        }
+        StepKind::Poll {
+            command,
+            until,
+            every,
+        } => {
+            let until = match until {
+                Some(u) => Some(x!(u)),
+                None => None,
+            };
+            poll::run(
+                tr,
+                &x!(command),
+                until.as_deref(),
+                *every,
+                timeout(d.wait_timeout),
+            )
         }
         StepKind::Send { text, secret } => {
             send::run(tr, x!(text).as_bytes(), *secret, timeout(d.wait_timeout))

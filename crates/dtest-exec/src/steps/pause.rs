@@ -22,9 +22,9 @@ use crate::session::Signal;
 
 /// Sends `sig` (`STOP` for `pause`, `CONT` for `resume`).
 pub(super) fn run(tr: &mut TesterRun<'_>, sig: Signal, timeout: Duration) -> Outcome {
-    let (verb, done) = match sig {
-        Signal::Stop => ("pause", "stopped"),
-        _ => ("resume", "continued"),
+    let verb = match sig {
+        Signal::Stop => "pause",
+        _ => "resume",
     };
     let until = tr.until(timeout);
     let running = match tr.session() {
@@ -59,10 +59,8 @@ pub(super) fn run(tr: &mut TesterRun<'_>, sig: Signal, timeout: Duration) -> Out
         Some(0) => Outcome::fail(format!(
             "nothing to {verb}: no command runs and the session has no other process"
         )),
-        Some(n) => Outcome::pass().summary(format!(
-            "{verb}: {done} {n} process{} (SIG{sig})",
-            if n == 1 { "" } else { "es" }
-        )),
-        None => Outcome::pass().summary(format!("{verb}: SIG{sig} sent")),
+        // How many processes it reached varies: not in the point (the
+        // signal is in the trace).
+        Some(_) | None => Outcome::pass(),
     }
 }

@@ -77,9 +77,7 @@ fn start(
         return Outcome::pass();
     };
     let mut o = super::wait::run(tr, Some(want), wait);
-    // The step's description stays `run `cmd` (status N)`; the status seen
-    // goes to the failure message and the diagnostics.
-    o.summary = None;
+    // The status seen goes to the failure message and the diagnostics.
     if !o.ok {
         if let Some(m) = &o.message {
             o.message = Some(format!("`{cmd}`: {m}"));

@@ -11,24 +11,18 @@ pub(super) fn run(tr: &mut TesterRun<'_>, sig: Signal, grace: Duration) -> Outco
         Ok(s) => s.running(),
         Err(o) => return o,
     };
+    // The point says what the step is (`terminate (INT)`), never how it
+    // went: the signals sent are in the trace, and in the diagnostics of a
+    // failure.
     if !running {
-        return Outcome::pass().summary(format!("terminate ({sig}): no command running"));
+        return Outcome::pass();
     }
     let t = tr.stop_command(sig, grace);
     let via: Vec<&str> = t.sent.iter().map(|s| s.name()).collect();
     if t.ended {
-        let st = tr
-            .session()
-            .ok()
-            .and_then(|s| s.last_exit())
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "?".into());
-        Outcome::pass().summary(format!(
-            "terminate ({}): command ended with status {st}",
-            via.join(" -> ")
-        ))
+        Outcome::pass()
     } else if let Some(r) = t.interrupted {
-        Outcome::fail(r)
+        Outcome::fail(r).text("signals", via.join(", "))
     } else {
         Outcome::fail(format!("the command survived {}", via.join(", ")))
     }

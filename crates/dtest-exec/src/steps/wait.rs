@@ -23,7 +23,7 @@ pub(super) fn run(tr: &mut TesterRun<'_>, status: Option<i32>, timeout: Duration
             if status.is_some() {
                 return Outcome::fail("no command ran");
             }
-            return Outcome::pass().summary("wait: no command running");
+            return Outcome::pass();
         }
         Err(SessionError::TimedOut(_)) => {
             return Outcome::fail(format!(
@@ -40,16 +40,12 @@ pub(super) fn run(tr: &mut TesterRun<'_>, status: Option<i32>, timeout: Duration
             .map(|s| 128 + s.number() == want)
             .unwrap_or(false),
     };
-    let summary = format!(
-        "wait: command ended with status {st} after {}",
-        fmt_duration(start.elapsed())
-    );
     if matches {
-        Outcome::pass().summary(summary)
+        Outcome::pass()
     } else {
         let lines = tr.session().map(|s| s.last_lines(10)).unwrap_or_default();
         Outcome::fail(format!("expected status {}, got {st}", status.unwrap_or(0)))
-            .summary(summary)
+            .text("waited", fmt_duration(start.elapsed()))
             .diag("last_lines", DiagValue::Lines(lines))
     }
 }
