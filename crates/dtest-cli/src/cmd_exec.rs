@@ -16,6 +16,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use dtest_exec::report::status::StatusReporter;
+use dtest_exec::report::TapVersion;
 use dtest_exec::scenario::{LOCK_FILE, LOG_EXTENSIONS, TRACE_FILE};
 use dtest_exec::{ExtraPoint, LoadOptions, RunOptions, Scenario, TransportRegistry};
 
@@ -33,6 +35,11 @@ pub struct Args {
     /// Also write a JUnit XML report.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Validate the scenario and print its plan (testers, steps with their
+    /// deadlines, barriers with their participants) without running
+    /// anything: exit 0, or 2 with the mistakes.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Set a scenario variable (overrides [vars]); repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_pair)]
     pub set: Vec<(String, String)>,
@@ -48,6 +55,14 @@ pub struct Args {
     /// killed), not necessarily on disk if the machine crashes.
     #[arg(long)]
     pub fsync: bool,
+    /// The TAP version line: 13 (what every harness reads, the default) or 14.
+    #[arg(long, value_name = "N", default_value_t = 13,
+          value_parser = clap::value_parser!(u32).range(13..=14))]
+    pub tap_version: u32,
+    /// No live status on stderr (shown by default when stderr is a
+    /// terminal; also off with DTEST_NO_STATUS=1 or TERM=dumb).
+    #[arg(long)]
+    pub no_status: bool,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -136,6 +151,16 @@ pub fn run(args: Args) -> CliResult {
         Some(path) => Some(crate::cmd_check::read_spec(path)?),
         None => None,
     };
+    if args.dry_run {
+        print!("{}", dtest_exec::plan::render(&sc));
+        if let Some(spec) = &spec {
+            println!(
+                "\nproperties: {} (checked on the trace at the end)",
+                spec.len()
+            );
+        }
+        return Ok(0);
+    }
     let out = args.out.clone().unwrap_or_else(|| default_out(&sc.name));
     // Before anything runs: the directory, the output paths, its lock.
     std::fs::create_dir_all(&out).map_err(|e| {
@@ -152,6 +177,18 @@ pub fn run(args: Args) -> CliResult {
         )));
     }
     let mut ro = RunOptions::new(&out, Box::new(std::io::stdout()));
+    if args.tap_version == 14 {
+        ro.tap_version = TapVersion::V14;
+    }
+    if status_wanted(args.no_status) {
+        let names = sc.testers.iter().map(|t| t.name.clone()).collect();
+        let status = StatusReporter::new(Box::new(std::io::stderr()), names, Box::new(term_size));
+        if is_tty(1) {
+            // TAP on the same terminal: written between two frames.
+            ro.tap = Box::new(status.tap_writer(std::io::stdout()));
+        }
+        ro.reporters.push(Box::new(status));
+    }
     ro.junit = args.junit.clone();
     ro.fsync = args.fsync;
     ro.registry = registry;
@@ -164,6 +201,7 @@ pub fn run(args: Args) -> CliResult {
     ro.meta.push(("command".into(), argv.join(" ")));
     match dtest_exec::run(&sc, ro) {
         Ok(report) => {
+            crate::cmd_report::write_after_exec(&out, &report.trace, &report.points);
             let failed = report.points.iter().filter(|p| p.failed()).count();
             if let Some(e) = &report.record_error {
                 // The record is the evidence: a run whose trace or logs
@@ -197,6 +235,29 @@ pub fn run(args: Args) -> CliResult {
         // written: not the user's input, the run failed.
         Err(e) => Err(CliError::Failed(format!("error: {e}"))),
     }
+}
+
+/// Whether file descriptor `fd` is a terminal.
+fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The live status is drawn when stderr is a terminal, unless turned off
+/// (`--no-status`, `DTEST_NO_STATUS` set to anything but `0` or empty,
+/// `TERM=dumb`).
+fn status_wanted(no_status: bool) -> bool {
+    let env_off = std::env::var_os("DTEST_NO_STATUS").is_some_and(|v| !v.is_empty() && v != "0");
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    !no_status && !env_off && !dumb && is_tty(2)
+}
+
+/// The size (columns, rows) of the terminal on stderr.
+fn term_size() -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ fills a winsize we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
 /// The lock of a run directory, held while the value lives (and released
@@ -343,9 +404,12 @@ fn check_points(spec: &dtest_check::Spec, trace: &Path) -> Vec<ExtraPoint> {
                         diagnostics.push((format!("why_{}{at}", k + 1), n.message.clone()));
                     }
                 }
+                // The point is named after the property only (the verdict
+                // is its ok / not ok, and a diagnostic when it fails), so
+                // that it keeps its name from run to run.
                 ExtraPoint {
                     ok: r.holds(),
-                    description: format!("property {}: {}", r.property, r.verdict.word()),
+                    description: format!("property {}", r.property),
                     diagnostics,
                 }
             })
@@ -355,8 +419,11 @@ fn check_points(spec: &dtest_check::Spec, trace: &Path) -> Vec<ExtraPoint> {
             .into_iter()
             .map(|name| ExtraPoint {
                 ok: false,
-                description: format!("property {name}: not checked"),
-                diagnostics: vec![("error".to_string(), e.to_string())],
+                description: format!("property {name}"),
+                diagnostics: vec![
+                    ("verdict".to_string(), "not checked".to_string()),
+                    ("error".to_string(), e.to_string()),
+                ],
             })
             .collect(),
     }

@@ -43,6 +43,7 @@ pub mod load;
 pub mod master;
 pub mod matcher;
 pub mod order;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod scenario;
