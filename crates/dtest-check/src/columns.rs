@@ -18,6 +18,11 @@ use dtest_trace::{Event, Reader, Warning};
 
 use crate::fields;
 use crate::ir::{AtomIr, Ir, KeyPart, Needs, TextTest};
+use crate::lines::{Probe, Probes};
+use crate::warn::EqAsRegex;
+
+/// Number of event kinds.
+pub const KINDS: usize = dtest_trace::Kind::ALL.len();
 
 /// Key id meaning "the event has no key" (the atom does not hold, or a
 /// compared value is missing).
@@ -149,7 +154,22 @@ impl Bits {
 
     /// Position of the first set bit at or after `from`.
     pub fn next_one(&self, from: usize) -> Option<usize> {
-        (from..self.n).find(|&i| self.get(i))
+        if from >= self.n {
+            return None;
+        }
+        let mut w = from >> 6;
+        let mut word = self.words[w] & (u64::MAX << (from & 63));
+        loop {
+            if word != 0 {
+                let i = (w << 6) + word.trailing_zeros() as usize;
+                return (i < self.n).then_some(i);
+            }
+            w += 1;
+            if w >= self.words.len() {
+                return None;
+            }
+            word = self.words[w];
+        }
     }
 }
 
@@ -168,8 +188,18 @@ pub struct Columns {
     pub actor_names: Vec<String>,
     /// Per atom of the IR: where it holds (for the atoms that were asked for).
     pub atoms: Vec<Option<Bits>>,
-    /// Per key request: the key id of each event (`NONE` where there is none).
+    /// `(atom, event)`: how many more lines than one matched there.
+    pub extra: HashMap<(u32, usize), u32>,
+    /// Per key request: the key id of each event (`NONE` where there is
+    /// none), the key of its first matching line.
     pub keys: Vec<(KeyRequest, Vec<u32>)>,
+    /// Per key request: the keys of the other matching lines of an event.
+    pub key_extra: Vec<HashMap<usize, Vec<u32>>>,
+    /// Number of events of each kind (by tag).
+    pub kind_counts: [u64; KINDS],
+    /// The atoms with a string text that no event equals but that the
+    /// string read as a regex finds (for a warning).
+    pub eq_as_regex: Vec<u32>,
     /// Vector clocks, `n * actors` entries, when asked for.
     pub clocks: Option<Vec<u32>>,
     /// Whether the trace has its `end` event.
@@ -180,12 +210,15 @@ pub struct Columns {
     pub clamped_times: u64,
 }
 
-/// Tests one atom on whole events (used while reading, and by tests).
+/// Tests one atom on events (and, for input and output, on their lines).
 #[derive(Debug)]
 pub struct Matcher<'a> {
     atom: &'a AtomIr,
     actor: Option<Option<u32>>,
     field_actor: Vec<(bool, Option<u32>)>,
+    /// Whether the atom tests the text (then input and output are
+    /// matched per line).
+    texty: bool,
 }
 
 impl<'a> Matcher<'a> {
@@ -201,14 +234,27 @@ impl<'a> Matcher<'a> {
                 .filter(|(f, _, _)| *f == fields::ACTOR)
                 .map(|(_, neg, v)| (*neg, find(v)))
                 .collect(),
+            texty: atom.is_texty(),
         }
     }
 
-    /// Whether the atom holds at this event.
-    pub fn test(&self, e: &Event) -> bool {
+    /// The atom.
+    pub fn atom(&self) -> &'a AtomIr {
+        self.atom
+    }
+
+    /// Whether events of `kind` are matched line by line.
+    pub fn per_line(&self, kind: dtest_trace::Kind) -> bool {
+        self.texty && fields::is_line_kind(kind)
+    }
+
+    /// Whether the atom holds at this event, but for its text tests when
+    /// the event is matched per line ([`Matcher::test_line`]).
+    pub fn test_event(&self, e: &Event) -> bool {
         let a = self.atom;
+        let kind = e.data.kind();
         if let Some(k) = a.kind {
-            if e.data.kind() != k {
+            if kind != k {
                 return false;
             }
         }
@@ -222,26 +268,28 @@ impl<'a> Matcher<'a> {
                 return false;
             }
         }
-        match &a.text {
-            TextTest::Any => {}
-            TextTest::Eq(s) => {
-                if e.data.text() != s.as_str() {
-                    return false;
-                }
-            }
-            TextTest::Regex(r) => {
-                if !r.is_match(&e.data.text()) {
-                    return false;
-                }
-            }
+        let line = self.per_line(kind);
+        let signal = fields::names_signal(&e.data);
+        if !line
+            && !matches!(a.text, TextTest::Any)
+            && !text_ok(&a.text, &fields::text(&e.data), signal)
+        {
+            return false;
         }
         for (f, neg, v) in &a.fields {
-            if *f == fields::ACTOR {
+            if *f == fields::ACTOR || (line && *f == fields::TEXT) {
                 continue;
             }
             match fields::value(*f, e.dir, &e.data) {
                 Some(s) => {
-                    if (s == v.as_str()) == *neg {
+                    let same = if signal
+                        && (*f == fields::TEXT || *f == fields::NAME || *f == fields::STATUS)
+                    {
+                        fields::same_signal(&s, v)
+                    } else {
+                        s == v.as_str()
+                    };
+                    if same == *neg {
                         return false;
                     }
                 }
@@ -251,26 +299,84 @@ impl<'a> Matcher<'a> {
         true
     }
 
+    /// The text tests on one line of an input or output event.
+    pub fn test_line(&self, line: &str) -> bool {
+        let a = self.atom;
+        if !text_ok(&a.text, line, false) {
+            return false;
+        }
+        for (f, neg, v) in &a.fields {
+            if *f == fields::TEXT && (line == v.as_str()) == *neg {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the atom holds at an event with no line to look at: the
+    /// whole test for events not matched per line (tests and oracles).
+    pub fn test(&self, e: &Event) -> bool {
+        self.test_event(e) && !self.per_line(e.data.kind())
+    }
+
     /// The join key of an event the atom holds at: the values of `parts`
-    /// joined by U+001F, or `None` when one is missing.
-    pub fn key(&self, e: &Event, parts: &[KeyPart], names: &[String]) -> Option<String> {
+    /// joined by U+001F, or `None` when one is missing. `line`: the line
+    /// (for an event matched per line).
+    pub fn key(
+        &self,
+        e: &Event,
+        parts: &[KeyPart],
+        names: &[String],
+        line: Option<&str>,
+    ) -> Option<String> {
+        let fixed = self.key_fixed(e, parts, names);
+        match line {
+            Some(l) => self.key_line(parts, &fixed, l),
+            None => {
+                let text = fields::text(&e.data);
+                self.key_line(parts, &fixed, &text)
+            }
+        }
+    }
+
+    /// The values of `parts` that do not come from the text (`None` for
+    /// those that do, or are missing).
+    pub fn key_fixed(&self, e: &Event, parts: &[KeyPart], names: &[String]) -> Vec<Option<String>> {
+        parts
+            .iter()
+            .map(|p| match p {
+                KeyPart::Field(f) if *f == fields::ACTOR => names.get(e.actor as usize).cloned(),
+                KeyPart::Field(f) if *f == fields::TEXT => None,
+                KeyPart::Field(f) => fields::value(*f, e.dir, &e.data).map(|c| c.into_owned()),
+                KeyPart::Capture(_) => None,
+            })
+            .collect()
+    }
+
+    /// The key with the text parts taken from `text`.
+    pub fn key_line(
+        &self,
+        parts: &[KeyPart],
+        fixed: &[Option<String>],
+        text: &str,
+    ) -> Option<String> {
         let mut key = String::new();
+        let mut caps = None;
         for (k, p) in parts.iter().enumerate() {
             if k > 0 {
                 key.push('\u{1f}');
             }
             match p {
-                KeyPart::Field(f) if *f == fields::ACTOR => {
-                    key.push_str(names.get(e.actor as usize)?);
-                }
-                KeyPart::Field(f) => key.push_str(&fields::value(*f, e.dir, &e.data)?),
+                KeyPart::Field(f) if *f == fields::TEXT => key.push_str(text),
+                KeyPart::Field(_) => key.push_str(fixed.get(k)?.as_deref()?),
                 KeyPart::Capture(g) => {
                     let TextTest::Regex(r) = &self.atom.text else {
                         return None;
                     };
-                    let text = e.data.text();
-                    let caps = r.captures(&text)?;
-                    key.push_str(caps.get(*g as usize)?.as_str());
+                    if caps.is_none() {
+                        caps = Some(r.captures(text)?);
+                    }
+                    key.push_str(caps.as_ref()?.get(*g as usize)?.as_str());
                 }
             }
         }
@@ -278,10 +384,28 @@ impl<'a> Matcher<'a> {
     }
 }
 
+/// The positional text test on a text; `signal`: the text is a signal
+/// name (`KILL` and `SIGKILL` are the same).
+fn text_ok(t: &TextTest, text: &str, signal: bool) -> bool {
+    match t {
+        TextTest::Any => true,
+        TextTest::Eq(s) => {
+            if signal {
+                fields::same_signal(text, s)
+            } else {
+                text == s.as_str()
+            }
+        }
+        TextTest::Regex(r) => {
+            r.is_match(text) || (signal && r.is_match(text.strip_prefix("SIG").unwrap_or(text)))
+        }
+    }
+}
+
 /// Atoms by kind: for each kind tag, the positions (in `matchers`) of the
 /// atoms an event of that kind must be tested against (its kind's and the
 /// `any` atoms).
-pub fn by_kind<'m>(matchers: impl Iterator<Item = &'m Matcher<'m>>) -> Vec<Vec<usize>> {
+pub fn by_kind<'m, 'a: 'm>(matchers: impl Iterator<Item = &'m Matcher<'a>>) -> Vec<Vec<usize>> {
     let mut by_kind: Vec<Vec<usize>> = vec![Vec::new(); dtest_trace::Kind::ALL.len()];
     for (k, m) in matchers.enumerate() {
         match m.atom.kind {
@@ -326,39 +450,56 @@ impl Columns {
             .map(|a| a.name.clone())
             .collect();
         let na = actor_names.len();
-        let matchers: Vec<(usize, Matcher<'_>)> = needs
-            .atoms
-            .iter()
-            .map(|&a| {
-                (
-                    a as usize,
-                    Matcher::new(&ir.atoms[a as usize], &actor_names),
-                )
-            })
-            .collect();
-        let key_matchers: Vec<Matcher<'_>> = needs
-            .keys
-            .iter()
-            .map(|k| Matcher::new(&ir.atoms[k.atom as usize], &actor_names))
-            .collect();
-        let mut key_ids: HashMap<String, u32> = HashMap::new();
         let mut c = Columns {
             n: 0,
             kinds: Vec::new(),
             actors: Vec::new(),
             times: Vec::new(),
             atoms: (0..ir.atoms.len()).map(|_| None).collect(),
+            extra: HashMap::new(),
             keys: needs.keys.iter().map(|k| (k.clone(), Vec::new())).collect(),
-            actor_names,
+            key_extra: needs.keys.iter().map(|_| HashMap::new()).collect(),
+            actor_names: actor_names.clone(),
             clocks: needs.clocks.then(Vec::new),
             complete: false,
             warnings: Vec::new(),
             clamped_times: 0,
+            kind_counts: [0; KINDS],
+            eq_as_regex: Vec::new(),
         };
-        for &(a, _) in &matchers {
-            c.atoms[a] = Some(Bits::new(0, false));
+        let mut probes: Vec<Probe<'_>> = needs
+            .atoms
+            .iter()
+            .map(|&a| Probe {
+                atom: a,
+                m: Matcher::new(&ir.atoms[a as usize], &actor_names),
+                parts: None,
+            })
+            .collect();
+        let n_bits = probes.len();
+        probes.extend(needs.keys.iter().map(|k| Probe {
+            atom: k.atom,
+            m: Matcher::new(&ir.atoms[k.atom as usize], &actor_names),
+            parts: Some(k.parts.as_slice()),
+        }));
+        for &a in &needs.atoms {
+            c.atoms[a as usize] = Some(Bits::new(0, false));
         }
-        let by_kind = by_kind(matchers.iter().map(|(_, m)| m));
+        let mut key_ids: HashMap<String, u32> = HashMap::new();
+        let mut intern = |k: &Option<String>| match k {
+            Some(s) => {
+                if let Some(&id) = key_ids.get(s) {
+                    id
+                } else {
+                    let id = key_ids.len() as u32;
+                    key_ids.insert(s.clone(), id);
+                    id
+                }
+            }
+            None => NONE,
+        };
+        let mut eq = EqAsRegex::new(ir, needs);
+        let mut pr = Probes::new(probes, &actor_names);
         let mut last_t = 0u64;
         while c.n < limit {
             let Some(e) = reader.next_event()? else {
@@ -368,6 +509,7 @@ impl Columns {
             let i = c.n;
             c.kinds.push(kind as u8);
             c.actors.push(e.actor);
+            c.kind_counts[kind as usize] += 1;
             let t = if e.time_ns < last_t {
                 c.clamped_times += 1;
                 last_t
@@ -377,33 +519,37 @@ impl Columns {
             last_t = t;
             c.times.push(t);
             if i % 64 == 0 {
-                for (a, _) in &matchers {
-                    if let Some(b) = c.atoms[*a].as_mut() {
+                for &a in &needs.atoms {
+                    if let Some(b) = c.atoms[a as usize].as_mut() {
                         b.grow_word();
                     }
                 }
             }
-            for &k in &by_kind[kind as usize] {
-                let (a, m) = &matchers[k];
-                if m.test(e) {
-                    if let Some(b) = c.atoms[*a].as_mut() {
+            eq.event(e);
+            pr.event(i, e);
+            for k in 0..needs.keys.len() {
+                c.keys[k].1.push(NONE);
+            }
+            for &p in &pr.touched {
+                if p < n_bits {
+                    let a = needs.atoms[p];
+                    if let Some(b) = c.atoms[a as usize].as_mut() {
                         b.set(i, true);
                     }
-                }
-            }
-            for (k, m) in key_matchers.iter().enumerate() {
-                let id = if m.test(e) {
-                    match m.key(e, &needs.keys[k].parts, &c.actor_names) {
-                        Some(s) => {
-                            let next = key_ids.len() as u32;
-                            *key_ids.entry(s).or_insert(next)
-                        }
-                        None => NONE,
+                    if pr.count[p] > 1 {
+                        c.extra.insert((a, i), pr.count[p] - 1);
                     }
                 } else {
-                    NONE
-                };
-                c.keys[k].1.push(id);
+                    let k = p - n_bits;
+                    let keys = &pr.keys[p];
+                    if let Some(first) = keys.first() {
+                        c.keys[k].1[i] = intern(first);
+                    }
+                    if keys.len() > 1 {
+                        let more = keys[1..].iter().map(&mut intern).collect();
+                        c.key_extra[k].insert(i, more);
+                    }
+                }
             }
             if let Some(cl) = c.clocks.as_mut() {
                 let s = e.clock.as_slice();
@@ -415,14 +561,88 @@ impl Columns {
             }
             c.n += 1;
         }
-        for (a, _) in &matchers {
-            if let Some(b) = c.atoms[*a].as_mut() {
+        // Final lines without newline belong to their stream's last event
+        // (only when the whole trace was read: a prefix is cut anywhere).
+        let read_all = c.n < limit;
+        let late = if read_all { pr.finish() } else { Vec::new() };
+        for (i, p, key, hit) in late {
+            if p < n_bits {
+                let a = needs.atoms[p];
+                if let Some(b) = c.atoms[a as usize].as_mut() {
+                    if hit {
+                        *c.extra.entry((a, i)).or_insert(0) += 1;
+                    } else {
+                        b.set(i, true);
+                    }
+                }
+            } else {
+                let k = p - n_bits;
+                let id = intern(&key);
+                if hit {
+                    c.key_extra[k].entry(i).or_default().push(id);
+                } else {
+                    c.keys[k].1[i] = id;
+                }
+            }
+        }
+        for &a in &needs.atoms {
+            if let Some(b) = c.atoms[a as usize].as_mut() {
                 b.set_len(c.n);
             }
         }
+        c.eq_as_regex = eq.finish();
         c.complete = reader.is_complete();
         c.warnings = reader.warnings().to_vec();
         Ok(c)
+    }
+
+    /// How many times atom `a` holds at event `i`: the number of its
+    /// lines completed there for an atom matched per line, else 0 or 1.
+    pub fn count(&self, a: u32, i: usize) -> u64 {
+        match self.atoms.get(a as usize).and_then(Option::as_ref) {
+            Some(b) if b.get(i) => 1 + u64::from(self.extra.get(&(a, i)).copied().unwrap_or(0)),
+            _ => 0,
+        }
+    }
+
+    /// The keys of request `k` at event `i`, one per matching line (the
+    /// first is in the key column).
+    pub fn keys_at(&self, k: usize, i: usize) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.keys[k].1[i]).chain(
+            self.key_extra[k]
+                .get(&i)
+                .into_iter()
+                .flat_map(|v| v.iter().copied()),
+        )
+    }
+
+    /// The index of a key request.
+    pub fn key_index(&self, k: &KeyRequest) -> Option<usize> {
+        self.keys.iter().position(|(r, _)| r == k)
+    }
+
+    /// What the warnings need to know of the trace.
+    pub(crate) fn stats(&self, needs: &Needs) -> crate::warn::TraceStats {
+        crate::warn::TraceStats {
+            kind_counts: self.kind_counts.to_vec(),
+            eq_as_regex: self.eq_as_regex.clone(),
+            held: needs
+                .atoms
+                .iter()
+                .copied()
+                .chain(needs.keys.iter().map(|k| k.atom))
+                .filter(|&a| {
+                    self.atoms
+                        .get(a as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|b| b.next_one(0).is_some())
+                        || self
+                            .keys
+                            .iter()
+                            .any(|(k, v)| k.atom == a && v.iter().any(|&x| x != NONE))
+                })
+                .collect(),
+        }
     }
 
     /// Number of actors.

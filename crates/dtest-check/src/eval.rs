@@ -54,6 +54,11 @@ pub struct Note {
     pub event: Option<u64>,
     /// What is true or false there.
     pub message: String,
+    /// The atom the note says matches there (the report shows the line
+    /// that matched).
+    pub atom: Option<u32>,
+    /// Which of the atom's matching lines there (from 0).
+    pub nth: u32,
 }
 
 /// The result of evaluating one property on one trace.
@@ -63,6 +68,70 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// Why (for violations, and for inconclusive verdicts).
     pub notes: Vec<Note>,
+    /// For a property that holds only vacuously: the left sides of its
+    /// implications, none of which is ever true.
+    pub vacuous: Vec<String>,
+}
+
+impl Outcome {
+    fn new(verdict: Verdict, notes: Vec<Note>) -> Outcome {
+        Outcome {
+            verdict,
+            notes,
+            vacuous: Vec::new(),
+        }
+    }
+}
+
+impl Note {
+    /// A note on `event`.
+    pub fn new(event: Option<usize>, message: impl Into<String>) -> Note {
+        Note {
+            event: event.map(|e| e as u64),
+            message: message.into(),
+            atom: None,
+            nth: 0,
+        }
+    }
+}
+
+/// How many more offending events a violation names after the first.
+pub const MORE_EVENTS: usize = 3;
+
+/// The notes naming the other offending events of `G p` (`more`: up to
+/// [`MORE_EVENTS`] of them; `total`: how many there are, the first one
+/// included); `atom`: the atom `!p` is, if it is one.
+pub(crate) fn more_notes(more: &[usize], total: u64, atom: Option<u32>, what: &str) -> Vec<Note> {
+    let mut out = Vec::new();
+    for &k in more {
+        let mut n = Note::new(Some(k), format!("also {what}"));
+        n.atom = atom;
+        out.push(n);
+    }
+    let left = total.saturating_sub(1 + more.len() as u64);
+    if left > 0 {
+        out.push(Note::new(
+            None,
+            format!("and {left} more event(s) where {what}"),
+        ));
+    }
+    out
+}
+
+/// The left sides of the implications (`a -> b`, `!a || b`) of the
+/// formula at `root`.
+pub(crate) fn antecedents(ir: &Ir, root: NodeId) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    for id in ir.reachable(root) {
+        if let Node::Or(x, _) = ir.nodes[id as usize] {
+            if let Node::Not(a) = ir.nodes[x as usize] {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Values of a node: `lo`, and `hi` when it differs (truncated traces).
@@ -104,87 +173,124 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
         let notes = if verdict == Verdict::Holds {
             vec![]
         } else {
-            vec![Note {
-                event: None,
-                message: "the trace has no event".into(),
-            }]
+            vec![Note::new(None, "the trace has no event")]
         };
-        return Outcome { verdict, notes };
+        return Outcome::new(verdict, notes);
     }
+    let ante = antecedents(ir, root);
+    let mut more = Vec::new();
     // Past-only fast path: stream with constant state per node.
     if let Some(bad) = ir.always_past(root) {
         let mut s = Stream::new(ir, bad, Some(cols), cols.n_actors());
+        s.watch(&ante);
         let mut first_bad = None;
+        let mut total = 0u64;
         for i in 0..cols.n {
             if s.step(i, &[], &cols.cur(i)) {
-                first_bad = Some(i);
-                break;
+                total += 1;
+                if first_bad.is_none() {
+                    first_bad = Some(i);
+                } else if more.len() < MORE_EVENTS {
+                    more.push(i);
+                }
             }
         }
         match first_bad {
             None if cols.complete => {
-                return Outcome {
-                    verdict: Verdict::Holds,
-                    notes: vec![],
-                }
+                let mut o = Outcome::new(Verdict::Holds, vec![]);
+                o.vacuous = s.never_true(ir, &ante);
+                return o;
             }
             None => {
-                return Outcome {
-                    verdict: Verdict::Inconclusive,
-                    notes: vec![Note {
-                        event: None,
-                        message: "no violation so far, but the trace is truncated (no end event)"
-                            .into(),
-                    }],
-                }
+                return Outcome::new(
+                    Verdict::Inconclusive,
+                    vec![Note::new(
+                        None,
+                        "no violation so far, but the trace is truncated (no end event)",
+                    )],
+                )
             }
             Some(i) => {
                 // Past-only: the prefix up to the violation decides it, so
                 // the explanation only evaluates that prefix.
                 ctx.n = i + 1;
                 ctx.truncated = false;
+                let mut o = explain_outcome(&ctx, root, Verdict::Violated);
+                o.notes
+                    .extend(more_notes(&more, total, atom_of(ir, bad), "violated"));
+                return o;
             }
         }
     } else if ir.is_past_only(root) {
         let mut s = Stream::new(ir, root, Some(cols), cols.n_actors());
         let v = s.step(0, &[], &cols.cur(0));
         if v {
-            return Outcome {
-                verdict: Verdict::Holds,
-                notes: vec![],
-            };
+            return Outcome::new(Verdict::Holds, vec![]);
         }
     }
     let vals = ctx.eval_all(root);
     let v = &vals[&root];
     let verdict = verdict_of(v.lo.get(0), v.hi().get(0));
+    let mut o = explain_with(&ctx, &vals, root, verdict);
+    if verdict == Verdict::Holds && !ante.is_empty() {
+        let never: Vec<String> = ante
+            .iter()
+            .filter(|a| vals.get(a).is_some_and(|v| v.lo.next_one(0).is_none()))
+            .map(|&a| ir.show(a))
+            .collect();
+        if never.len() == ante.len() {
+            o.vacuous = never;
+        }
+    }
+    o
+}
+
+/// The atom a node is (for notes naming the matching line).
+pub(crate) fn atom_of(ir: &Ir, id: NodeId) -> Option<u32> {
+    match ir.nodes[id as usize] {
+        Node::Atom(a) => Some(a),
+        _ => None,
+    }
+}
+
+/// Evaluates and explains a property known to have `verdict`.
+fn explain_outcome(ctx: &Ctx<'_>, root: NodeId, verdict: Verdict) -> Outcome {
+    let vals = ctx.eval_all(root);
+    explain_with(ctx, &vals, root, verdict)
+}
+
+fn explain_with(
+    ctx: &Ctx<'_>,
+    vals: &HashMap<NodeId, Vals>,
+    root: NodeId,
+    verdict: Verdict,
+) -> Outcome {
     let mut notes = Vec::new();
     match verdict {
         Verdict::Holds => {}
         Verdict::Violated => {
             let mut ex = Explainer {
-                ctx: &ctx,
-                vals: &vals,
+                ctx,
+                vals,
                 notes: &mut notes,
                 pessimistic: false,
+                g_false: false,
             };
             ex.explain(root, 0, false, 0);
         }
         Verdict::Inconclusive => {
-            notes.push(Note {
-                event: None,
-                message: "the trace is truncated (no end event) and the verdict depends on what came after it".into(),
-            });
+            notes.push(Note::new(None, "the trace is truncated (no end event) and the verdict depends on what came after it"));
             let mut ex = Explainer {
-                ctx: &ctx,
-                vals: &vals,
+                ctx,
+                vals,
                 notes: &mut notes,
                 pessimistic: true,
+                g_false: false,
             };
             ex.explain(root, 0, false, 0);
         }
     }
-    Outcome { verdict, notes }
+    Outcome::new(verdict, notes)
 }
 
 fn verdict_of(lo: bool, hi: bool) -> Verdict {
@@ -298,13 +404,21 @@ impl<'a> Ctx<'a> {
             }),
             Node::Prev(_) | Node::Since(..) | Node::CausalPast(_) | Node::CountGe(..) => {
                 let kids: Vec<&Vals> = self.node(id).children().iter().map(get).collect();
+                let counted = match *self.node(id) {
+                    Node::CountGe(c, ..) => atom_of(self.ir, c),
+                    _ => None,
+                };
                 self.lift(&kids, false, |k, _| {
                     let mut st = PastState::new(self.node(id), self.cols.n_actors());
                     let mut out = Bits::new(n, false);
                     for i in 0..n {
                         let a = k[0].get(i);
                         let b = k.get(1).map(|x| x.get(i)).unwrap_or(false);
-                        out.set(i, st.step(self.node(id), a, b, &self.cols.cur(i)));
+                        let m = match counted {
+                            Some(at) if a => self.cols.count(at, i),
+                            _ => u64::from(a),
+                        };
+                        out.set(i, st.step(self.node(id), m, b, &self.cols.cur(i)));
                     }
                     out
                 })
@@ -312,15 +426,25 @@ impl<'a> Ctx<'a> {
             Node::Quant(forall, q, body) => {
                 let binder = self.atom(self.ir.quants[q as usize].binder);
                 let v = get(&body);
-                let over = |b: &Bits| -> bool {
-                    if forall {
+                let extra = self.extra_bindings(q, body);
+                let mut ixs = HashMap::new();
+                let mut over = |b: &Bits, hi: bool| -> bool {
+                    let first = if forall {
                         (0..n).all(|i| !binder.get(i) || b.get(i))
                     } else {
                         (0..n).any(|i| binder.get(i) && b.get(i))
+                    };
+                    let mut at = |&(i, k): &(usize, usize)| {
+                        binder.get(i) && self.body_at(q, body, i, k, hi, vals, &mut ixs)
+                    };
+                    if forall {
+                        first && extra.iter().filter(|x| binder.get(x.0)).all(&mut at)
+                    } else {
+                        first || extra.iter().any(&mut at)
                     }
                 };
-                let lo_v = over(&v.lo) && !(self.truncated && forall);
-                let hi_v = over(v.hi()) || (self.truncated && !forall);
+                let lo_v = over(&v.lo, false) && !(self.truncated && forall);
+                let hi_v = over(v.hi(), true) || (self.truncated && !forall);
                 Vals {
                     lo: Bits::new(n, lo_v),
                     hi: (lo_v != hi_v).then(|| Bits::new(n, hi_v)),
@@ -408,136 +532,230 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// A join atom at the events its quantifier binds.
-    fn join(&self, op: JoinOp, q: u32, a: u32, w: Win, bnd: bool) -> Bits {
+    /// An index of the join atom's events by key, for `op`.
+    fn join_index(&self, op: JoinOp, q: u32, a: u32) -> Option<JoinIndex> {
         let cols = self.cols;
         let n = self.n;
         let [jk, bk] = self.ir.join_keys(q, a);
-        let binder = self.atom(self.ir.quants[q as usize].binder);
-        let mut out = Bits::new(n, false);
-        let (Some(jkeys), Some(bkeys)) = (cols.key_col(&jk), cols.key_col(&bk)) else {
-            return out;
+        let (jk, bk) = (cols.key_index(&jk)?, cols.key_index(&bk)?);
+        let na = cols.n_actors();
+        let mut by = JoinBy::None;
+        let each = |f: &mut dyn FnMut(usize, u32)| {
+            for j in 0..n {
+                for k in cols.keys_at(jk, j) {
+                    if k != NONE {
+                        f(j, k);
+                    }
+                }
+            }
         };
-        let t_last = cols.times[..n].last().copied().unwrap_or(0);
         match op {
-            JoinOp::Here => {
-                for i in 0..n {
-                    out.set(i, binder.get(i) && bkeys[i] != NONE && jkeys[i] == bkeys[i]);
-                }
-            }
-            JoinOp::Future => {
-                // Backward: per key, the times of the join atom's events
-                // from here on, in decreasing order.
-                let mut seen: HashMap<u32, Vec<u64>> = HashMap::new();
-                for i in (0..n).rev() {
-                    if jkeys[i] != NONE {
-                        seen.entry(jkeys[i]).or_default().push(cols.times[i]);
-                    }
-                    if binder.get(i) {
-                        let t = cols.times[i];
-                        let ta = t.saturating_add(w.lo);
-                        let tb = t.saturating_add(w.hi);
-                        let found = bkeys[i] != NONE
-                            && seen.get(&bkeys[i]).is_some_and(|v| {
-                                let k = v.partition_point(|&x| x >= ta);
-                                k > 0 && v[k - 1] <= tb
-                            });
-                        out.set(i, found || (bnd && tb >= t_last));
-                    }
-                }
-            }
-            JoinOp::Past => {
-                let mut seen: HashMap<u32, Vec<u64>> = HashMap::new();
-                for i in 0..n {
-                    if jkeys[i] != NONE {
-                        seen.entry(jkeys[i]).or_default().push(cols.times[i]);
-                    }
-                    if binder.get(i) && bkeys[i] != NONE {
-                        let t = cols.times[i];
-                        if t < w.lo {
-                            continue;
-                        }
-                        let hi_t = t - w.lo;
-                        let lo_t = t.saturating_sub(w.hi);
-                        let found = seen.get(&bkeys[i]).is_some_and(|v| {
-                            let k = v.partition_point(|&x| x <= hi_t);
-                            k > 0 && v[k - 1] >= lo_t
-                        });
-                        out.set(i, found);
-                    }
-                }
+            JoinOp::Here => {}
+            JoinOp::Future | JoinOp::Past => {
+                let mut m: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
+                each(&mut |j, k| m.entry(k).or_default().push((cols.times[j], j)));
+                by = JoinBy::Times(m);
             }
             JoinOp::CausalPast => {
-                let na = cols.n_actors();
-                let mut first: HashMap<u32, Vec<u32>> = HashMap::new();
-                for i in 0..n {
-                    if jkeys[i] != NONE {
-                        let v = first.entry(jkeys[i]).or_insert_with(|| vec![u32::MAX; na]);
-                        let a = cols.actors[i] as usize;
-                        if let Some(x) = v.get_mut(a) {
-                            *x = (*x).min(cols.seq(i));
-                        }
+                let mut m: HashMap<u32, Vec<u32>> = HashMap::new();
+                each(&mut |j, k| {
+                    let v = m.entry(k).or_insert_with(|| vec![u32::MAX; na]);
+                    if let Some(x) = v.get_mut(cols.actors[j] as usize) {
+                        *x = (*x).min(cols.seq(j));
                     }
-                    if binder.get(i) && bkeys[i] != NONE {
-                        let found = first.get(&bkeys[i]).is_some_and(|v| {
-                            v.iter().enumerate().any(|(a, &s)| s <= cols.clock_at(i, a))
-                        });
-                        out.set(i, found);
-                    }
-                }
+                });
+                by = JoinBy::Clocks(m);
             }
             JoinOp::CausalFuture => {
-                if bnd {
-                    return binder;
-                }
-                let na = cols.n_actors();
-                let mut max: HashMap<u32, Vec<u32>> = HashMap::new();
-                for f in 0..n {
-                    if jkeys[f] != NONE {
-                        let v = max.entry(jkeys[f]).or_insert_with(|| vec![0; na]);
-                        for (m, &x) in v.iter_mut().zip(cols.clock(f)) {
-                            *m = (*m).max(x);
-                        }
+                let mut m: HashMap<u32, Vec<u32>> = HashMap::new();
+                each(&mut |j, k| {
+                    let v = m.entry(k).or_insert_with(|| vec![0; na]);
+                    for (x, &c) in v.iter_mut().zip(cols.clock(j)) {
+                        *x = (*x).max(c);
                     }
-                }
-                for i in 0..n {
-                    if binder.get(i) && bkeys[i] != NONE {
-                        let ai = cols.actors[i] as usize;
-                        let found = max
-                            .get(&bkeys[i])
-                            .is_some_and(|v| v.get(ai).copied().unwrap_or(0) >= cols.seq(i));
-                        out.set(i, found);
-                    }
-                }
+                });
+                by = JoinBy::Clocks(m);
             }
             JoinOp::Concurrent => {
-                if bnd {
-                    return binder;
-                }
-                let na = cols.n_actors();
-                let mut lists: HashMap<u32, Vec<Vec<usize>>> = HashMap::new();
-                for f in 0..n {
-                    if jkeys[f] != NONE {
-                        let v = lists
-                            .entry(jkeys[f])
-                            .or_insert_with(|| vec![Vec::new(); na]);
-                        if let Some(l) = v.get_mut(cols.actors[f] as usize) {
-                            l.push(f);
+                let mut m: HashMap<u32, Vec<Vec<usize>>> = HashMap::new();
+                each(&mut |j, k| {
+                    let v = m.entry(k).or_insert_with(|| vec![Vec::new(); na]);
+                    if let Some(l) = v.get_mut(cols.actors[j] as usize) {
+                        if l.last() != Some(&j) {
+                            l.push(j);
                         }
                     }
+                });
+                by = JoinBy::Lists(m);
+            }
+        }
+        Some(JoinIndex { jk, bk, by })
+    }
+
+    /// Whether the join holds for the binding of event `i` with `key`.
+    fn join_at(&self, ix: &JoinIndex, op: JoinOp, w: Win, i: usize, key: u32, bnd: bool) -> bool {
+        let cols = self.cols;
+        if key == NONE {
+            return false;
+        }
+        let t = cols.times[i];
+        let t_last = cols.times[..self.n].last().copied().unwrap_or(0);
+        match (&ix.by, op) {
+            (_, JoinOp::Here) => cols.keys_at(ix.jk, i).any(|k| k == key),
+            (JoinBy::Times(m), JoinOp::Future) => {
+                let ta = t.saturating_add(w.lo);
+                let tb = t.saturating_add(w.hi);
+                let found = m.get(&key).is_some_and(|v| {
+                    let p = v.partition_point(|&(x, j)| j < i || x < ta);
+                    p < v.len() && v[p].0 <= tb
+                });
+                found || (bnd && tb >= t_last)
+            }
+            (JoinBy::Times(m), JoinOp::Past) => {
+                if t < w.lo {
+                    return false;
                 }
-                for i in 0..n {
-                    if binder.get(i) && bkeys[i] != NONE {
-                        let found = lists
-                            .get(&bkeys[i])
-                            .is_some_and(|per| self.concurrent_in(i, per));
-                        out.set(i, found);
-                    }
-                }
+                let hi_t = t - w.lo;
+                let lo_t = t.saturating_sub(w.hi);
+                m.get(&key).is_some_and(|v| {
+                    let p = v.partition_point(|&(x, j)| j <= i && x <= hi_t);
+                    p > 0 && v[p - 1].0 >= lo_t
+                })
+            }
+            (JoinBy::Clocks(m), JoinOp::CausalPast) => m.get(&key).is_some_and(|v| {
+                v.iter()
+                    .enumerate()
+                    .any(|(a, &s)| s != u32::MAX && s <= cols.clock_at(i, a))
+            }),
+            (JoinBy::Clocks(m), JoinOp::CausalFuture) => {
+                bnd || m.get(&key).is_some_and(|v| {
+                    let ai = cols.actors[i] as usize;
+                    v.get(ai).copied().unwrap_or(0) >= cols.seq(i)
+                })
+            }
+            (JoinBy::Lists(m), JoinOp::Concurrent) => {
+                bnd || m.get(&key).is_some_and(|per| self.concurrent_in(i, per))
+            }
+            _ => false,
+        }
+    }
+
+    /// A join atom at the events its quantifier binds (their first
+    /// binding: the first matching line).
+    fn join(&self, op: JoinOp, q: u32, a: u32, w: Win, bnd: bool) -> Bits {
+        let n = self.n;
+        let binder = self.atom(self.ir.quants[q as usize].binder);
+        let mut out = Bits::new(n, false);
+        let Some(ix) = self.join_index(op, q, a) else {
+            return out;
+        };
+        let bkeys = &self.cols.keys[ix.bk].1;
+        for i in 0..n {
+            if binder.get(i) {
+                out.set(i, self.join_at(&ix, op, w, i, bkeys[i], bnd));
             }
         }
         out
     }
+
+    /// The other bindings of quantifier `q` (an event with several
+    /// matching lines binds each): `(event, binding)` with binding >= 1,
+    /// when the body compares with the variable.
+    fn extra_bindings(&self, q: u32, body: NodeId) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for id in self.ir.reachable(body) {
+            if let Node::Join(_, jq, a, _) = self.ir.nodes[id as usize] {
+                if jq != q {
+                    continue;
+                }
+                let [_, bk] = self.ir.join_keys(q, a);
+                let Some(bk) = self.cols.key_index(&bk) else {
+                    continue;
+                };
+                for (&i, v) in &self.cols.key_extra[bk] {
+                    if i < self.n {
+                        for b in 1..=v.len() {
+                            out.push((i, b));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The body of quantifier `q` at binding `b` of event `i` (`hi`: the
+    /// optimistic bound).
+    #[allow(clippy::too_many_arguments)]
+    fn body_at(
+        &self,
+        q: u32,
+        id: NodeId,
+        i: usize,
+        b: usize,
+        hi: bool,
+        vals: &HashMap<NodeId, Vals>,
+        ixs: &mut HashMap<NodeId, Option<JoinIndex>>,
+    ) -> bool {
+        match *self.node(id) {
+            Node::Join(op, jq, a, w) if jq == q => {
+                let ix = ixs
+                    .entry(id)
+                    .or_insert_with(|| self.join_index(op, q, a))
+                    .take();
+                let Some(ix) = ix else {
+                    return false;
+                };
+                let key = self.cols.keys_at(ix.bk, i).nth(b).unwrap_or(NONE);
+                let bnd = hi
+                    && self.truncated
+                    && matches!(
+                        op,
+                        JoinOp::Future | JoinOp::CausalFuture | JoinOp::Concurrent
+                    );
+                let v = self.join_at(&ix, op, w, i, key, bnd);
+                ixs.insert(id, Some(ix));
+                v
+            }
+            Node::Not(c) => !self.body_at(q, c, i, b, !hi, vals, ixs),
+            Node::And(x, y) => {
+                self.body_at(q, x, i, b, hi, vals, ixs) && self.body_at(q, y, i, b, hi, vals, ixs)
+            }
+            Node::Or(x, y) => {
+                self.body_at(q, x, i, b, hi, vals, ixs) || self.body_at(q, y, i, b, hi, vals, ixs)
+            }
+            _ => {
+                let v = &vals[&id];
+                if hi {
+                    v.hi().get(i)
+                } else {
+                    v.lo.get(i)
+                }
+            }
+        }
+    }
+}
+
+/// The join atom's events by key.
+struct JoinIndex {
+    /// The join atom's key request.
+    jk: usize,
+    /// The bound event's key request.
+    bk: usize,
+    by: JoinBy,
+}
+
+enum JoinBy {
+    None,
+    /// Per key: (time, event), in trace order.
+    Times(HashMap<u32, Vec<(u64, usize)>>),
+    /// Per key: per actor, the first position (causal past) or the
+    /// largest clock entry (causal future).
+    Clocks(HashMap<u32, Vec<u32>>),
+    /// Per key: per actor, the events in trace order.
+    Lists(HashMap<u32, Vec<Vec<usize>>>),
 }
 
 /// `p U[w] q` over the whole trace in one backward pass. `bnd`: the value
@@ -650,7 +868,10 @@ impl PastState {
 
     /// The node's value at event `i`, given its children's values there
     /// (`a` the first child, `b` the second).
-    fn step(&mut self, node: &Node, a: bool, b: bool, cur: &Cur<'_>) -> bool {
+    /// `m`: how many times the first child holds (its lines, for a
+    /// counted atom; else 0 or 1).
+    fn step(&mut self, node: &Node, m: u64, b: bool, cur: &Cur<'_>) -> bool {
+        let a = m > 0;
         let t = cur.time;
         match (self, node) {
             (PastState::Prev(last), _) => std::mem::replace(last, a),
@@ -690,10 +911,10 @@ impl PastState {
             }
             (PastState::Count { total, times, old }, Node::CountGe(_, w, n)) => {
                 if w.is_all() {
-                    *total += u64::from(a);
+                    *total += m;
                     return *total >= *n;
                 }
-                if a {
+                for _ in 0..m.min(*n) {
                     times.push_back(t);
                 }
                 while times.front().is_some_and(|&f| t - f > w.hi) {
@@ -720,8 +941,9 @@ enum Op<'c> {
     Not(usize),
     And(usize, usize),
     Or(usize, usize),
-    /// A past operator: its node, its children's slots, its state.
-    Past(&'c Node, usize, usize, PastState),
+    /// A past operator: its node, its children's slots, its state, and
+    /// for a count of an atom, the atom (its lines are counted).
+    Past(&'c Node, usize, usize, PastState, Option<u32>),
 }
 
 /// Streams a past-only formula: one value per node per event, computed
@@ -729,6 +951,11 @@ enum Op<'c> {
 pub(crate) struct Stream<'c> {
     ops: Vec<Op<'c>>,
     values: Vec<bool>,
+    cols: Option<&'c Columns>,
+    slot: HashMap<NodeId, usize>,
+    /// Slots watched (the left sides of implications) and whether each
+    /// was ever true.
+    watched: Vec<(usize, bool)>,
 }
 
 impl<'c> Stream<'c> {
@@ -762,34 +989,75 @@ impl<'c> Stream<'c> {
                     Node::Not(_) => Op::Not(s(0)),
                     Node::And(..) => Op::And(s(0), s(1)),
                     Node::Or(..) => Op::Or(s(0), s(1)),
-                    _ => Op::Past(node, s(0), s(1), PastState::new(node, actors)),
+                    Node::CountGe(c, ..) => Op::Past(
+                        node,
+                        s(0),
+                        s(1),
+                        PastState::new(node, actors),
+                        atom_of(ir, c),
+                    ),
+                    _ => Op::Past(node, s(0), s(1), PastState::new(node, actors), None),
                 }
             })
             .collect();
         Stream {
             values: vec![false; order.len()],
             ops,
+            cols,
+            slot,
+            watched: Vec::new(),
         }
     }
 
-    /// Advances to event `i`; returns the root's value there.
-    pub(crate) fn step(&mut self, i: usize, live: &[bool], cur: &Cur<'_>) -> bool {
+    /// Watches these nodes (those in the formula): [`Stream::never_true`]
+    /// tells which were never true.
+    pub(crate) fn watch(&mut self, nodes: &[NodeId]) {
+        self.watched = nodes
+            .iter()
+            .filter_map(|n| self.slot.get(n).map(|&s| (s, false)))
+            .collect();
+    }
+
+    /// The watched nodes, shown, when none of them was ever true (and
+    /// there is one); else nothing.
+    pub(crate) fn never_true(&self, ir: &Ir, nodes: &[NodeId]) -> Vec<String> {
+        if nodes.is_empty() || self.watched.len() != nodes.len() || self.watched.iter().any(|w| w.1)
+        {
+            return Vec::new();
+        }
+        nodes.iter().map(|&a| ir.show(a)).collect()
+    }
+
+    /// `live`: per atom, how many times it holds at event `i` (when the
+    /// atoms do not come from columns).
+    pub(crate) fn step(&mut self, i: usize, live: &[u32], cur: &Cur<'_>) -> bool {
         let vals = &mut self.values;
+        let cols = self.cols;
         for (k, op) in self.ops.iter_mut().enumerate() {
             let v = match op {
                 Op::Const(c) => *c,
                 Op::Atom(bits) => bits.get(i),
-                Op::Live(a) => live.get(*a).copied().unwrap_or(false),
+                Op::Live(a) => live.get(*a).is_some_and(|&c| c > 0),
                 Op::Not(a) => !vals[*a],
                 Op::And(a, b) => vals[*a] && vals[*b],
                 Op::Or(a, b) => vals[*a] || vals[*b],
-                Op::Past(node, a, b, st) => {
+                Op::Past(node, a, b, st, counted) => {
                     let x = vals.get(*a).copied().unwrap_or(false);
                     let y = vals.get(*b).copied().unwrap_or(false);
-                    st.step(node, x, y, cur)
+                    let m = match (*counted, x) {
+                        (Some(at), true) => match cols {
+                            Some(c) => c.count(at, i),
+                            None => u64::from(live.get(at as usize).copied().unwrap_or(1)),
+                        },
+                        _ => u64::from(x),
+                    };
+                    st.step(node, m, y, cur)
                 }
             };
             vals[k] = v;
+        }
+        for w in &mut self.watched {
+            w.1 |= vals[w.0];
         }
         vals.last().copied().unwrap_or(false)
     }
@@ -804,6 +1072,8 @@ struct Explainer<'e> {
     /// Explain why the pessimistic bound fails (why an inconclusive
     /// property does not hold yet: its pending obligations).
     pessimistic: bool,
+    /// The `F` being explained is the `F !q` of a false `G q`.
+    g_false: bool,
 }
 
 const MAX_NOTES: usize = 8;
@@ -829,17 +1099,21 @@ impl Explainer<'_> {
     }
 
     fn note(&mut self, event: Option<usize>, message: String) {
+        self.note_atom(event, message, None);
+    }
+
+    fn note_atom(&mut self, event: Option<usize>, message: String, atom: Option<u32>) {
         if self.notes.len() < MAX_NOTES {
-            self.notes.push(Note {
-                event: event.map(|e| e as u64),
-                message,
-            });
+            let mut n = Note::new(event, message);
+            n.atom = atom;
+            self.notes.push(n);
         }
     }
 
     /// Explains why node `id` has value `claim` at event `i`.
     fn explain(&mut self, id: NodeId, i: usize, claim: bool, depth: usize) {
         if depth > 12 || self.notes.len() >= MAX_NOTES {
+            self.g_false = false;
             return;
         }
         let ir = self.ctx.ir;
@@ -848,15 +1122,28 @@ impl Explainer<'_> {
         let show = |x: NodeId| ir.show(x);
         match ir.nodes[id as usize] {
             Node::Const(_) => {}
-            Node::Atom(_) | Node::Join(JoinOp::Here, ..) => self.note(
-                Some(i),
-                format!(
-                    "{} {}",
-                    if claim { "matches" } else { "does not match" },
-                    show(id)
-                ),
-            ),
-            Node::Not(c) => self.explain(c, i, !claim, depth + 1),
+            Node::Atom(_) | Node::Join(JoinOp::Here, ..) => {
+                let atom = match ir.nodes[id as usize] {
+                    Node::Atom(a) | Node::Join(JoinOp::Here, _, a, _) if claim => Some(a),
+                    _ => None,
+                };
+                self.note_atom(
+                    Some(i),
+                    format!(
+                        "{} {}",
+                        if claim { "matches" } else { "does not match" },
+                        show(id)
+                    ),
+                    atom,
+                )
+            }
+            Node::Not(c) => {
+                // `G q` (`!F !q`) false: its `F !q` names several events.
+                self.g_false = !claim
+                    && matches!(ir.nodes[c as usize], Node::Until(t, _, w)
+                        if ir.nodes[t as usize] == Node::Const(true) && w.is_all());
+                self.explain(c, i, !claim, depth + 1)
+            }
             Node::And(a, b) | Node::Or(a, b) => {
                 let is_and = matches!(ir.nodes[id as usize], Node::And(..));
                 if claim == is_and {
@@ -887,6 +1174,7 @@ impl Explainer<'_> {
                 }
             }
             Node::Until(p, q, w) => {
+                let listing = std::mem::take(&mut self.g_false);
                 let p_true = ir.nodes[p as usize] == Node::Const(true);
                 if claim {
                     // The witness: the first j in the window where q holds
@@ -897,7 +1185,20 @@ impl Explainer<'_> {
                         .take_while(|&j| j == i || p_true || pb.get(j - 1))
                         .find(|&j| w.contains(cols.times[j] - cols.times[i]) && qb.get(j));
                     if let Some(j) = found {
+                        // `G p` violated: name a few more offending events.
+                        let more: Vec<usize> = if listing {
+                            (j + 1..n).filter(|&k| qb.get(k)).collect()
+                        } else {
+                            Vec::new()
+                        };
                         self.explain(q, j, true, depth + 1);
+                        if !more.is_empty() {
+                            let total = 1 + more.len() as u64;
+                            let shown = &more[..more.len().min(MORE_EVENTS)];
+                            for nt in more_notes(shown, total, atom_of(ir, q), "violated") {
+                                self.notes.push(nt);
+                            }
+                        }
                     }
                 } else {
                     let pb = self.bits(p, false);
@@ -1000,13 +1301,28 @@ impl Explainer<'_> {
             }
             Node::CountGe(c, w, k) => {
                 let cb = self.bits(c, claim);
-                let count = (0..=i)
+                let counted = atom_of(ir, c);
+                let count: u64 = (0..=i)
                     .filter(|&j| w.contains(cols.times[i] - cols.times[j]) && cb.get(j))
-                    .count();
+                    .map(|j| match counted {
+                        Some(a) => cols.count(a, j).max(1),
+                        None => 1,
+                    })
+                    .sum();
+                let what = if counted.is_some_and(|a| ir.atoms[a as usize].is_texty()) {
+                    "time(s) (lines)"
+                } else {
+                    "time(s)"
+                };
+                let bound = if claim {
+                    format!("more than {}", k - 1)
+                } else {
+                    format!("fewer than {k}")
+                };
                 self.note(
                     Some(i),
                     format!(
-                        "`{}` held at {count} event(s){} (the bound is {k})",
+                        "`{}` held {count} {what}{}: {bound}",
                         show(c),
                         win_words(w, "before")
                     ),
@@ -1018,11 +1334,39 @@ impl Explainer<'_> {
                 let want = !forall;
                 if claim != forall {
                     // forall false / exists true: one witness.
+                    let batom = ir.quants[q as usize].binder;
                     if let Some(j) =
                         (0..n).find(|&j| binder.get(j) && self.val(body, j, want) == want)
                     {
-                        self.note(Some(j), format!("with `{var}` bound to this event:"));
+                        self.note_atom(
+                            Some(j),
+                            format!("with `{var}` bound to this event:"),
+                            Some(batom),
+                        );
                         self.explain(body, j, want, depth + 1);
+                        return;
+                    }
+                    // Another line of an event with several.
+                    let hi = want == self.pessimistic;
+                    let mut ixs = HashMap::new();
+                    let extra = self.ctx.extra_bindings(q, body);
+                    if let Some(&(j, b)) = extra.iter().find(|&&(j, b)| {
+                        binder.get(j)
+                            && self.ctx.body_at(q, body, j, b, hi, self.vals, &mut ixs) == want
+                    }) {
+                        if self.notes.len() < MAX_NOTES {
+                            let mut nt = Note::new(
+                                Some(j),
+                                format!(
+                                    "with `{var}` bound to this event's line {} that `{}` matches, the body is {want}",
+                                    b + 1,
+                                    ir.atoms[batom as usize].source
+                                ),
+                            );
+                            nt.atom = Some(batom);
+                            nt.nth = b as u32;
+                            self.notes.push(nt);
+                        }
                         return;
                     }
                 }
@@ -1061,11 +1405,17 @@ impl Explainer<'_> {
                     JoinOp::CausalFuture => before(i, j),
                     JoinOp::Concurrent => j != i && !before(i, j) && !before(j, i),
                 };
-                match (0..n).find(|&j| jkeys[j] == key && key != crate::columns::NONE && related(j))
-                {
-                    Some(j) => self.note(
+                let jki = cols.key_index(&jk);
+                match (0..n).find(|&j| {
+                    key != crate::columns::NONE
+                        && (jkeys[j] == key
+                            || jki.is_some_and(|x| cols.keys_at(x, j).any(|k| k == key)))
+                        && related(j)
+                }) {
+                    Some(j) => self.note_atom(
                         Some(j),
                         format!("matches {atom}, with the values of `{var}` (event {i})"),
+                        Some(a),
                     ),
                     None => self.note(
                         Some(i),
@@ -1084,8 +1434,12 @@ fn win_words(w: Win, dir: &str) -> String {
     if w.is_all() {
         String::new()
     } else if w.hi == u64::MAX {
-        format!(" at least {} ns {dir}", w.lo)
+        format!(" at least {} {dir}", crate::ir::duration(w.lo))
     } else {
-        format!(" between {} and {} ns {dir}", w.lo, w.hi)
+        format!(
+            " between {} and {} {dir}",
+            crate::ir::duration(w.lo),
+            crate::ir::duration(w.hi)
+        )
     }
 }

@@ -195,18 +195,19 @@ pub fn value<'a>(id: usize, dir: Dir, data: &'a EventData) -> Option<Cow<'a, str
     let b = |s: &'a String| Some(Cow::Borrowed(s.as_str()));
     let o = |s: String| Some(Cow::Owned(s));
     match (FIELDS[id].name, data) {
-        ("text", d) => Some(d.text()),
+        ("text", d) => Some(text(d)),
         ("dir", _) => Some(Cow::Borrowed(dir.name())),
         ("stream", D::Output { stream, .. }) => Some(Cow::Borrowed(stream.name())),
         ("secret", D::Input { secret, .. }) => o(secret.to_string()),
         ("bytes", D::Input { bytes, .. } | D::Output { bytes, .. }) => o(bytes.len().to_string()),
         ("status", D::Exit { status }) => match status {
             dtest_trace::ExitStatus::Code(c) => o(c.to_string()),
-            dtest_trace::ExitStatus::Signal(s) => b(s),
+            dtest_trace::ExitStatus::Signal(s) => Some(sig_canon(s)),
         },
         ("status", D::Custom { status, .. }) => o(status.to_string()),
         ("command", D::Start { command }) => b(command),
-        ("name", D::Signal { name } | D::BarrierEnter { name } | D::BarrierLeave { name, .. })
+        ("name", D::Signal { name }) => Some(sig_canon(name)),
+        ("name", D::BarrierEnter { name } | D::BarrierLeave { name, .. })
         | ("name", D::BarrierBroken { name, .. } | D::Custom { name, .. }) => b(name),
         ("pattern", D::Match { pattern, .. } | D::Timeout { pattern, .. }) => b(pattern),
         ("matched", D::Match { matched, .. }) => b(matched),
@@ -231,3 +232,50 @@ pub fn value<'a>(id: usize, dir: Dir, data: &'a EventData) -> Option<Cow<'a, str
         _ => None,
     }
 }
+
+/// The canonical name of a signal: `SIGKILL` (`KILL` is its alias). A
+/// signal event records `KILL`, an exit status displays `SIGKILL`: the
+/// language sees `SIGKILL` in both and accepts `KILL` wherever it compares.
+pub fn sig_canon(s: &str) -> Cow<'_, str> {
+    if s.starts_with("SIG") {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("SIG{s}"))
+    }
+}
+
+/// Whether an event names a signal (a signal event, an exit by a signal):
+/// its text is a signal name, compared with the alias rule.
+pub fn names_signal(data: &EventData) -> bool {
+    matches!(
+        data,
+        EventData::Signal { .. }
+            | EventData::Exit {
+                status: dtest_trace::ExitStatus::Signal(_)
+            }
+    )
+}
+
+/// The text of an event as the language sees it: [`EventData::text`], with
+/// signal names in their canonical form ([`sig_canon`]).
+pub fn text(data: &EventData) -> Cow<'_, str> {
+    match data {
+        EventData::Signal { name } => sig_canon(name),
+        d => d.text(),
+    }
+}
+
+/// Whether two signal names are the same signal (`KILL` and `SIGKILL`).
+pub fn same_signal(a: &str, b: &str) -> bool {
+    a.strip_prefix("SIG").unwrap_or(a) == b.strip_prefix("SIG").unwrap_or(b)
+}
+
+/// Whether the kind's text is matched line by line (input and output).
+pub fn is_line_kind(k: Kind) -> bool {
+    matches!(k, Kind::Input | Kind::Output)
+}
+
+/// Id of the `name` field.
+pub const NAME: usize = 8;
+/// Id of the `status` field.
+pub const STATUS: usize = 6;

@@ -201,6 +201,16 @@ pub struct AtomIr {
     pub var_key: Vec<KeyPart>,
     /// The atom as written.
     pub source: String,
+    /// Where it is written (line, column), every place.
+    pub pos: Vec<(usize, usize)>,
+}
+
+impl AtomIr {
+    /// Whether the atom tests the text (a positional text or `text =`):
+    /// then it is matched per line on input and output events.
+    pub fn is_texty(&self) -> bool {
+        !matches!(self.text, TextTest::Any) || self.fields.iter().any(|f| f.0 == fields::TEXT)
+    }
 }
 
 /// A quantifier: the atom its variable ranges over.
@@ -464,12 +474,32 @@ fn show_win(w: Win) -> String {
     if w.is_all() {
         return String::new();
     }
-    let f = |v: u64| format!("{}ns", v);
+    let f = duration;
     if w.hi == u64::MAX {
         format!("[{}, inf]", f(w.lo))
     } else {
         format!("[{}, {}]", f(w.lo), f(w.hi))
     }
+}
+
+/// A duration in nanoseconds in its natural unit: the largest of `h m s
+/// ms us ns` that divides it (`0s`, `250ms`, `1s`, `90s`).
+pub fn duration(ns: u64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    for (unit, per) in [
+        ("h", 3_600_000_000_000u64),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if ns % per == 0 {
+            return format!("{}{unit}", ns / per);
+        }
+    }
+    format!("{ns}ns")
 }
 
 /// Lowers a parsed spec. `file` and `src` are for error messages.
@@ -482,6 +512,7 @@ pub fn lower(spec: &Spec, file: &str, src: &str) -> Result<Ir, SpecError> {
         src,
     };
     let mut names = HashMap::new();
+    let mut depths: HashMap<String, usize> = HashMap::new();
     for item in &spec.items {
         if names
             .insert((item.kind == ItemKind::Let, item.name.clone()), ())
@@ -489,10 +520,22 @@ pub fn lower(spec: &Spec, file: &str, src: &str) -> Result<Ir, SpecError> {
         {
             return Err(l.err(item.name_span, format!("`{}` is defined twice", item.name)));
         }
+        let d = depth(&item.formula, &depths);
+        if d > crate::parse::MAX_DEPTH {
+            return Err(l.err(
+                item.name_span,
+                format!(
+                    "`{}` nests {d} levels deep once its lets are inlined (more than {})",
+                    item.name,
+                    crate::parse::MAX_DEPTH
+                ),
+            ));
+        }
         let id = l.formula(&item.formula, false)?;
         match item.kind {
             ItemKind::Let => {
                 l.lets.insert(item.name.clone(), id);
+                depths.insert(item.name.clone(), d);
             }
             ItemKind::Property => l.ir.properties.push(PropertyIr {
                 name: item.name.clone(),
@@ -502,6 +545,20 @@ pub fn lower(spec: &Spec, file: &str, src: &str) -> Result<Ir, SpecError> {
         }
     }
     Ok(l.ir)
+}
+
+/// How deep a formula nests once the lets it names are inlined (their
+/// depths are in `lets`; the parser bounds the recursion here).
+fn depth(f: &Formula, lets: &HashMap<String, usize>) -> usize {
+    match &f.kind {
+        FormulaKind::Const(_) | FormulaKind::Atom(_) => 1,
+        FormulaKind::Ref(n) => lets.get(n).copied().unwrap_or(1),
+        FormulaKind::Unary(_, _, c) => 1 + depth(c, lets),
+        FormulaKind::Bool(_, a, b) | FormulaKind::Temporal(_, _, a, b) => {
+            1 + depth(a, lets).max(depth(b, lets))
+        }
+        FormulaKind::Count { body, .. } | FormulaKind::Quant { body, .. } => 1 + depth(body, lets),
+    }
 }
 
 struct Lowerer<'a> {
@@ -785,6 +842,7 @@ impl Lowerer<'_> {
             key: Vec::new(),
             var_key: Vec::new(),
             source: a.to_string(),
+            pos: Vec::new(),
         };
         let groups = match &ir.text {
             TextTest::Regex(r) => r.captures_len() as u32 - 1,
@@ -830,10 +888,18 @@ impl Lowerer<'_> {
             "{:?}|{}|{:?}|{:?}",
             ir.source, ir.source, ir.key, ir.var_key
         );
+        let at = SpecError::at(self.file, self.src, a.span.start, "");
+        let pos = (at.line, at.col);
         if let Some(&id) = self.ir.atom_dedup.get(&key) {
+            let p = &mut self.ir.atoms[id as usize].pos;
+            if !p.contains(&pos) {
+                p.push(pos);
+            }
             return Ok(id);
         }
         let id = self.ir.atoms.len() as u32;
+        let mut ir = ir;
+        ir.pos.push(pos);
         self.ir.atoms.push(ir);
         self.ir.atom_dedup.insert(key, id);
         Ok(id)
@@ -903,7 +969,11 @@ impl Lowerer<'_> {
             (FieldType::Enum(words), _) => bad(&format!("one of: {}", words.join(", "))),
             (FieldType::Status, Value::Int(i)) => Ok(i.to_string()),
             (FieldType::Status, Value::Word(w) | Value::Str(w)) => {
-                Ok(w.strip_prefix("SIG").unwrap_or(w).to_string())
+                if w.parse::<i64>().is_ok() {
+                    Ok(w.clone())
+                } else {
+                    Ok(fields::sig_canon(w).into_owned())
+                }
             }
             (FieldType::Status, _) => bad("an exit status (a number or a signal name like KILL)"),
         }

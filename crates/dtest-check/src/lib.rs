@@ -39,10 +39,12 @@ mod error;
 pub mod eval;
 pub mod fields;
 pub mod ir;
+mod lines;
 mod online;
 pub mod parse;
 pub mod print;
 pub mod report;
+mod warn;
 
 #[cfg(test)]
 mod naive;
@@ -56,6 +58,20 @@ use rayon::prelude::*;
 pub use error::{Error, Result, SpecError};
 pub use eval::Verdict;
 pub use report::{EventInfo, PropertyResult, ReportNote};
+pub use warn::CheckWarning;
+
+/// The results of a spec on one trace, and the warnings about its atoms
+/// there (an actor the trace does not have, a kind that never occurs, a
+/// string no text equals that would match as a regex).
+#[derive(Clone, Debug)]
+pub struct TraceReport {
+    /// The trace.
+    pub trace: PathBuf,
+    /// One result per property checked, in the spec's order.
+    pub results: Vec<PropertyResult>,
+    /// Warnings, in the spec's order.
+    pub warnings: Vec<CheckWarning>,
+}
 
 /// Stack of the thread that parses a spec.
 const PARSE_STACK: usize = 64 << 20;
@@ -163,6 +179,11 @@ pub fn load_columns(spec: &Spec, props: &[usize], trace: &Path) -> Result<column
 /// Checks the properties named in `only` (all when empty) on one trace, in
 /// parallel. Results are in the spec's order.
 pub fn check_trace(spec: &Spec, only: &[String], trace: &Path) -> Result<Vec<PropertyResult>> {
+    Ok(check_trace_report(spec, only, trace)?.results)
+}
+
+/// Like [`check_trace`], with the warnings.
+pub fn check_trace_report(spec: &Spec, only: &[String], trace: &Path) -> Result<TraceReport> {
     let props = spec.select(only)?;
     if props
         .iter()
@@ -170,27 +191,60 @@ pub fn check_trace(spec: &Spec, only: &[String], trace: &Path) -> Result<Vec<Pro
     {
         return online::check(spec, &props, trace);
     }
-    let cols = load_columns(spec, &props, trace)?;
+    check_columns(spec, &props, trace)
+}
+
+/// Checks properties `props` on the columns of the whole trace.
+pub(crate) fn check_columns(spec: &Spec, props: &[usize], trace: &Path) -> Result<TraceReport> {
+    let mut needs = ir::Needs::default();
+    for &p in props {
+        needs.union(&spec.ir.needs(spec.ir.properties[p].root));
+    }
+    let cols = load_columns(spec, props, trace)?;
     let outcomes: Vec<(usize, eval::Outcome)> = props
         .par_iter()
         .map(|&p| (p, eval::check(&spec.ir, &spec.ir.properties[p], &cols)))
         .collect();
-    report::build(spec, trace, &cols, outcomes)
+    let results = report::build(spec, trace, &cols, outcomes)?;
+    let warnings = warn::warnings(
+        &spec.ir,
+        &needs,
+        &cols.actor_names,
+        &cols.stats(&needs),
+        &spec.file,
+        &trace.display().to_string(),
+    );
+    Ok(TraceReport {
+        trace: trace.to_path_buf(),
+        results,
+        warnings,
+    })
 }
 
 /// Checks the selected properties on several traces (in parallel).
-/// Results are grouped by trace, in the order given.
+/// Results are grouped by trace, in the order given; the first trace
+/// that cannot be read is the error.
 pub fn check(spec: &Spec, only: &[String], traces: &[PathBuf]) -> Result<Vec<PropertyResult>> {
-    spec.select(only)?;
-    let per: Vec<Result<Vec<PropertyResult>>> = traces
-        .par_iter()
-        .map(|t| check_trace(spec, only, t))
-        .collect();
     let mut out = Vec::new();
-    for r in per {
-        out.extend(r?);
+    for r in check_each(spec, only, traces)? {
+        out.extend(r?.results);
     }
     Ok(out)
+}
+
+/// Checks the selected properties on each trace (in parallel): one report
+/// or one error per trace, in the order given (a bad trace does not hide
+/// the others' verdicts). Fails only when `only` names no property.
+pub fn check_each(
+    spec: &Spec,
+    only: &[String],
+    traces: &[PathBuf],
+) -> Result<Vec<Result<TraceReport>>> {
+    spec.select(only)?;
+    Ok(traces
+        .par_iter()
+        .map(|t| check_trace_report(spec, only, t))
+        .collect())
 }
 
 /// Parses `spec_path` and checks all its properties on `trace_path`: what

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::columns::Columns;
+use crate::columns::{Columns, Matcher};
 use crate::eval::{Outcome, Verdict};
-use crate::{Error, Result, Spec};
+use crate::{fields, lines, Error, Result, Spec};
 
 /// Longest event text kept in a report (in characters).
 const MAX_TEXT: usize = 120;
@@ -55,6 +55,9 @@ pub struct PropertyResult {
     pub details: Vec<EventInfo>,
     /// Why, step by step.
     pub why: Vec<ReportNote>,
+    /// For a property that holds only vacuously: the left sides of its
+    /// implications, none of which was ever true (empty otherwise).
+    pub vacuous: Vec<String>,
 }
 
 impl PropertyResult {
@@ -71,13 +74,21 @@ pub(crate) fn build(
     cols: &Columns,
     outcomes: Vec<(usize, Outcome)>,
 ) -> Result<Vec<PropertyResult>> {
-    let mut wanted: Vec<u64> = outcomes
-        .iter()
-        .flat_map(|(_, o)| o.notes.iter().filter_map(|n| n.event))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let texts = fetch_texts(trace, &wanted)?;
+    // Per wanted event, the atoms said to match there (to show the line).
+    let mut wanted: BTreeMap<u64, Vec<(u32, u32)>> = BTreeMap::new();
+    for (_, o) in &outcomes {
+        for n in &o.notes {
+            if let Some(e) = n.event {
+                let v = wanted.entry(e).or_default();
+                if let Some(a) = n.atom {
+                    if !v.contains(&(a, n.nth)) {
+                        v.push((a, n.nth));
+                    }
+                }
+            }
+        }
+    }
+    let texts = fetch_texts(spec, trace, &wanted)?;
     let mut out = Vec::new();
     for (p, o) in outcomes {
         let prop = &spec.ir.properties[p];
@@ -113,16 +124,24 @@ pub(crate) fn build(
                     message: n.message,
                 })
                 .collect(),
+            vacuous: o.vacuous,
         });
     }
     Ok(out)
 }
 
 /// Reads the texts of a few events (the columns do not keep texts): one
-/// pass over the trace up to the last wanted event.
-fn fetch_texts(trace: &Path, wanted: &[u64]) -> Result<BTreeMap<u64, String>> {
+/// pass over the trace up to the last wanted event (to its end when a
+/// final line without newline may be wanted). An input or output event
+/// shows its line that an atom of `wanted` matches, else the lines
+/// completed there, else its bytes.
+fn fetch_texts(
+    spec: &Spec,
+    trace: &Path,
+    wanted: &BTreeMap<u64, Vec<(u32, u32)>>,
+) -> Result<BTreeMap<u64, String>> {
     let mut out = BTreeMap::new();
-    let Some(&last) = wanted.last() else {
+    let Some((&last, _)) = wanted.iter().next_back() else {
         return Ok(out);
     };
     let terr = |source| Error::Trace {
@@ -130,15 +149,78 @@ fn fetch_texts(trace: &Path, wanted: &[u64]) -> Result<BTreeMap<u64, String>> {
         source,
     };
     let mut r = dtest_trace::Reader::open(trace).map_err(terr)?;
-    let mut k = 0;
+    let names: Vec<String> = r.header().actors.iter().map(|a| a.name.clone()).collect();
+    let matchers: BTreeMap<u32, Matcher<'_>> = wanted
+        .values()
+        .flatten()
+        .map(|&(a, _)| (a, Matcher::new(&spec.ir.atoms[a as usize], &names)))
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    // Per stream: the last wanted event with no line shown yet, its atoms
+    // and its bytes (a final line without newline may be its line).
+    let mut open: BTreeMap<usize, (u64, String)> = BTreeMap::new();
     while let Some(e) = r.next_event().map_err(terr)? {
-        if e.index > last {
+        if e.index > last && open.is_empty() {
             break;
         }
-        if wanted.get(k) == Some(&e.index) {
-            out.insert(e.index, shorten(&e.text()));
-            k += 1;
+        let want = wanted.get(&e.index);
+        let Some(slot) = lines::stream_slot(e.actor, &e.data) else {
+            if want.is_some() {
+                out.insert(e.index, shorten(&fields::text(&e.data)));
+            }
+            continue;
+        };
+        // Another chunk on the stream: its pending line is not final.
+        if let Some((ix, chunk)) = open.remove(&slot) {
+            out.entry(ix).or_insert_with(|| shorten(&chunk));
         }
+        if bufs.len() <= slot {
+            bufs.resize_with(slot + 1, Vec::new);
+        }
+        let mut done: Vec<String> = Vec::new();
+        let mut hit: Option<String> = None;
+        let atoms = want.map(|v| v.as_slice()).unwrap_or(&[]);
+        let mut seen = vec![0u32; atoms.len()];
+        lines::split_lines(&mut bufs[slot], lines::payload(&e.data), |l| {
+            if want.is_none() || hit.is_some() {
+                return;
+            }
+            let t = lines::line_text(l);
+            for (k, (a, nth)) in atoms.iter().enumerate() {
+                if matchers[a].per_line(e.data.kind()) && matchers[a].test_line(&t) {
+                    if seen[k] == *nth {
+                        hit = Some(t.to_string());
+                        return;
+                    }
+                    seen[k] += 1;
+                }
+            }
+            if done.len() < 4 {
+                done.push(t.into_owned());
+            }
+        });
+        if want.is_none() {
+            continue;
+        }
+        match hit {
+            Some(h) => {
+                out.insert(e.index, shorten(&h));
+            }
+            None if !done.is_empty() => {
+                out.insert(e.index, shorten(&done.join("\n")));
+            }
+            None => {
+                open.insert(slot, (e.index, fields::text(&e.data).into_owned()));
+            }
+        }
+    }
+    // The final lines without newline.
+    for (slot, (ix, chunk)) in open {
+        let line = bufs
+            .get(slot)
+            .map(|b| lines::line_text(b).into_owned())
+            .filter(|l| !l.is_empty());
+        out.insert(ix, shorten(line.as_deref().unwrap_or(&chunk)));
     }
     Ok(out)
 }
@@ -157,14 +239,33 @@ fn shorten(s: &str) -> String {
 /// (or an inconclusive verdict) the deciding events and why.
 pub fn text(results: &[PropertyResult]) -> String {
     let mut out = String::new();
-    let width = results.iter().map(|r| r.property.len()).max().unwrap_or(0);
+    // Names are padded to the longest (at most 40 characters).
+    let width = results
+        .iter()
+        .map(|r| r.property.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
     for r in results {
+        let pad = width.saturating_sub(r.property.chars().count());
         out.push_str(&format!(
-            "{:<12} {:<width$}  {}\n",
+            "{:<12} {}{}  {}",
             r.verdict.word(),
             r.property,
+            " ".repeat(pad),
             r.trace
         ));
+        if r.verdict == Verdict::Holds && !r.vacuous.is_empty() {
+            out.push_str(&format!(
+                "  (vacuously: never true: {})",
+                r.vacuous
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out.push('\n');
         if r.verdict == Verdict::Holds {
             continue;
         }
@@ -183,6 +284,15 @@ pub fn text(results: &[PropertyResult]) -> String {
         }
     }
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let vacuous = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Holds && !r.vacuous.is_empty())
+        .count();
+    if vacuous > 0 {
+        out.push_str(&format!(
+            "{vacuous} of the properties that hold hold only vacuously\n"
+        ));
+    }
     out.push_str(&format!(
         "{} checked: {} hold, {} violated, {} inconclusive\n",
         results.len(),
@@ -215,6 +325,20 @@ pub fn json(spec: &str, results: &[PropertyResult]) -> serde_json::Value {
         "events": events,
         "results": results,
     })
+}
+
+/// The JSON report with the warnings and the traces that could not be
+/// checked (`warnings`, `errors`: added to schema version 1).
+pub fn json_full(
+    spec: &str,
+    results: &[PropertyResult],
+    warnings: &[crate::CheckWarning],
+    errors: &[String],
+) -> serde_json::Value {
+    let mut v = json(spec, results);
+    v["warnings"] = serde_json::to_value(warnings).unwrap_or_default();
+    v["errors"] = serde_json::to_value(errors).unwrap_or_default();
+    v
 }
 
 /// The exit code for a set of results: 0 when every property holds, 1

@@ -532,3 +532,381 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- lines
+
+/// A run of one program whose output is `out` (and whose input is `inp`),
+/// recorded with the output cut into chunks at `cuts` (byte offsets) and
+/// the input at `in_cuts`: one event per chunk on the session (send) and
+/// on the tester (receive). Times: 1 ms per chunk.
+fn chunked_trace(out: &str, cuts: &[usize], inp: &str, in_cuts: &[usize]) -> Vec<u8> {
+    use dtest_trace::{Actor, ActorKind, EventData, Header, Stream};
+    let a = |id, name: &str, kind| Actor {
+        id,
+        name: name.into(),
+        kind,
+        host: "local".into(),
+    };
+    let header = Header::new(
+        "chunks",
+        vec![
+            a(0, "master", ActorKind::Master),
+            a(1, "tester1", ActorKind::Tester),
+            a(2, "tester1@local", ActorKind::Session),
+        ],
+    );
+    let mut w = Writer::new(Vec::new(), header).unwrap();
+    let mut t = 0u64;
+    let mut msg = 0u64;
+    let mut send = |w: &mut Writer<Vec<u8>>, from: u32, to: u32, data: EventData| {
+        t += 1_000_000;
+        msg += 1;
+        w.append_auto(from, t, Dir::Send, Some(msg), &data).unwrap();
+        w.append_auto(to, t, Dir::Recv, Some(msg), &data).unwrap();
+    };
+    send(
+        &mut w,
+        1,
+        2,
+        EventData::Start {
+            command: "./server".into(),
+        },
+    );
+    let pieces = |s: &str, cuts: &[usize]| -> Vec<Vec<u8>> {
+        let mut at = 0;
+        let mut v = Vec::new();
+        for &c in cuts.iter().chain([s.len()].iter()) {
+            let c = c.clamp(at, s.len());
+            v.push(s.as_bytes()[at..c].to_vec());
+            at = c;
+        }
+        v
+    };
+    for p in pieces(inp, in_cuts) {
+        send(
+            &mut w,
+            1,
+            2,
+            EventData::Input {
+                bytes: p,
+                secret: false,
+            },
+        );
+    }
+    for p in pieces(out, cuts) {
+        send(
+            &mut w,
+            2,
+            1,
+            EventData::Output {
+                bytes: p,
+                stream: Stream::Stdout,
+            },
+        );
+    }
+    send(
+        &mut w,
+        2,
+        1,
+        EventData::Exit {
+            status: dtest_trace::ExitStatus::Signal("KILL".into()),
+        },
+    );
+    t += 1_000_000;
+    w.append_auto(
+        0,
+        t,
+        Dir::Local,
+        None,
+        &EventData::End {
+            ok: true,
+            summary: "ok".into(),
+        },
+    )
+    .unwrap();
+    w.into_inner().unwrap()
+}
+
+const PROGRAM_OUTPUT: &str = "starting\r\nready port=4040\nwork id=7\nwork id=8\npanic: boom\r\ndone id=7\nnoise\nlast line, no newline";
+const PROGRAM_INPUT: &str = "hello world\nquit\n";
+
+const LINE_SPEC: &str = r#"
+property no_panic: G !output(_, /^panic/)
+property ready: F output(tester1, /^ready port=(\d+)$/)
+property exact_line: F output(tester1, "ready port=4040")
+property final_line: F output(tester1, "last line, no newline")
+property works_done:
+    forall r in output(tester1, /^work id=(\d+)$/):
+        F output(tester1, /^done id=(\d+)$/, $1 = r.$1)
+property at_most_one_work: G count(output(tester1, /^work/)) <= 1
+property at_most_two_work: G count(output(tester1, /^work/)) <= 2
+property done_after_work: G (output(tester1, /^done/) -> O output(tester1, /^work id=7/))
+property typed: F input("tester1@local", "hello world") && F input(tester1, "quit")
+property killed: F exit(tester1, "SIGKILL") && F exit(tester1, "KILL") && F exit(_, _, status = KILL)
+property no_two_lines: G !output(tester1, /id=7.*id=8/)
+"#;
+
+/// `(property, verdict, the lines the report shows for matching events)`.
+fn line_report(bytes: &[u8], online: bool) -> Vec<(String, Verdict, Vec<String>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, bytes).unwrap();
+    let spec = Spec::parse("lines.spec", LINE_SPEC).unwrap();
+    let mut out = Vec::new();
+    for p in spec.property_names() {
+        let only = [p.to_string()];
+        let rs = if online {
+            crate::check_trace(&spec, &only, &path).unwrap()
+        } else {
+            let props = spec.select(&only).unwrap();
+            crate::check_columns(&spec, &props, &path).unwrap().results
+        };
+        for r in rs {
+            let mut lines: Vec<String> = r
+                .why
+                .iter()
+                // The notes about atoms (`G p` with p not an atom names the
+                // events where it fails, whatever their lines).
+                .filter(|n| {
+                    n.message.starts_with("matches")
+                        || (n.message.starts_with("also violated") && r.property == "no_panic")
+                        || n.message.starts_with("with `r` bound")
+                })
+                .filter_map(|n| r.details.iter().find(|d| Some(d.index) == n.event))
+                .filter(|d| d.kind == "output" || d.kind == "input")
+                .map(|d| d.text.clone())
+                .collect();
+            lines.sort();
+            lines.dedup();
+            out.push((r.property, r.verdict, lines));
+        }
+    }
+    out
+}
+
+#[test]
+fn verdicts_and_reported_lines_do_not_depend_on_the_chunking() {
+    let want = line_report(
+        &chunked_trace(PROGRAM_OUTPUT, &[], PROGRAM_INPUT, &[]),
+        false,
+    );
+    let verdict = |p: &str| want.iter().find(|x| x.0 == p).unwrap().1;
+    let lines = |p: &str| want.iter().find(|x| x.0 == p).unwrap().2.clone();
+    assert_eq!(verdict("no_panic"), Verdict::Violated);
+    assert_eq!(lines("no_panic"), ["panic: boom"]);
+    assert_eq!(verdict("ready"), Verdict::Holds);
+    assert_eq!(verdict("exact_line"), Verdict::Holds);
+    assert_eq!(verdict("final_line"), Verdict::Holds);
+    assert_eq!(verdict("works_done"), Verdict::Violated, "{want:?}");
+    assert_eq!(lines("works_done"), ["work id=8"], "{want:?}");
+    assert_eq!(verdict("at_most_one_work"), Verdict::Violated);
+    assert_eq!(verdict("at_most_two_work"), Verdict::Holds);
+    assert_eq!(verdict("done_after_work"), Verdict::Holds);
+    assert_eq!(verdict("typed"), Verdict::Holds);
+    assert_eq!(verdict("killed"), Verdict::Holds);
+    assert_eq!(verdict("no_two_lines"), Verdict::Holds);
+
+    let n = PROGRAM_OUTPUT.len();
+    let newlines: Vec<usize> = PROGRAM_OUTPUT.match_indices('\n').map(|(k, _)| k).collect();
+    let mut chunkings: Vec<(Vec<usize>, Vec<usize>)> = vec![
+        ((1..n).collect(), (1..PROGRAM_INPUT.len()).collect()),
+        (newlines.iter().map(|k| k + 1).collect(), vec![12]),
+        (newlines.clone(), vec![11]),
+        (newlines.iter().map(|k| k + 2).collect(), vec![3, 13]),
+        (vec![n - 3], vec![]),
+        (vec![20, 21, 22, 40, 77], vec![5]),
+    ];
+    // Pseudo-random cuts (SplitMix64-like).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20 {
+        let mut cuts = Vec::new();
+        let mut at = 0;
+        while at < n {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            at += 1 + (x >> 33) as usize % 9;
+            cuts.push(at);
+        }
+        chunkings.push((cuts, vec![(x >> 40) as usize % PROGRAM_INPUT.len()]));
+    }
+    for (cuts, in_cuts) in &chunkings {
+        let t = chunked_trace(PROGRAM_OUTPUT, cuts, PROGRAM_INPUT, in_cuts);
+        for online in [false, true] {
+            let got = line_report(&t, online);
+            assert_eq!(got, want, "cuts {cuts:?} / {in_cuts:?}, online {online}");
+        }
+    }
+}
+
+#[test]
+fn count_bounds_and_durations_read_naturally() {
+    let t = chunked_trace(PROGRAM_OUTPUT, &[], PROGRAM_INPUT, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    let spec = Spec::parse(
+        "m.spec",
+        "property le1: G count(output(tester1, /^work/)) <= 1\n\
+         property ge3: G (exit(tester1) -> count(output(tester1, /^work/)) >= 3)\n\
+         property win: G (input(tester1) -> F[250ms, 1s] exit(tester1))\n",
+    )
+    .unwrap();
+    let r = crate::check_trace(&spec, &[], &path).unwrap();
+    let why = |k: usize| {
+        r[k].why
+            .iter()
+            .map(|n| n.message.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        why(0).contains("held 2 time(s) (lines): more than 1"),
+        "{}",
+        why(0)
+    );
+    assert!(why(1).contains("fewer than 3"), "{}", why(1));
+    assert!(why(2).contains("between 250ms and 1s after"), "{}", why(2));
+    assert_eq!(crate::ir::duration(90_000_000_000), "90s");
+    assert_eq!(crate::ir::duration(1_500_000), "1500us");
+    assert_eq!(crate::ir::duration(60_000_000_000), "1m");
+}
+
+#[test]
+fn a_violation_names_a_few_events_and_how_many_more() {
+    let out: String = (0..20).map(|k| format!("error {k}\n")).collect();
+    let cuts: Vec<usize> = out.match_indices('\n').map(|(k, _)| k + 1).collect();
+    let t = chunked_trace(&out, &cuts, "", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    for src in [
+        "property p: G !output(tester1, /error/)",
+        "property p: G !output(tester1, /error/) && F end",
+    ] {
+        let spec = Spec::parse("m.spec", src).unwrap();
+        let r = crate::check_trace(&spec, &[], &path).unwrap();
+        let msgs: Vec<&str> = r[0].why.iter().map(|n| n.message.as_str()).collect();
+        assert_eq!(
+            msgs.iter()
+                .filter(|m| m.starts_with("also violated"))
+                .count(),
+            3,
+            "{src}: {msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("and ") && m.contains("more")),
+            "{src}: {msgs:?}"
+        );
+    }
+}
+
+#[test]
+fn vacuous_properties_say_so() {
+    let t = chunked_trace(PROGRAM_OUTPUT, &[], PROGRAM_INPUT, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    let spec = Spec::parse(
+        "v.spec",
+        "property vac: G (output(billiard2, /Collision/) -> F exit)\n\
+         property vac_future: G (output(tester1, /nothing like this/) -> F exit) && F end\n\
+         property real: G (output(tester1, /^done/) -> O output(tester1, /^work/))\n",
+    )
+    .unwrap();
+    let r = crate::check_trace_report(&spec, &[], &path).unwrap();
+    assert_eq!(r.results[0].verdict, Verdict::Holds);
+    assert_eq!(r.results[0].vacuous, ["output(billiard2, /Collision/)"]);
+    assert_eq!(r.results[1].verdict, Verdict::Holds);
+    assert!(!r.results[1].vacuous.is_empty());
+    assert!(r.results[2].vacuous.is_empty());
+    let text = crate::report::text(&r.results);
+    assert!(text.contains("vacuously"), "{text}");
+    // The misspelt actor is a warning naming the atom's position.
+    let w: Vec<String> = r.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with("v.spec:1:18: warning:")
+            && w.contains("no actor `billiard2`")
+            && w.contains("tester1@local")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn warnings_for_atoms_that_cannot_match() {
+    let t = chunked_trace(PROGRAM_OUTPUT, &[], PROGRAM_INPUT, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    let spec = Spec::parse(
+        "w.spec",
+        "property a: F output(tester1, \"port=4040\")\n\
+         property b: G !timeout\n\
+         property c: G !output(clinet, /x/)\n\
+         property d: F output(tester1, \"ready port=4040\")\n",
+    )
+    .unwrap();
+    let r = crate::check_trace_report(&spec, &[], &path).unwrap();
+    let w: Vec<String> = r.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w[0].starts_with("w.spec:1:15: warning:") && w[0].contains("/port=4040/ would match"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].starts_with("w.spec:2:16: warning:") && w[1].contains("no `timeout` event"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].starts_with("w.spec:3:16: warning:") && w[2].contains("no actor `clinet`"),
+        "{w:?}"
+    );
+    assert!(w[2].contains(&path.display().to_string()), "{w:?}");
+}
+
+#[test]
+fn lets_that_nest_too_deeply_once_inlined_are_errors() {
+    let mut src = String::from("let l0 = output\n");
+    for k in 1..400 {
+        src.push_str(&format!("let l{k} = {}l{}\n", "F ".repeat(95), k - 1));
+    }
+    src.push_str("property p: l399\n");
+    let e = Spec::parse("deep.spec", &src).unwrap_err();
+    assert!(e.message.contains("once its lets are inlined"), "{e}");
+    assert_eq!(e.line, 3, "{e}");
+    // Within the limit, fine.
+    let ok = "let a = F F F output\nlet b = G G a\nproperty p: X b\n";
+    assert!(Spec::parse("ok.spec", ok).is_ok());
+}
+
+#[test]
+fn long_property_names_are_fine() {
+    let name = "p".repeat(65_536);
+    let spec = Spec::parse("long.spec", &format!("property {name}: G !timeout")).unwrap();
+    let t = chunked_trace("x\n", &[], "", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    let r = crate::check_trace(&spec, &[], &path).unwrap();
+    let text = crate::report::text(&r);
+    assert!(text.contains(&name));
+}
+
+#[test]
+fn signal_names_have_one_spelling_and_an_alias() {
+    use dtest_trace::EventData;
+    let sig = EventData::Signal {
+        name: "KILL".into(),
+    };
+    assert_eq!(crate::fields::text(&sig), "SIGKILL");
+    let ex = EventData::Exit {
+        status: dtest_trace::ExitStatus::Signal("KILL".into()),
+    };
+    assert_eq!(crate::fields::text(&ex), "SIGKILL");
+    assert_eq!(crate::fields::field_id("name"), Some(crate::fields::NAME));
+    assert_eq!(
+        crate::fields::field_id("status"),
+        Some(crate::fields::STATUS)
+    );
+}
