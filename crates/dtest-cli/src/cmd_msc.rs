@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use dtest_msc::{Format, Options};
-use dtest_trace::Trace;
+use dtest_msc::{Bound, Events, Format, LayoutKind, Options};
+use dtest_trace::{Kind, Reader};
 
 use crate::{CliError, CliResult};
 
@@ -18,12 +18,25 @@ pub enum FormatArg {
     Mscgen,
 }
 
+/// Row layouts of `dtest msc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// Rows in time order; causality still never upside down (the default).
+    Time,
+    /// Rows from causality alone: the most compact; one row means concurrent.
+    Causal,
+}
+
 /// Arguments of `dtest msc`.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "The format defaults to the output file's extension (.svg, .msc), \
-else SVG. --highlight takes `dtest check --format json` output, or any JSON with \
-\"events\": [indexes]; the events and their causal past stand out, the rest is faded."
+else SVG. Sessions are drawn on their tester's lane (--sessions keeps them apart); \
+output chunks nothing interrupts are one mark showing the line an expect matched, \
+else the last line (the whole text in the tooltip). An SVG taller than 32000 px is \
+split into pages FILE-1.svg, FILE-2.svg, ... (lane names on each). --highlight takes \
+`dtest check --format json` output, or any JSON with \"events\": [indexes]; the events \
+and their causal past stand out, the rest is faded."
 )]
 pub struct Args {
     /// The trace to draw.
@@ -31,22 +44,51 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'f', long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout (a chart of several pages goes
+    /// to FILE-1.svg, FILE-2.svg, ...).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Show only these actors' lanes, in this order (messages to the others
-    /// are drawn to the lane's edge).
+    /// are drawn to the lane's edge; a tester's sessions come with it).
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     pub actors: Option<Vec<String>>,
-    /// First event index to show (inclusive).
-    #[arg(long, value_name = "N")]
-    pub from: Option<u64>,
-    /// Last event index to show (inclusive).
-    #[arg(long, value_name = "N")]
-    pub to: Option<u64>,
+    /// Start of the window: an event index (120) or a time since the run
+    /// started (2.5s, 300ms, 1m), inclusive.
+    #[arg(long, value_name = "N|TIME", value_parser = parse_bound)]
+    pub from: Option<Bound>,
+    /// End of the window: an event index or a time, inclusive.
+    #[arg(long, value_name = "N|TIME", value_parser = parse_bound)]
+    pub to: Option<Bound>,
+    /// Start the window where this barrier released its participants.
+    #[arg(long, value_name = "NAME", conflicts_with = "from")]
+    pub from_barrier: Option<String>,
+    /// End the window once this barrier has released its participants.
+    #[arg(long, value_name = "NAME", conflicts_with = "to")]
+    pub to_barrier: Option<String>,
+    /// Kinds to show (output,match,...) or to hide (-output,-input); hidden
+    /// events still order the others. Kinds: open, close, start, input,
+    /// output, signal, exit, match, timeout, barrier_enter, barrier_leave,
+    /// barrier_broken, put, get, verdict, custom, end.
+    #[arg(long, value_name = "KINDS", allow_hyphen_values = true, value_parser = parse_kinds)]
+    pub kinds: Option<Vec<Kind>>,
+    /// Keep sessions on lanes of their own instead of on their tester's.
+    #[arg(long)]
+    pub sessions: bool,
+    /// Row layout: `time` (rows in time order) or `causal` (rows from
+    /// happens-before alone, the most compact).
+    #[arg(long, value_enum, default_value = "time")]
+    pub layout: LayoutArg,
     /// Highlight the events of this report (JSON) and their causal past.
     #[arg(long, value_name = "REPORT.json")]
     pub highlight: Option<PathBuf>,
+}
+
+fn parse_bound(s: &str) -> Result<Bound, String> {
+    s.parse::<Bound>().map_err(|e| e.to_string())
+}
+
+fn parse_kinds(s: &str) -> Result<Vec<Kind>, String> {
+    dtest_msc::parse_kinds(s).map_err(|e| e.to_string())
 }
 
 /// Runs `dtest msc`.
@@ -57,10 +99,6 @@ pub fn run(args: Args) -> CliResult {
         (None, Some(p)) => Format::from_path(p).unwrap_or(Format::Svg),
         (None, None) => Format::Svg,
     };
-    let trace = Trace::load(&args.trace).map_err(|e| CliError::file(&args.trace, e))?;
-    for w in &trace.warnings {
-        eprintln!("dtest: warning: {}: {w}", args.trace.display());
-    }
     let highlight = match &args.highlight {
         None => None,
         Some(p) => {
@@ -72,9 +110,17 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     let opts = Options {
-        actors: args.actors,
+        actors: args.actors.clone(),
         from: args.from,
         to: args.to,
+        from_barrier: args.from_barrier.clone(),
+        to_barrier: args.to_barrier.clone(),
+        kinds: args.kinds.clone(),
+        sessions: args.sessions,
+        layout: match args.layout {
+            LayoutArg::Time => LayoutKind::Time,
+            LayoutArg::Causal => LayoutKind::Causal,
+        },
         highlight,
     };
     let input_error = |e: dtest_msc::Error| -> CliError {
@@ -84,18 +130,30 @@ pub fn run(args: Args) -> CliResult {
             _ => CliError::file(&args.trace, e),
         }
     };
+    // One streaming pass: only the window is kept.
+    let reader = Reader::open(&args.trace).map_err(|e| CliError::file(&args.trace, e))?;
+    let events = Events::read(reader, &opts).map_err(input_error)?;
+    for w in &events.warnings {
+        eprintln!("dtest: warning: {}: {w}", args.trace.display());
+    }
     match &args.output {
         None => {
             let stdout = io::stdout();
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-            dtest_msc::write(&trace, &opts, format, &mut out).map_err(input_error)?;
+            dtest_msc::write_one(&events, &opts, format, &mut out).map_err(input_error)?;
             out.flush()?;
         }
-        Some(path) => write_file(
-            path,
-            |out| dtest_msc::write(&trace, &opts, format, out),
-            input_error,
-        )?,
+        Some(path) => {
+            let pages = write_files(path, &events, &opts, format, input_error)?;
+            if pages.len() > 1 {
+                eprintln!(
+                    "dtest: the chart is {} pages: {} to {}",
+                    pages.len(),
+                    pages[0].display(),
+                    pages[pages.len() - 1].display()
+                );
+            }
+        }
     }
     Ok(0)
 }
@@ -107,37 +165,97 @@ fn io_of(e: dtest_msc::Error) -> io::Error {
     }
 }
 
-/// Writes `path` through a temporary file in the same directory, renamed
-/// into place at the end, so that a reader never sees half a chart and a
-/// bad option leaves no file behind. Write errors name `path`; the others
-/// go through `input_error`.
-fn write_file(
+/// The file of page `index` (from 0) of `count`: `path` itself for one
+/// page, else `stem-1.ext` ... `stem-N.ext`, numbers padded to one width so
+/// that the names sort in order.
+fn page_path(path: &Path, index: usize, count: usize) -> PathBuf {
+    if count <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chart".into());
+    let digits = count.to_string().len();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{:0digits$}.{}", index + 1, ext.to_string_lossy()),
+        None => format!("{stem}-{:0digits$}", index + 1),
+    };
+    path.with_file_name(name)
+}
+
+/// Writes the chart's pages through temporary files in the same directory,
+/// renamed into place at the end, so that a reader never sees half a chart
+/// and a bad option leaves no file behind. Write errors name the file; the
+/// others go through `input_error`.
+fn write_files(
     path: &Path,
-    draw: impl FnOnce(&mut dyn Write) -> dtest_msc::Result<()>,
+    events: &Events,
+    opts: &Options,
+    format: Format,
     input_error: impl FnOnce(dtest_msc::Error) -> CliError,
-) -> Result<(), CliError> {
+) -> Result<Vec<PathBuf>, CliError> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "chart".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> Result<(), CliError> {
-        let f = File::create(&tmp).map_err(|e| CliError::file(path, e))?;
-        let mut out = BufWriter::with_capacity(1 << 16, f);
-        draw(&mut out).map_err(|e| match e {
-            dtest_msc::Error::Io(e) => CliError::file(path, e),
-            other => input_error(other),
-        })?;
-        out.flush().map_err(|e| CliError::file(path, e))?;
-        drop(out);
-        std::fs::rename(&tmp, path).map_err(|e| CliError::file(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut failed: Option<CliError> = None;
+    let result = {
+        let written = &mut written;
+        let failed = &mut failed;
+        let mut open = |index: usize, count: usize| -> io::Result<Box<dyn Write>> {
+            let target = page_path(path, index, count);
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "chart".into());
+            let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            match File::create(&tmp) {
+                Ok(f) => {
+                    written.push((tmp, target));
+                    Ok(Box::new(BufWriter::with_capacity(1 << 16, f)))
+                }
+                Err(e) => {
+                    *failed = Some(CliError::file(
+                        &target,
+                        io::Error::new(e.kind(), e.to_string()),
+                    ));
+                    Err(e)
+                }
+            }
+        };
+        dtest_msc::write_pages(events, opts, format, &mut open)
+    };
+    let outcome = match result {
+        Ok(_) => {
+            let mut r = Ok(());
+            for (tmp, target) in &written {
+                if let Err(e) = std::fs::rename(tmp, target) {
+                    r = Err(CliError::file(target, e));
+                    break;
+                }
+            }
+            r
+        }
+        Err(e) => Err(match (failed.take(), e) {
+            (Some(f), _) => f,
+            (None, dtest_msc::Error::Io(e)) => {
+                let target = written
+                    .last()
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_else(|| path.to_path_buf());
+                CliError::file(&target, e)
+            }
+            (None, other) => input_error(other),
+        }),
+    };
+    if outcome.is_err() {
+        for (tmp, _) in &written {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(outcome.unwrap_err());
     }
-    result
+    Ok(written.into_iter().map(|(_, t)| t).collect())
 }

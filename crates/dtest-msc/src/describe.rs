@@ -11,6 +11,113 @@ use crate::view::{Other, View};
 /// Bytes of payload kept in a tooltip.
 pub(crate) const TOOLTIP_CAP: usize = 4096;
 
+/// The label of shown event `i` in at most `max` columns and `max_lines`
+/// lines: [`label`], except that output shows its most telling line (the
+/// one a later `match` found its text in, else the last non-empty one) and
+/// a run of output chunks drawn as one mark shows the run's, and a `match`
+/// shows the line it matched.
+pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> String {
+    let e = view.trace.event(i);
+    let d = data(view, i);
+    match d {
+        EventData::Output { bytes, stream } => {
+            let prefix = if *stream == Stream::Stderr {
+                "stderr: "
+            } else {
+                ""
+            };
+            let (text, chunks) = match view.run(i) {
+                Some(run) => (run_text(view, run, usize::MAX), run.len() / 2),
+                None => (String::from_utf8_lossy(bytes).into_owned(), 1),
+            };
+            telling_label(prefix, &text, chunks, view.matched_in(i), max)
+        }
+        EventData::Match { pattern, .. } => match view.match_line(i) {
+            Some(line) => {
+                let line = text::printable(line.trim());
+                text::short(&format!("match: {line}"), max)
+            }
+            None => {
+                let _ = pattern;
+                label(e, view.trace.actor_name(e.actor), d, max, max_lines)
+            }
+        },
+        _ => label(e, view.trace.actor_name(e.actor), d, max, max_lines),
+    }
+}
+
+/// The text of a run of output chunks (its sends' payloads, in order), at
+/// most about `cap` bytes.
+pub(crate) fn run_text(view: &View, run: &[u64], cap: usize) -> String {
+    let mut s = String::new();
+    for &x in run {
+        let e = view.trace.event(x);
+        if e.dir != dtest_trace::Dir::Send {
+            continue;
+        }
+        if let EventData::Output { bytes, .. } = &e.data {
+            s.push_str(&String::from_utf8_lossy(bytes));
+        }
+        if s.len() >= cap {
+            break;
+        }
+    }
+    s
+}
+
+/// The line of `text` holding the last occurrence of `needle` (its first
+/// line when the needle spans lines), if any.
+pub(crate) fn line_with<'a>(text: &'a str, needle: &str) -> Option<&'a str> {
+    let at = text.rfind(needle)?;
+    let start = text[..at].rfind('\n').map(|p| p + 1).unwrap_or(0);
+    let end = text[at..].find('\n').map(|p| at + p).unwrap_or(text.len());
+    Some(text[start..end].trim_end_matches('\r'))
+}
+
+/// The last line of `text` with something on it.
+pub(crate) fn last_line(text: &str) -> &str {
+    text.split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// An output label: the telling line (matched, else the last non-empty
+/// one) and how much more there is.
+fn telling_label(
+    prefix: &str,
+    text: &str,
+    chunks: usize,
+    matched: Option<&str>,
+    max: usize,
+) -> String {
+    let line = matched
+        .and_then(|m| line_with(text, m))
+        .unwrap_or_else(|| last_line(text));
+    let lines = text
+        .split('\n')
+        .filter(|l| !l.trim_end_matches('\r').trim().is_empty())
+        .count();
+    let suffix = match (lines, chunks) {
+        (0 | 1, 1) => String::new(),
+        (n, 1) => format!(" ({n} lines)"),
+        (n, k) => format!(" ({n} lines, {k} chunks)"),
+    };
+    let line = text::printable(line.trim());
+    let room = max.saturating_sub(text::cols(prefix) + text::cols(&suffix));
+    let mut out = text::printable(prefix);
+    if line.is_empty() && lines == 0 {
+        out.push_str(&text::short(
+            &format!("({} bytes of blank output)", text.len()),
+            room,
+        ));
+    } else {
+        out.push_str(&text::short(&line, room.max(4)));
+    }
+    out.push_str(&suffix);
+    text::short(&out, max)
+}
+
 /// The label of an event in at most `max` columns and `max_lines` lines.
 /// For messages it describes the message (the same on both sides).
 /// `actor` is the name of the event's actor: a verdict description that
@@ -119,22 +226,15 @@ pub(crate) fn status(data: &EventData) -> Option<&'static str> {
     }
 }
 
-/// The event's data: a receive shows the data of its send.
+/// The event's data (a receive carries the data of its send).
 pub(crate) fn data<'t>(view: &View<'t>, i: u64) -> &'t EventData {
-    let t = view.trace;
-    let e = &t.events[i as usize];
-    if e.dir == dtest_trace::Dir::Recv {
-        if let Some(j) = t.partner(i) {
-            return &t.events[j as usize].data;
-        }
-    }
-    &e.data
+    &view.trace.event(i).data
 }
 
 /// The full tooltip of event `i` (plain text, printable, capped).
 pub(crate) fn tooltip(view: &View, i: u64) -> String {
     let t = view.trace;
-    let e = &t.events[i as usize];
+    let e = &t.event(i);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -154,7 +254,11 @@ pub(crate) fn tooltip(view: &View, i: u64) -> String {
                 "from"
             };
             let where_ = match o {
-                Other::Drawn(j) => other(j, t.events[j as usize].actor),
+                Other::Drawn(j) => other(j, t.event(j).actor),
+                Other::Own(j) => format!(
+                    "{} (same lane)",
+                    other(j, t.partner(i).map(|p| p.1).unwrap_or_default())
+                ),
                 Other::Hidden(j, a) => format!("{} (lane not shown)", other(j, a)),
                 Other::Outside(j, a) => format!("{} (outside the window)", other(j, a)),
                 Other::Missing if d == dtest_trace::Dir::Send => {
@@ -170,6 +274,16 @@ pub(crate) fn tooltip(view: &View, i: u64) -> String {
         EventData::Close { reason } => format!("reason: {reason}"),
         EventData::Start { command } => command.clone(),
         EventData::Input { secret: true, .. } => "(secret input, recorded redacted)".into(),
+        EventData::Output { bytes, .. } if view.run(i).is_some() => {
+            let run = view.run(i).unwrap_or_default();
+            let text = run_text(view, run, TOOLTIP_CAP);
+            let total: usize = run
+                .iter()
+                .filter(|&&x| view.trace.event(x).dir == dtest_trace::Dir::Send)
+                .map(|&x| view.trace.event(x).data.payload_len())
+                .sum();
+            format!("({} output chunks, {total} bytes)\n{text}", run.len() / 2)
+        }
         EventData::Input { bytes, .. } | EventData::Output { bytes, .. } => {
             let stream = match data(view, i) {
                 EventData::Output {

@@ -25,6 +25,16 @@ pub enum Error {
     /// The `--from`/`--to` window is empty or outside the trace.
     #[error("empty window: {0}")]
     EmptyWindow(String),
+    /// The trace could not be read (the message names the byte offset).
+    #[error("{0}")]
+    Trace(#[from] dtest_trace::Error),
+    /// The chart would be too big to draw: the message says which options
+    /// narrow it.
+    #[error("{0}")]
+    TooBig(String),
+    /// A `--from`/`--to`/`--kinds` value is malformed.
+    #[error("{0}")]
+    BadOption(String),
     /// The highlight report is not JSON.
     #[error("highlight report: line {line}, column {column}: {msg}")]
     HighlightJson {

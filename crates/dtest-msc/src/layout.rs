@@ -79,11 +79,12 @@ impl Layout {
     /// Lays the view out.
     pub fn new(view: &View, geom: &dyn Geometry) -> Layout {
         let groups = find_groups(view);
-        match Self::place(view, geom, groups) {
+        match Self::place(view, geom, groups, true) {
             Some(l) => l,
             // Only a damaged trace gets here (barrier receives ordered among
-            // themselves); without merging the graph is acyclic.
-            None => Self::place(view, geom, Vec::new()).unwrap_or_else(|| Self::empty(view)),
+            // themselves, output received out of order); without merging
+            // the graph is acyclic.
+            None => Self::place(view, geom, Vec::new(), false).unwrap_or_else(|| Self::empty(view)),
         }
     }
 
@@ -109,7 +110,7 @@ impl Layout {
         self.groups.get(g as usize)
     }
 
-    fn place(view: &View, geom: &dyn Geometry, groups: Vec<Group>) -> Option<Layout> {
+    fn place(view: &View, geom: &dyn Geometry, groups: Vec<Group>, runs: bool) -> Option<Layout> {
         let trace = view.trace;
         let (from, to) = (view.from, view.to);
         let m = (to - from) as usize;
@@ -119,50 +120,68 @@ impl Layout {
                 group_of[(e - from) as usize] = g as u32;
             }
         }
+        // Merged nodes: a barrier release's receives, a run of output
+        // chunks (numbered after the groups).
+        let mut merge_of = group_of.clone();
+        let ng = groups.len() as u32;
+        let no_runs = Vec::new();
+        let view_runs = if runs { &view.runs } else { &no_runs };
+        for (r, run) in view_runs.iter().enumerate() {
+            for &e in run {
+                let k = (e - from) as usize;
+                if merge_of[k] == NONE {
+                    merge_of[k] = ng + r as u32;
+                }
+            }
+        }
         // Nodes, numbered in order of their first event: the heap below then
         // orders by event index through the node number alone.
         let mut node_of = vec![0u32; m];
-        let mut group_node = vec![NONE; groups.len()];
+        let mut merge_node = vec![NONE; groups.len() + view_runs.len()];
         let mut first = Vec::with_capacity(m);
         let mut graph: DiGraph<(), (), u32> = DiGraph::with_capacity(m, 2 * m);
         for k in 0..m {
-            let g = group_of[k];
-            if g != NONE && group_node[g as usize] != NONE {
-                node_of[k] = group_node[g as usize];
+            let g = merge_of[k];
+            if g != NONE && merge_node[g as usize] != NONE {
+                node_of[k] = merge_node[g as usize];
                 continue;
             }
             let id = graph.add_node(()).index() as u32;
             first.push(from + k as u64);
             node_of[k] = id;
             if g != NONE {
-                group_node[g as usize] = id;
+                merge_node[g as usize] = id;
             }
         }
         let node = |i: u64| NodeIndex::new(node_of[(i - from) as usize] as usize);
+        let in_run =
+            |i: u64| merge_of[(i - from) as usize] >= ng && merge_of[(i - from) as usize] != NONE;
+        // An edge inside one run is expected (the run is one mark); inside a
+        // barrier release it means a damaged trace.
+        let edge = |graph: &mut DiGraph<(), (), u32>, a: u64, b: u64| -> bool {
+            let (u, v) = (node(a), node(b));
+            if u == v {
+                return in_run(a) && in_run(b);
+            }
+            graph.add_edge(u, v, ());
+            true
+        };
         for a in 0..trace.header.actors.len() {
             let evs = trace.actor_events(a as ActorId);
-            let start = evs.partition_point(|&i| i < from);
-            let end = evs.partition_point(|&i| i < to);
-            for w in evs[start..end].windows(2) {
-                let (u, v) = (node(w[0]), node(w[1]));
-                if u == v {
+            for w in evs.windows(2) {
+                if !edge(&mut graph, w[0], w[1]) {
                     return None;
                 }
-                graph.add_edge(u, v, ());
             }
         }
         for i in from..to {
-            let e = &trace.events[i as usize];
+            let e = trace.event(i);
             if e.dir != Dir::Send {
                 continue;
             }
-            if let Some(j) = trace.partner(i) {
-                if j < to {
-                    let (u, v) = (node(i), node(j));
-                    if u == v {
-                        return None;
-                    }
-                    graph.add_edge(u, v, ());
+            if let Some((j, _)) = trace.partner(i) {
+                if j > i && j < to && !edge(&mut graph, i, j) {
+                    return None;
                 }
             }
         }
@@ -175,24 +194,38 @@ impl Layout {
                     .count() as u32
             })
             .collect();
-        let mut heap: BinaryHeap<Reverse<u32>> = (0..n as u32)
+        // The order nodes are placed in: by event index (causal layout) or
+        // by time, then index (time layout).
+        let key = |v: u32| -> (u64, u32) {
+            if view.time_rows {
+                (trace.event(first[v as usize]).time_ns, v)
+            } else {
+                (0, v)
+            }
+        };
+        let mut heap: BinaryHeap<Reverse<(u64, u32)>> = (0..n as u32)
             .filter(|&v| indeg[v as usize] == 0)
-            .map(Reverse)
+            .map(|v| Reverse(key(v)))
             .collect();
+        // Time layout: rows never go back up in placement order.
+        let mut floor = 0u32;
         let mut lower = vec![0u32; n];
         let mut node_row = vec![0u32; n];
         let mut occupied: Vec<Vec<Span>> = Vec::new();
         let mut done = 0usize;
         let mut groups = groups;
-        while let Some(Reverse(v)) = heap.pop() {
+        while let Some(Reverse((_, v))) = heap.pop() {
             done += 1;
             let vi = v as usize;
             let i = first[vi];
             let g = group_of[(i - from) as usize];
             let shown = g != NONE || view.shown(i);
+            if view.time_rows && shown {
+                lower[vi] = lower[vi].max(floor);
+            }
             // The `end` event closes the run: below everything else. It is
             // the last event, so this puts no causality upside down.
-            if i + 1 == trace.len() as u64 && trace.events[i as usize].kind() == Kind::End {
+            if trace.event(i).kind() == Kind::End {
                 lower[vi] = lower[vi].max(occupied.len() as u32);
             }
             let row = if shown {
@@ -205,6 +238,9 @@ impl Layout {
                 if g != NONE {
                     groups[g as usize].row = r;
                 }
+                if view.time_rows {
+                    floor = r;
+                }
                 r
             } else {
                 lower[vi]
@@ -216,7 +252,7 @@ impl Layout {
                 lower[wi] = lower[wi].max(next);
                 indeg[wi] -= 1;
                 if indeg[wi] == 0 {
-                    heap.push(Reverse(wi as u32));
+                    heap.push(Reverse(key(wi as u32)));
                 }
             }
         }
@@ -273,7 +309,7 @@ fn find_groups(view: &View) -> Vec<Group> {
             if !view.in_window(i) {
                 continue;
             }
-            let e = &trace.events[i as usize];
+            let e = &trace.event(i);
             let name = match (&e.data, e.dir) {
                 (EventData::BarrierLeave { name, .. }, Dir::Send) => Some(name),
                 _ => None,
@@ -288,7 +324,7 @@ fn find_groups(view: &View) -> Vec<Group> {
                 row: 0,
             });
             if let Other::Drawn(j) = view.other(i) {
-                if trace.events[j as usize].kind() == Kind::BarrierLeave {
+                if trace.event(j).kind() == Kind::BarrierLeave {
                     g.members.push(j);
                 }
             }
@@ -296,12 +332,11 @@ fn find_groups(view: &View) -> Vec<Group> {
         groups.extend(cur.take());
     }
     groups.retain_mut(|g| {
-        g.members
-            .sort_by_key(|&j| view.lane(trace.events[j as usize].actor));
-        let lanes_distinct = g.members.windows(2).all(|w| {
-            view.lane(trace.events[w[0] as usize].actor)
-                != view.lane(trace.events[w[1] as usize].actor)
-        });
+        g.members.sort_by_key(|&j| view.lane(trace.event(j).actor));
+        let lanes_distinct = g
+            .members
+            .windows(2)
+            .all(|w| view.lane(trace.event(w[0]).actor) != view.lane(trace.event(w[1]).actor));
         let concurrent = g
             .members
             .iter()

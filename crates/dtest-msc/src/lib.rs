@@ -35,7 +35,8 @@
 //! let mut msc = Vec::new();
 //! dtest_msc::write(&trace, &Options::default(), Format::Mscgen, &mut msc).unwrap();
 //! let msc = String::from_utf8(msc).unwrap();
-//! assert!(msc.contains(r#""tester1" => "tester1@local" [label="$ echo <hi> & \"bye\"", arcskip="1"]"#));
+//! // The tester and its session share a lane: the command is a mark on it.
+//! assert!(msc.contains(r#""tester1" box "tester1" [label="$ echo <hi> & \"bye\"""#));
 //! ```
 //!
 //! # Pipeline
@@ -135,27 +136,144 @@ mod error;
 mod highlight;
 mod layout;
 mod mscgen;
+mod source;
 mod svg;
 mod text;
 mod view;
 
 use std::io::Write;
 
-use dtest_trace::Trace;
+use dtest_trace::{Kind, Trace};
 
 pub use error::{Error, Result};
 pub use highlight::{parse_highlight, parse_highlight_for};
+pub use source::{Events, MAX_WINDOW_EVENTS};
+
+/// One end of a window: an event index or a time since the run started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// An event index (inclusive).
+    Index(u64),
+    /// Nanoseconds since the run started: from the first event at or after
+    /// it, to the last event at or before it.
+    Time(u64),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = Error;
+    /// `120` is an event index; `2.5s`, `300ms`, `1m`, `1500us`, `10ns` are
+    /// times since the run started.
+    fn from_str(s: &str) -> Result<Bound> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(Bound::Index(n));
+        }
+        let bad = || {
+            Error::BadOption(format!(
+                "`{}` is neither an event index (120) nor a time (2.5s, 300ms, 1m)",
+                text::printable(s)
+            ))
+        };
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, unit) = s.split_at(split);
+        let scale = match unit {
+            "ns" => 1e0,
+            "us" | "\u{b5}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" | "min" => 60e9,
+            _ => return Err(bad()),
+        };
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        if !v.is_finite() || v < 0.0 || v * scale > u64::MAX as f64 / 2.0 {
+            return Err(bad());
+        }
+        Ok(Bound::Time((v * scale).round() as u64))
+    }
+}
+
+/// Parses a `--kinds` list: kind names (`output`, `barrier_enter`, ...)
+/// separated by commas. Names alone say which kinds to show; names after a
+/// `-` say which to hide (`-output,-input`: all but output and input). Gives
+/// the kinds shown.
+pub fn parse_kinds(s: &str) -> Result<Vec<Kind>> {
+    let mut show: Vec<Kind> = Vec::new();
+    let mut hide: Vec<Kind> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let (neg, name) = match item.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, item),
+        };
+        let Some(k) = Kind::from_name(name) else {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            return Err(Error::BadOption(format!(
+                "--kinds: unknown kind `{}` (kinds: {})",
+                text::printable(name),
+                known.join(", ")
+            )));
+        };
+        if neg {
+            hide.push(k);
+        } else {
+            show.push(k);
+        }
+    }
+    if !show.is_empty() && !hide.is_empty() {
+        return Err(Error::BadOption(
+            "--kinds: give either the kinds to show (output,match) or the kinds to hide (-output,-input), not both".into(),
+        ));
+    }
+    if show.is_empty() && hide.is_empty() {
+        return Err(Error::BadOption("--kinds: no kind given".into()));
+    }
+    if show.is_empty() {
+        show = Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| !hide.contains(k))
+            .collect();
+    }
+    Ok(show)
+}
+
+/// How rows are assigned (see the crate docs, "Layouts").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LayoutKind {
+    /// Rows in time order (the default): the story as it happened, with
+    /// causality still never upside down.
+    #[default]
+    Time,
+    /// Rows from causality alone: as compact as happens-before allows;
+    /// events on one row are concurrent.
+    Causal,
+}
 
 /// What to draw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// The lanes to show, by actor name, left to right; `None`: every actor
-    /// in the default order.
+    /// in the default order. A tester's sessions come with it.
     pub actors: Option<Vec<String>>,
-    /// First event index to show (inclusive).
-    pub from: Option<u64>,
-    /// Last event index to show (inclusive).
-    pub to: Option<u64>,
+    /// Start of the window (inclusive); `None`: the first event.
+    pub from: Option<Bound>,
+    /// End of the window (inclusive); `None`: the last event.
+    pub to: Option<Bound>,
+    /// Start the window at the release of this barrier (its first
+    /// `barrier_leave`); overrides `from`.
+    pub from_barrier: Option<String>,
+    /// End the window once this barrier (its first release in the window)
+    /// has released every participant.
+    pub to_barrier: Option<String>,
+    /// The kinds shown (see [`parse_kinds`]); `None`: all. Hidden events
+    /// still order the others.
+    pub kinds: Option<Vec<Kind>>,
+    /// Keep each session on its own lane instead of folding it into its
+    /// tester's lane.
+    pub sessions: bool,
+    /// Row assignment.
+    pub layout: LayoutKind,
     /// Events to highlight (see [`parse_highlight`]); `None`: no highlight.
     pub highlight: Option<Vec<u64>>,
 }
@@ -181,16 +299,69 @@ impl Format {
     }
 }
 
-/// Draws `trace` in `format` to `out`.
+/// Gives the writer of page `index` (from 0) of `count` pages.
+pub type PageSink<'a> = dyn FnMut(usize, usize) -> std::io::Result<Box<dyn Write + 'a>> + 'a;
+
+/// Draws `trace` in `format` to `out`, as one page.
 ///
-/// Fails only on bad options (an unknown actor, an empty window, a highlight
-/// index outside the trace) or when writing fails; any trace, damaged or
-/// hostile, gives a chart.
+/// Fails on bad options (an unknown actor, an empty window, a highlight
+/// index outside the trace), when writing fails, and when the SVG would be
+/// too tall for one page ([`Error::TooBig`], naming the options that narrow
+/// it; [`write_pages`] splits it instead). Any trace, damaged or hostile,
+/// gives a chart.
 pub fn write(trace: &Trace, opts: &Options, format: Format, out: &mut dyn Write) -> Result<()> {
-    let view = view::View::new(trace, opts)?;
+    let events = Events::from_trace(trace, opts)?;
+    write_one(&events, opts, format, out)
+}
+
+/// Like [`write`], for events already read (see [`Events::read`]).
+pub fn write_one(
+    events: &Events,
+    opts: &Options,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut out = Some(out);
+    let mut sink = |_: usize, count: usize| -> std::io::Result<Box<dyn Write + '_>> {
+        if count > 1 {
+            return Err(std::io::Error::other(TOO_TALL));
+        }
+        match out.take() {
+            Some(o) => Ok(Box::new(o)),
+            None => Err(std::io::Error::other(TOO_TALL)),
+        }
+    };
+    match write_pages(events, opts, format, &mut sink) {
+        Err(Error::Io(e)) if e.to_string() == TOO_TALL => Err(Error::TooBig(
+            "the chart is too tall for one SVG (rsvg-convert and browsers stop at 32767 px): \
+             write it to a file (-o chart.svg) to split it into pages, or narrow it with \
+             --from/--to (an event index, or a time such as 2.5s), --from-barrier, --kinds or --actors"
+                .into(),
+        )),
+        r => r.map(|_| ()),
+    }
+}
+
+const TOO_TALL: &str = "dtest-msc: chart needs several pages";
+
+/// Draws the window `opts` selected (`events`) in `format`: an SVG taller
+/// than about 32000 px is split into pages (rows in order, lane names and
+/// legend on each), each written to the writer `open(page, pages)` gives;
+/// mscgen is always one page. Returns the number of pages.
+pub fn write_pages(
+    events: &Events,
+    opts: &Options,
+    format: Format,
+    open: &mut PageSink<'_>,
+) -> Result<usize> {
+    let view = view::View::new(events, opts)?;
     match format {
-        Format::Svg => svg::write(&view, out),
-        Format::Mscgen => mscgen::write(&view, out),
+        Format::Svg => svg::write(&view, open),
+        Format::Mscgen => {
+            let mut out = open(0, 1)?;
+            mscgen::write(&view, &mut *out)?;
+            Ok(1)
+        }
     }
 }
 

@@ -23,18 +23,20 @@ use crate::view::{Mark, Other, View};
 /// Widest label, in columns.
 pub(crate) const LABEL_COLS: usize = 200;
 const LABEL_LINES: usize = 3;
+/// Widest character of mscgen's label font (Helvetica 12 px), rounded up.
+const CHAR_PX: f64 = 7.0;
 
 pub(crate) struct Msc;
 
 fn is_condition(view: &View, i: u64) -> bool {
-    let e = &view.trace.events[i as usize];
+    let e = &view.trace.event(i);
     e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
 }
 
 fn contiguous(view: &View, members: &[u64]) -> Option<(usize, usize)> {
     let lanes: Vec<usize> = members
         .iter()
-        .filter_map(|&m| view.lane(view.trace.events[m as usize].actor))
+        .filter_map(|&m| view.lane(view.trace.event(m).actor))
         .collect();
     let (&lo, &hi) = (lanes.first()?, lanes.last()?);
     (hi - lo + 1 == lanes.len()).then_some((lo, hi))
@@ -42,15 +44,16 @@ fn contiguous(view: &View, members: &[u64]) -> Option<(usize, usize)> {
 
 impl Geometry for Msc {
     fn span(&self, view: &View, i: u64) -> Option<Span> {
-        let e = &view.trace.events[i as usize];
+        let e = &view.trace.event(i);
         let l = 2.0 * view.lane(e.actor)? as f64;
         let own = Some((l - 1.0, l + 1.0));
         if e.dir == Dir::Local || is_condition(view, i) {
             return own;
         }
         match view.other(i) {
+            Other::Own(_) => own,
             Other::Drawn(j) if e.dir == Dir::Send => {
-                let m = 2.0 * view.lane(view.trace.events[j as usize].actor)? as f64;
+                let m = 2.0 * view.lane(view.trace.event(j).actor)? as f64;
                 Some((l.min(m), l.max(m)))
             }
             Other::Drawn(_) => None,
@@ -74,12 +77,19 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     let mut b = String::with_capacity(1 << 16);
     let _ = writeln!(
         b,
-        "# dtest msc: {} ({} events{})",
+        "# dtest msc: {} ({}{})",
         text::printable(&trace.header.scenario),
-        trace.len(),
-        if trace.complete { "" } else { ", incomplete" }
+        match trace.total {
+            Some(t) => format!("{t} events"),
+            None => "window of a longer trace".into(),
+        },
+        if trace.complete == Some(false) {
+            ", incomplete"
+        } else {
+            ""
+        }
     );
-    if view.from > 0 || view.to < trace.len() as u64 {
+    if view.from > 0 || trace.total != Some(view.to) {
         let _ = writeln!(
             b,
             "# window: events #{} to #{}",
@@ -87,7 +97,14 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
             view.to.saturating_sub(1)
         );
     }
-    let _ = writeln!(b, "msc {{\n  hscale=\"{}\";", hscale(view));
+    let hs = hscale(view);
+    let _ = writeln!(b, "msc {{\n  hscale=\"{hs:.1}\";");
+    // Width of one entity's column in mscgen's pixels: labels are cut to
+    // the room they have, so they stay inside their boxes.
+    let col_w = 600.0 * hs / view.lanes.len().max(1) as f64;
+    let room = |lanes: f64| -> usize {
+        (((lanes * col_w - 16.0) / CHAR_PX) as usize).clamp(4, LABEL_COLS)
+    };
 
     // Entities: the escaped actor names, made unique if escaping merged two.
     let mut names: Vec<String> = Vec::with_capacity(view.lanes.len());
@@ -106,7 +123,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         names.push("(no actor)".into());
     }
     let name = |i: u64| -> &str {
-        let a = trace.events[i as usize].actor;
+        let a = trace.event(i).actor;
         view.lane(a).map(|l| names[l].as_str()).unwrap_or("?")
     };
     b.push_str("  ");
@@ -120,9 +137,12 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     for g in &layout.groups {
         let mut s = String::new();
         let mut label = String::new();
-        text::mscgen(&mut label, &text::short(&g.name, LABEL_COLS));
         match contiguous(view, &g.members) {
-            Some(_) => {
+            Some((lo, hi)) => {
+                text::mscgen(
+                    &mut label,
+                    &text::short(&g.name, room((hi - lo + 1) as f64)),
+                );
                 let first = g.members[0];
                 let last = g.members[g.members.len() - 1];
                 let _ = write!(
@@ -136,14 +156,14 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
                 let who: Vec<&str> = g
                     .members
                     .iter()
-                    .map(|&m| trace.actor_name(trace.events[m as usize].actor))
+                    .map(|&m| trace.actor_name(trace.event(m).actor))
                     .collect();
                 let mut l = String::new();
                 text::mscgen(
                     &mut l,
                     &text::short(
                         &format!("barrier {}: {}", g.name, who.join(", ")),
-                        LABEL_COLS,
+                        room(view.lanes.len() as f64),
                     ),
                 );
                 let _ = write!(s, "--- [label=\"{l}\", linecolour=\"#7a4fa3\"]");
@@ -156,8 +176,8 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         if layout.group(i).is_some() {
             continue;
         }
-        if let Some(s) = statement(view, &layout, i, row, &name) {
-            let lane = view.lane(trace.events[i as usize].actor).unwrap_or(0);
+        if let Some(s) = statement(view, &layout, i, row, &name, &room) {
+            let lane = view.lane(trace.event(i).actor).unwrap_or(0);
             rows[row as usize].push((lane, i, s));
         }
     }
@@ -182,7 +202,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
             b.clear();
         }
     }
-    if !trace.complete {
+    if trace.complete == Some(false) {
         b.push_str("  --- [label=\"incomplete trace: no end event\", textcolour=\"#c62828\", linecolour=\"#c62828\"];\n");
     }
     b.push_str("}\n");
@@ -195,24 +215,26 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
 /// `hscale`, shared by the lanes. Wide enough for nine labels in ten of the
 /// boxes and of the messages between neighbour lanes to fit on one line
 /// (about 6.5 px per character), up to 60 characters.
-fn hscale(view: &View) -> String {
+fn hscale(view: &View) -> f64 {
     let trace = view.trace;
     let mut want: Vec<usize> = Vec::new();
     for i in view.from..view.to {
-        let e = &trace.events[i as usize];
+        let e = &trace.event(i);
         let Some(l) = view.lane(e.actor) else {
             continue;
         };
+        if !view.shown(i) {
+            continue;
+        }
         let near = match (e.dir, view.other(i)) {
-            (Dir::Local, _) => true,
+            (Dir::Local, _) | (_, Other::Own(_)) => true,
             (Dir::Send, Other::Drawn(j)) => view
-                .lane(trace.events[j as usize].actor)
+                .lane(trace.event(j).actor)
                 .is_some_and(|m| m.abs_diff(l) == 1),
             _ => false,
         };
         if near {
-            let label =
-                describe::label(e, trace.actor_name(e.actor), describe::data(view, i), 60, 1);
+            let label = describe::label_of(view, i, 60, 1);
             want.push(text::cols(&label));
         }
     }
@@ -220,7 +242,7 @@ fn hscale(view: &View) -> String {
     let p90 = want.get(want.len() * 9 / 10).copied().unwrap_or(0) as f64;
     let lanes = view.lanes.len().max(1) as f64;
     let h = (lanes * (p90 * 6.5 + 20.0) / 600.0).max(1.0);
-    format!("{:.1}", (h * 10.0).ceil() / 10.0)
+    (h * 10.0).ceil() / 10.0
 }
 
 /// Colour attributes for an event's status and highlight mark.
@@ -262,18 +284,16 @@ fn statement<'a>(
     i: u64,
     row: u32,
     name: &dyn Fn(u64) -> &'a str,
+    room: &dyn Fn(f64) -> usize,
 ) -> Option<String> {
     let trace = view.trace;
-    let e = &trace.events[i as usize];
+    let e = &trace.event(i);
     let data = describe::data(view, i);
     let me = name(i);
     let mut label = String::new();
     let mut s = String::new();
-    if e.dir == Dir::Local || is_condition(view, i) {
-        text::mscgen(
-            &mut label,
-            &describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, LABEL_LINES),
-        );
+    if e.dir == Dir::Local || is_condition(view, i) || matches!(view.other(i), Other::Own(_)) {
+        text::mscgen(&mut label, &describe::label_of(view, i, room(1.0), 1));
         let shape = match (e.kind(), describe::status(data)) {
             (Kind::Verdict | Kind::Match | Kind::End, _) => "rbox",
             (Kind::BarrierLeave | Kind::BarrierBroken, _) => "abox",
@@ -289,9 +309,15 @@ fn statement<'a>(
     let other = view.other(i);
     match (e.dir, other) {
         (Dir::Send, Other::Drawn(j)) => {
+            let span = view
+                .lane(trace.event(j).actor)
+                .zip(view.lane(e.actor))
+                .map(|(a, b)| a.abs_diff(b) as f64)
+                .unwrap_or(1.0)
+                .max(1.0);
             text::mscgen(
                 &mut label,
-                &describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, LABEL_LINES),
+                &describe::label_of(view, i, room(span), LABEL_LINES),
             );
             let arc = match e.kind() {
                 Kind::Start | Kind::Input | Kind::Signal | Kind::Put => "=>",
@@ -316,11 +342,8 @@ fn statement<'a>(
                 _ if dir == Dir::Send => "never received".into(),
                 _ => "send not in trace".into(),
             };
-            let l = describe::label(e, trace.actor_name(e.actor), data, LABEL_COLS, 1);
-            text::mscgen(
-                &mut label,
-                &text::short(&format!("{head}: {l}"), LABEL_COLS),
-            );
+            let l = describe::label_of(view, i, room(1.0), 1);
+            text::mscgen(&mut label, &text::short(&format!("{head}: {l}"), room(1.0)));
             let _ = write!(
                 s,
                 "\"{me}\" note \"{me}\" [label=\"{label}\"{}]",

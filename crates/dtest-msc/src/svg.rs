@@ -11,10 +11,10 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use dtest_trace::{ActorKind, Dir, EventData, Kind};
+use dtest_trace::{ActorKind, Dir, Kind};
 
 use crate::describe;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout::{Geometry, Layout, Span};
 use crate::text;
 use crate::view::{Mark, Other, View};
@@ -60,6 +60,9 @@ text{font-family:"DejaVu Sans Mono",monospace;font-size:11px;fill:#1a1a1a}
 .k-exit.ok text{fill:#1b6e1b}
 .box{fill:#f3f3f3;stroke:#8c8c8c;stroke-width:1}
 .k-match .box{fill:#e6eefc;stroke:#4f74c4}
+.own.k-output .box{fill:#f2f7fd;stroke:#2f6db5}
+.own.k-start .box,.own.k-input .box,.own.k-signal .box{fill:#fff;stroke:#222}
+.times text{fill:#777;font-size:10px}
 .k-timeout .box{fill:#ffe3c4;stroke:#d84315;stroke-width:1.5}
 .k-custom .box{fill:#f4e8f7;stroke:#8e44ad}
 .k-custom.fail .box{fill:#fbd9d9;stroke:#c62828}
@@ -98,6 +101,8 @@ struct Arrow {
 
 pub(crate) struct Svg {
     lane_w: f64,
+    /// Room on the left for the times of the rows (time layout).
+    gutter: f64,
     /// Room left and right of the outer lanes for the labels of arrows to
     /// lanes not drawn.
     side: f64,
@@ -110,27 +115,25 @@ impl Svg {
         let mut want: Vec<usize> = Vec::new();
         let mut stubs = false;
         for i in view.from..view.to {
-            let e = &view.trace.events[i as usize];
+            if !view.shown(i) {
+                continue;
+            }
+            let e = &view.trace.event(i);
             let Some(l) = view.lane(e.actor) else {
                 continue;
             };
-            stubs |= e.dir != Dir::Local && !matches!(view.other(i), Other::Drawn(_));
+            stubs |=
+                e.dir != Dir::Local && !matches!(view.other(i), Other::Drawn(_) | Other::Own(_));
             let near = match (e.dir, view.other(i)) {
-                (Dir::Local, _) => true,
+                (Dir::Local, _) | (_, Other::Own(_)) => true,
                 (Dir::Send, Other::Drawn(j)) => view
-                    .lane(view.trace.events[j as usize].actor)
+                    .lane(view.trace.event(j).actor)
                     .map(|m| m.abs_diff(l) == 1)
                     .unwrap_or(false),
                 _ => false,
             };
             if near {
-                want.push(text::cols(&describe::label(
-                    e,
-                    view.trace.actor_name(e.actor),
-                    describe::data(view, i),
-                    60,
-                    1,
-                )));
+                want.push(text::cols(&describe::label_of(view, i, 60, 1)));
             }
         }
         want.sort_unstable();
@@ -139,12 +142,17 @@ impl Svg {
             .clamp(LANE_MIN, LANE_MAX)
             .round();
         let side = if stubs { (lane_w * 0.6).round() } else { 0.0 };
-        Svg { lane_w, side }
+        let gutter = if view.time_rows { GUTTER } else { 0.0 };
+        Svg {
+            lane_w,
+            gutter,
+            side,
+        }
     }
 
     /// The x of lane `l`.
     fn x(&self, l: usize) -> f64 {
-        MARGIN + self.side + self.lane_w * (l as f64 + 0.5)
+        MARGIN + self.gutter + self.side + self.lane_w * (l as f64 + 0.5)
     }
 
     /// Length of an arrow to a lane that is not drawn.
@@ -158,12 +166,13 @@ impl Svg {
     }
 
     fn arrow(&self, view: &View, i: u64) -> Option<Arrow> {
-        let e = &view.trace.events[i as usize];
+        let e = &view.trace.event(i);
         let x = self.x(view.lane(e.actor)?);
         Some(match view.other(i) {
+            Other::Own(_) => return None,
             Other::Drawn(j) => Arrow {
                 x,
-                x_other: self.x(view.lane(view.trace.events[j as usize].actor)?),
+                x_other: self.x(view.lane(view.trace.event(j).actor)?),
                 stub: false,
             },
             Other::Hidden(_, a) | Other::Outside(_, a) => Arrow {
@@ -205,33 +214,22 @@ impl Svg {
     }
 
     fn box_label(&self, view: &View, i: u64) -> String {
-        let e = &view.trace.events[i as usize];
-        describe::label(
-            e,
-            view.trace.actor_name(e.actor),
-            describe::data(view, i),
-            self.box_cols(),
-            1,
-        )
+        describe::label_of(view, i, self.box_cols(), 1)
     }
 
     fn message_label(&self, view: &View, i: u64, a: &Arrow) -> String {
-        let e = &view.trace.events[i as usize];
-        let mut s = describe::label(
-            e,
-            view.trace.actor_name(e.actor),
-            describe::data(view, i),
-            self.label_cols(a),
-            1,
-        );
+        let e = &view.trace.event(i);
+        let mut s = describe::label_of(view, i, self.label_cols(a), 1);
         if a.stub {
             let arrow = if e.dir == Dir::Send { "to" } else { "from" };
             let head = match view.other(i) {
                 Other::Hidden(_, x) | Other::Outside(_, x) => {
                     format!("{arrow} {}", text::short(view.trace.actor_name(x), 16))
                 }
-                Other::Missing | Other::Drawn(_) if e.dir == Dir::Send => "never received".into(),
-                Other::Missing | Other::Drawn(_) => "send not in trace".into(),
+                Other::Missing | Other::Drawn(_) | Other::Own(_) if e.dir == Dir::Send => {
+                    "never received".into()
+                }
+                Other::Missing | Other::Drawn(_) | Other::Own(_) => "send not in trace".into(),
             };
             s = text::short(&format!("{head}: {s}"), self.label_cols(a));
         }
@@ -246,29 +244,41 @@ impl Svg {
         text::cols(label) as f64 * CHAR_W + 24.0
     }
 
+    /// Whether event `i` is drawn as a box or a condition on its lane (a
+    /// local event, a message to its own lane, a barrier condition).
+    fn is_box(view: &View, i: u64) -> bool {
+        view.trace.event(i).dir == Dir::Local
+            || matches!(view.other(i), Other::Own(_))
+            || Svg::is_condition(view, i)
+    }
+
     fn is_condition(view: &View, i: u64) -> bool {
-        let e = &view.trace.events[i as usize];
+        let e = &view.trace.event(i);
         e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
     }
 }
 
 impl Geometry for Svg {
     fn span(&self, view: &View, i: u64) -> Option<Span> {
-        let e = &view.trace.events[i as usize];
+        let e = &view.trace.event(i);
         let x = self.x(view.lane(e.actor)?);
         if Svg::is_condition(view, i) {
             let w = Svg::cond_width(&self.box_label(view, i));
             return Some((x - w / 2.0, x + w / 2.0));
         }
+        if Svg::is_box(view, i) {
+            let w = Svg::box_width(&self.box_label(view, i));
+            return Some((x - w / 2.0, x + w / 2.0));
+        }
         match e.dir {
-            Dir::Local => {
-                let w = Svg::box_width(&self.box_label(view, i));
-                Some((x - w / 2.0, x + w / 2.0))
-            }
+            Dir::Local => None,
             Dir::Send => {
+                // The lane's own point is taken too: two sends of one
+                // (folded) lane never share a row.
                 let a = self.arrow(view, i)?;
                 let l = self.message_label(view, i, &a);
                 let (lo, hi) = Svg::label_span(&a, text::cols(&l));
+                let (lo, hi) = (lo.min(x - 3.0), hi.max(x + 3.0));
                 if a.stub {
                     Some((lo.min(a.x_other), hi.max(a.x_other)))
                 } else {
@@ -306,25 +316,120 @@ fn num(out: &mut String, v: f64) {
     }
 }
 
-/// Writes the SVG chart of `view` to `out`.
-pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
-    let g = Svg::new(view);
-    let layout = Layout::new(view, &g);
-    let trace = view.trace;
+/// Tallest page written, in px: rsvg-convert refuses images over 32767 px
+/// and browsers give up on them too.
+pub(crate) const MAX_PAGE_H: f64 = 32000.0;
+/// Widest chart, in px (same reason).
+pub(crate) const MAX_W: f64 = 32000.0;
+/// Narrowest lane distance before a chart too wide is refused.
+const LANE_SQUEEZED: f64 = 120.0;
+/// Room on the left for the time of each row (time layout).
+const GUTTER: f64 = 58.0;
+
+/// Writes the SVG chart of `view`, in pages of at most [`MAX_PAGE_H`] px,
+/// each to the writer `open` gives for it; returns the number of pages.
+pub(crate) fn write(view: &View, open: &mut crate::PageSink<'_>) -> Result<usize> {
+    let mut g = Svg::new(view);
     let lanes = view.lanes.len().max(1);
-    let width = 2.0 * (MARGIN + g.side) + g.lane_w * lanes as f64;
-    let last_y = row_y(layout.rows.max(1)) - ROW_H / 2.0;
-    let foot_y = last_y + 24.0 + if trace.complete { 0.0 } else { 34.0 };
+    let fixed = 2.0 * MARGIN + g.gutter;
+    if fixed + 2.0 * g.side + g.lane_w * lanes as f64 > MAX_W {
+        // Squeeze the lanes, down to a point.
+        let w = ((MAX_W - fixed) / (lanes as f64 + 1.2)).floor();
+        if w < LANE_SQUEEZED {
+            return Err(Error::TooBig(format!(
+                "{lanes} lanes do not fit in an SVG {MAX_W} px wide (the most rsvg-convert and browsers handle): \
+                 show fewer with --actors A,B,... (sessions are folded into their tester's lane unless --sessions)"
+            )));
+        }
+        g.lane_w = w;
+        if g.side > 0.0 {
+            g.side = (w * 0.6).round();
+        }
+    }
+    let layout = Layout::new(view, &g);
+    let width = fixed + 2.0 * g.side + g.lane_w * lanes as f64;
+    let incomplete = view.trace.complete == Some(false);
+    let foot_extra = 24.0 + if incomplete { 34.0 } else { 0.0 };
+    let legend_h = legend_height(width);
+    // Height below the last row's middle: lifeline end, names, legend.
+    let below = -ROW_H / 2.0 + foot_extra + HEAD_H + 22.0 + legend_h + 10.0;
+    let rows = layout.rows.max(1);
+    let per_page = if row_y(rows) + below <= MAX_PAGE_H {
+        rows
+    } else {
+        (((MAX_PAGE_H - below - FIRST_ROW) / ROW_H).floor() as u32).max(1)
+    };
+    let pages = rows.div_ceil(per_page) as usize;
+    let mut row_time: Vec<Option<u64>> = vec![None; rows as usize];
+    for i in view.from..view.to {
+        if let Some(r) = layout.row(i) {
+            let t = view.trace.event(i).time_ns;
+            let slot = &mut row_time[r as usize];
+            *slot = Some(slot.map_or(t, |x| x.min(t)));
+        }
+    }
+    for p in 0..pages {
+        let r0 = p as u32 * per_page;
+        let r1 = (r0 + per_page).min(rows);
+        let mut out = open(p, pages)?;
+        let page = Page {
+            index: p,
+            count: pages,
+            r0,
+            r1,
+            width,
+            below,
+            legend_h,
+            incomplete,
+        };
+        write_page(view, &g, &layout, &page, &row_time, &mut *out)?;
+        out.flush()?;
+    }
+    Ok(pages)
+}
+
+/// One page of a chart: rows `r0..r1`.
+struct Page {
+    index: usize,
+    count: usize,
+    r0: u32,
+    r1: u32,
+    width: f64,
+    below: f64,
+    legend_h: f64,
+    incomplete: bool,
+}
+
+fn write_page(
+    view: &View,
+    g: &Svg,
+    layout: &Layout,
+    page: &Page,
+    row_time: &[Option<u64>],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let trace = view.trace;
+    let width = page.width;
+    let last = page.index + 1 == page.count;
+    // Global y of the page's first row minus this page's: rows keep their
+    // global y inside the body, which is shifted up by `shift`.
+    let shift = ROW_H * f64::from(page.r0);
+    let last_y = row_y(page.r1 - page.r0) - ROW_H / 2.0;
+    let foot_y = last_y + 24.0 + if page.incomplete && last { 34.0 } else { 0.0 };
     let legend_y = foot_y + HEAD_H + 22.0;
-    let height = legend_y + legend_height(width) + 10.0;
+    let height = legend_y + page.legend_h + 10.0;
+    let _ = page.below;
     let mut b = String::with_capacity(1 << 16);
 
     let mut classes = String::from("dtest-msc");
     if view.highlighting() {
         classes.push_str(" highlighting");
     }
-    if !trace.complete {
+    if page.incomplete {
         classes.push_str(" incomplete");
+    }
+    if view.time_rows {
+        classes.push_str(" time-layout");
     }
     b.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     b.push_str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
@@ -335,13 +440,21 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     num(&mut b, width);
     b.push(' ');
     num(&mut b, height);
-    let _ = writeln!(
+    let _ = write!(
         b,
-        "\" class=\"{classes}\" data-events=\"{}\" data-from=\"{}\" data-to=\"{}\" data-complete=\"{}\">",
-        trace.len(),
+        "\" class=\"{classes}\" data-events=\"{}\" data-from=\"{}\" data-to=\"{}\" data-complete=\"{}\"",
+        trace.total.map(|t| t.to_string()).unwrap_or_default(),
         view.from,
         view.to.saturating_sub(1),
-        trace.complete
+        trace.complete.map(|c| c.to_string()).unwrap_or_default(),
+    );
+    let _ = writeln!(
+        b,
+        " data-page=\"{}\" data-pages=\"{}\" data-rows=\"{}-{}\">",
+        page.index + 1,
+        page.count,
+        page.r0,
+        page.r1
     );
     b.push_str("<title>");
     text::xml(&mut b, &text::printable(&trace.header.scenario));
@@ -354,31 +467,46 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     b.push_str("<text class=\"title\" x=\"");
     num(&mut b, MARGIN);
     b.push_str("\" y=\"22\">");
-    let mark_w = if trace.complete { 0.0 } else { 270.0 };
+    let mark_w = if page.incomplete { 270.0 } else { 0.0 };
     let title_cols = ((width - 2.0 * MARGIN - mark_w) / 9.5).max(10.0) as usize;
     text::xml(&mut b, &text::short(&trace.header.scenario, title_cols));
     b.push_str("</text>\n<text class=\"sub\" x=\"");
     num(&mut b, MARGIN);
     b.push_str("\" y=\"38\">");
     let shown = (view.from..view.to).filter(|&i| view.shown(i)).count();
-    let mut sub = format!("{shown} of {} events", trace.len());
-    if view.from > 0 || view.to < trace.len() as u64 {
+    let mut sub = match trace.total {
+        Some(t) => format!("{shown} of {t} events"),
+        None => format!("{shown} events"),
+    };
+    if view.from > 0 || trace.total != Some(view.to) {
         let _ = write!(
             sub,
-            ", window #{}..#{}",
+            ", window #{}..#{} ({}..{})",
             view.from,
-            view.to.saturating_sub(1)
+            view.to.saturating_sub(1),
+            trace
+                .get(view.from)
+                .map(|e| text::secs(e.time_ns))
+                .unwrap_or_default(),
+            trace
+                .get(view.to.saturating_sub(1))
+                .map(|e| text::secs(e.time_ns))
+                .unwrap_or_default()
         );
     }
-    if view.lanes.len() < trace.header.actors.len() {
-        let _ = write!(
-            sub,
-            ", {} of {} lanes",
-            view.lanes.len(),
-            trace.header.actors.len()
-        );
+    let hidden = trace.header.actors.len() - view.lane_actors.iter().map(Vec::len).sum::<usize>();
+    if hidden > 0 {
+        let _ = write!(sub, ", {hidden} actors not shown");
     }
-    if let Some(EventData::End { ok, summary }) = trace.events.last().map(|e| &e.data) {
+    let _ = write!(
+        sub,
+        ", {} layout",
+        if view.time_rows { "time" } else { "causal" }
+    );
+    if page.count > 1 {
+        let _ = write!(sub, ", page {} of {}", page.index + 1, page.count);
+    }
+    if let Some((ok, summary)) = &trace.end {
         let _ = write!(
             sub,
             " \u{2014} {}: {summary}",
@@ -387,7 +515,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     }
     text::xml(&mut b, &text::short(&sub, (width / 6.5) as usize));
     b.push_str("</text>\n");
-    if !trace.complete {
+    if page.incomplete {
         // A mark at the top, where a reader starts.
         let w = 250.0;
         let x = (width - MARGIN - w).max(MARGIN);
@@ -398,7 +526,7 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         b.push_str("\" y=\"23\">INCOMPLETE TRACE: no end event</text></g>\n");
     }
 
-    lane_heads(&mut b, &g, view, HEAD_Y);
+    lane_heads(&mut b, g, view, HEAD_Y);
     // Lifelines: one element per lane, whatever the number of events.
     b.push_str("<g class=\"lifelines\">\n");
     for l in 0..view.lanes.len() {
@@ -415,12 +543,50 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
     }
     b.push_str("</g>\n");
 
+    // The body: rows r0..r1 in their global coordinates, seen through a
+    // viewport that clips what belongs to other pages.
+    let top = HEAD_Y + HEAD_H;
+    let body_h = foot_y - top;
+    b.push_str("<svg class=\"body\" x=\"0\" y=\"");
+    num(&mut b, top);
+    b.push_str("\" width=\"");
+    num(&mut b, width);
+    b.push_str("\" height=\"");
+    num(&mut b, body_h);
+    b.push_str("\" viewBox=\"0 ");
+    num(&mut b, top + shift);
+    b.push(' ');
+    num(&mut b, width);
+    b.push(' ');
+    num(&mut b, body_h);
+    b.push_str("\">\n");
+
+    if view.time_rows {
+        // The time of each row (of its earliest event), when it changes.
+        b.push_str("<g class=\"times\">");
+        let mut last_label = String::new();
+        for r in page.r0..page.r1 {
+            let Some(t) = row_time.get(r as usize).copied().flatten() else {
+                continue;
+            };
+            let s = text::secs(t);
+            if s != last_label {
+                text_at(&mut b, 4.0, row_y(r) + 4.0, "start", &s, false);
+                last_label = s;
+            }
+        }
+        b.push_str("</g>\n");
+    }
+
     // Barrier releases: one line joining the participants' conditions.
     for grp in &layout.groups {
+        if grp.row < page.r0 || grp.row >= page.r1 {
+            continue;
+        }
         let xs: Vec<f64> = grp
             .members
             .iter()
-            .filter_map(|&m| view.lane(trace.events[m as usize].actor).map(|l| g.x(l)))
+            .filter_map(|&m| view.lane(trace.event(m).actor).map(|l| g.x(l)))
             .collect();
         let (Some(lo), Some(hi)) = (xs.first(), xs.last()) else {
             continue;
@@ -452,9 +618,18 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         let _ = writeln!(b, "<g class=\"events {class}\">");
         for i in view.from..view.to {
             let Some(row) = layout.row(i) else { continue };
-            let is_box = trace.events[i as usize].dir == Dir::Local || Svg::is_condition(view, i);
-            if is_box == boxes {
-                event(&mut b, &g, view, &layout, i, row);
+            if !boxes && row >= page.r0 {
+                // A message sent on an earlier page: its shaft comes in
+                // from above.
+                if let Some(s) = incoming_shaft(view, g, layout, i, page.r0) {
+                    b.push_str(&s);
+                }
+            }
+            if row < page.r0 || row >= page.r1 {
+                continue;
+            }
+            if Svg::is_box(view, i) == boxes {
+                event(&mut b, g, view, layout, i, row);
             }
             if b.len() > 1 << 16 {
                 out.write_all(b.as_bytes())?;
@@ -463,8 +638,9 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         }
         b.push_str("</g>\n");
     }
+    b.push_str("</svg>\n");
 
-    if !trace.complete {
+    if page.incomplete && last {
         // The lifelines are torn where the trace stops.
         let y = last_y + 16.0;
         b.push_str("<g class=\"incomplete-mark\"><polyline class=\"torn\" points=\"");
@@ -484,12 +660,46 @@ pub(crate) fn write(view: &View, out: &mut dyn Write) -> Result<()> {
         num(&mut b, y + 20.0);
         b.push_str("\">incomplete trace: the run stopped here without its end event</text></g>\n");
     }
-    lane_heads(&mut b, &g, view, foot_y);
+    lane_heads(&mut b, g, view, foot_y);
     legend(&mut b, legend_y, width);
     b.push_str("</svg>\n");
     out.write_all(b.as_bytes())?;
-    out.flush()?;
     Ok(())
+}
+
+/// The shaft of a message whose receive (event `i`, on a later page than
+/// `r0`'s) was sent on this page or an earlier one, when its send is before
+/// this page: drawn whole, the viewport clips it.
+fn incoming_shaft(view: &View, g: &Svg, layout: &Layout, i: u64, r0: u32) -> Option<String> {
+    let e = view.trace.event(i);
+    if e.dir != Dir::Recv {
+        return None;
+    }
+    let Other::Drawn(j) = view.other(i) else {
+        return None;
+    };
+    let (rs, rr) = (layout.row(j)?, layout.row(i)?);
+    // Only shafts that cross this page without an end on it.
+    if rs >= r0 || rr < r0 {
+        return None;
+    }
+    let xs = g.x(view.lane(view.trace.event(j).actor)?);
+    let xr = g.x(view.lane(e.actor)?);
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<g class=\"ev cont k-{}\"><path class=\"shaft\" d=\"M",
+        e.kind().name()
+    );
+    num(&mut b, xs);
+    b.push(' ');
+    num(&mut b, row_y(rs));
+    b.push('L');
+    num(&mut b, xr);
+    b.push(' ');
+    num(&mut b, row_y(rr));
+    b.push_str("\"/></g>\n");
+    Some(b)
 }
 
 /// The legend's items: a class for the sample and the words.
@@ -582,10 +792,11 @@ fn lane_heads(b: &mut String, g: &Svg, view: &View, y: f64) {
         let _ = write!(b, "<g class=\"lane {kind} a{a}\" data-actor=\"");
         text::xml(b, &text::printable(&actor.name));
         let _ = write!(b, "\" data-actor-id=\"{a}\"><title>");
-        text::xml(
-            b,
-            &text::printable(&format!("{} ({kind} on {})", actor.name, actor.host)),
-        );
+        let mut title = format!("{} ({kind} on {})", actor.name, actor.host);
+        for &s in view.lane_actors[l].iter().skip(1) {
+            let _ = write!(title, "\nwith {}", view.trace.actor_name(s));
+        }
+        text::xml(b, &text::tooltip(&title, 4096));
         b.push_str("</title><rect x=\"");
         num(b, x - g.lane_w / 2.0 + 10.0);
         b.push_str("\" y=\"");
@@ -606,7 +817,7 @@ fn lane_heads(b: &mut String, g: &Svg, view: &View, y: f64) {
 /// Writes the element of one shown event.
 fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32) {
     let trace = view.trace;
-    let e = &trace.events[i as usize];
+    let e = &trace.event(i);
     let Some(lane) = view.lane(e.actor) else {
         return;
     };
@@ -614,7 +825,7 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     let kind = e.kind();
     let x = g.x(lane);
     let y = row_y(row);
-    let arrow = if e.dir == Dir::Local {
+    let arrow = if Svg::is_box(view, i) {
         None
     } else {
         g.arrow(view, i)
@@ -629,6 +840,9 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     );
     if arrow.map(|a| a.stub).unwrap_or(false) {
         b.push_str(" stub");
+    }
+    if matches!(view.other(i), Other::Own(_)) {
+        b.push_str(" own");
     }
     if let Some(s) = describe::status(data) {
         let _ = write!(b, " {s}");
@@ -654,8 +868,11 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     let _ = write!(b, "\" data-row=\"{row}\" data-y=\"");
     num(b, y);
     b.push('"');
-    if let Some(j) = trace.partner(i) {
+    if let Some((j, _)) = trace.partner(i) {
         let _ = write!(b, " data-partner=\"{j}\"");
+    }
+    if let Some(run) = view.run(i) {
+        let _ = write!(b, " data-run=\"{}\"", run.len() / 2);
     }
     b.push_str("><title>");
     text::xml(b, &describe::tooltip(view, i));

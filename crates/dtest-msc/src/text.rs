@@ -14,6 +14,9 @@ use std::fmt::Write as _;
 /// wide ranges, 1 otherwise. Good enough to keep labels inside their room.
 pub(crate) fn char_cols(c: char) -> usize {
     let u = c as u32;
+    if u == 0x2060 || u == 0x200b {
+        return 0;
+    }
     let wide = matches!(u,
         0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
         | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
@@ -239,14 +242,22 @@ pub(crate) fn xml_string(s: &str) -> String {
 }
 
 /// Appends `s` as the inside of an mscgen double-quoted string: `"` becomes
-/// `\"`, a newline the two characters `\n` (a line break in mscgen), a
-/// backslash U+29F5 (which looks like one), controls printable.
+/// `\"`, a newline the two characters `\n` (a line break in mscgen),
+/// controls printable. mscgen has no escape for a backslash: it keeps one
+/// as it is, except before `n` (a line break), before `"` and at the end of
+/// the string; there a WORD JOINER (U+2060, drawn as nothing) follows it.
 pub(crate) fn mscgen(out: &mut String, s: &str) {
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
-            '\\' => out.push('\u{29f5}'),
+            '\\' => {
+                out.push('\\');
+                if matches!(chars.peek(), None | Some('n') | Some('"')) {
+                    out.push('\u{2060}');
+                }
+            }
             _ => push_printable(out, c, false),
         }
     }
@@ -314,8 +325,8 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&#10;"
         );
         let mut m = String::new();
-        mscgen(&mut m, "say \"hi\"\\n\nnext\u{7}");
-        assert_eq!(m, "say \\\"hi\\\"\u{29f5}n\\nnext^G");
+        mscgen(&mut m, "say \"hi\"\\n\nnext\u{7} c:\\dir\\");
+        assert_eq!(m, "say \\\"hi\\\"\\\u{2060}n\\nnext^G c:\\dir\\\u{2060}");
     }
 
     #[test]

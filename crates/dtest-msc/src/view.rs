@@ -1,9 +1,14 @@
-//! What part of a trace a chart shows: the lanes (`--actors`), the window of
-//! event indexes (`--from`/`--to`) and the highlight marks (`--highlight`).
+//! What part of a trace a chart shows: the lanes (`--actors`, sessions
+//! folded into their tester's lane or not), the window (already cut by
+//! [`Events`]), the kinds (`--kinds`), the highlight marks (`--highlight`),
+//! and which events a folded lane draws as one mark.
 
-use dtest_trace::{ActorId, ActorKind, Dir, Trace};
+use std::collections::HashMap;
+
+use dtest_trace::{ActorId, ActorKind, Dir, EventData, Kind};
 
 use crate::error::{Error, Result};
+use crate::source::Events;
 use crate::Options;
 
 /// How an event is drawn with respect to a highlight.
@@ -22,9 +27,13 @@ pub(crate) enum Mark {
 /// Where the other side of a message is, seen from a shown event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Other {
-    /// Shown too: a full arrow.
+    /// Shown too, on another lane: a full arrow.
     Drawn(u64),
-    /// On a lane that is not shown: an arrow to the lane's edge.
+    /// On the same lane (a tester and its own session, folded): the
+    /// message is one mark on the lane.
+    Own(u64),
+    /// On a lane that is not shown (or of a kind not shown): an arrow to
+    /// the lane's edge.
     Hidden(u64, ActorId),
     /// Outside the window: an arrow to the lane's edge.
     Outside(u64, ActorId),
@@ -33,25 +42,45 @@ pub(crate) enum Other {
     Missing,
 }
 
+const NONE: u32 = u32::MAX;
+
 /// The shown part of a trace.
 #[derive(Debug)]
 pub(crate) struct View<'t> {
-    pub trace: &'t Trace,
-    /// The actors shown, left to right.
+    pub trace: &'t Events,
+    /// The actors heading the lanes, left to right.
     pub lanes: Vec<ActorId>,
+    /// The actors drawn on each lane (the head first, then folded sessions).
+    pub lane_actors: Vec<Vec<ActorId>>,
     lane_of: Vec<Option<u32>>,
     default_pos: Vec<u32>,
     /// First event index shown.
     pub from: u64,
     /// One past the last event index shown.
     pub to: u64,
-    marks: Option<Vec<Mark>>,
+    kinds: [bool; Kind::ALL.len()],
+    /// Window events not drawn although on a shown lane: the receive of a
+    /// message drawn as one mark by its send, the later members of a run.
+    folded: Vec<bool>,
+    /// Runs of output chunks from a session to its own tester drawn as one
+    /// mark (by the first send): all their events, sends and receives.
+    pub runs: Vec<Vec<u64>>,
+    run_of: Vec<u32>,
+    /// For a message (by its send index, or its receive when the send is
+    /// not in the window): the text a later `match` of its receiver found
+    /// in it.
+    matched: HashMap<u64, String>,
+    /// For a `match`: the line of output it matched in.
+    match_line: HashMap<u64, String>,
+    /// Whether the layout follows time (rows in time order) rather than
+    /// causality alone.
+    pub time_rows: bool,
 }
 
 /// The default lane order: masters, then each tester followed by its
 /// sessions (`<tester>@<host>`), then any other actor, in table order.
-pub(crate) fn default_order(trace: &Trace) -> Vec<ActorId> {
-    let actors = &trace.header.actors;
+pub(crate) fn default_order(header: &dtest_trace::Header) -> Vec<ActorId> {
+    let actors = &header.actors;
     let mut order = Vec::with_capacity(actors.len());
     let mut taken = vec![false; actors.len()];
     let mut take = |i: usize, order: &mut Vec<ActorId>| {
@@ -70,11 +99,8 @@ pub(crate) fn default_order(trace: &Trace) -> Vec<ActorId> {
             continue;
         }
         take(i, &mut order);
-        let prefix = format!("{}@", a.name);
-        for (j, s) in actors.iter().enumerate() {
-            if s.kind == ActorKind::Session && s.name.starts_with(&prefix) {
-                take(j, &mut order);
-            }
+        for j in sessions_of(header, i) {
+            take(j, &mut order);
         }
     }
     for i in 0..actors.len() {
@@ -83,15 +109,28 @@ pub(crate) fn default_order(trace: &Trace) -> Vec<ActorId> {
     order
 }
 
+/// The sessions of tester `t` (`<tester>@<host>`).
+fn sessions_of(header: &dtest_trace::Header, t: usize) -> Vec<usize> {
+    let prefix = format!("{}@", header.actors[t].name);
+    header
+        .actors
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == ActorKind::Session && s.name.starts_with(&prefix))
+        .map(|(j, _)| j)
+        .collect()
+}
+
 impl<'t> View<'t> {
-    pub fn new(trace: &'t Trace, opts: &Options) -> Result<View<'t>> {
-        let n = trace.header.actors.len();
-        let order = default_order(trace);
+    pub fn new(trace: &'t Events, opts: &Options) -> Result<View<'t>> {
+        let header = &trace.header;
+        let n = header.actors.len();
+        let order = default_order(header);
         let mut default_pos = vec![0; n];
         for (p, &a) in order.iter().enumerate() {
             default_pos[a as usize] = p as u32;
         }
-        let lanes = match &opts.actors {
+        let listed = match &opts.actors {
             None => order,
             Some(names) => {
                 if names.is_empty() {
@@ -99,13 +138,9 @@ impl<'t> View<'t> {
                 }
                 let mut lanes = Vec::with_capacity(names.len());
                 for name in names {
-                    let Some(a) = trace.header.actor_by_name(name) else {
-                        let known: Vec<&str> = trace
-                            .header
-                            .actors
-                            .iter()
-                            .map(|a| a.name.as_str())
-                            .collect();
+                    let Some(a) = header.actor_by_name(name) else {
+                        let known: Vec<&str> =
+                            header.actors.iter().map(|a| a.name.as_str()).collect();
                         return Err(Error::UnknownActor {
                             name: crate::text::printable(name),
                             known: crate::text::printable(&known.join(", ")),
@@ -119,36 +154,219 @@ impl<'t> View<'t> {
                     }
                     lanes.push(a.id);
                 }
+                if !opts.sessions {
+                    // A tester's sessions come with it (folded into its lane).
+                    for &a in lanes.clone().iter() {
+                        if header.actors[a as usize].kind == ActorKind::Tester {
+                            for s in sessions_of(header, a as usize) {
+                                if !lanes.contains(&(s as ActorId)) {
+                                    lanes.push(s as ActorId);
+                                }
+                            }
+                        }
+                    }
+                }
                 lanes
             }
         };
+        // Fold: a session goes on its tester's lane when the tester is shown.
+        let mut lanes: Vec<ActorId> = Vec::new();
+        let mut lane_actors: Vec<Vec<ActorId>> = Vec::new();
         let mut lane_of = vec![None; n];
-        for (l, &a) in lanes.iter().enumerate() {
-            lane_of[a as usize] = Some(l as u32);
+        let owner = |s: ActorId| -> Option<ActorId> {
+            let a = &header.actors[s as usize];
+            if a.kind != ActorKind::Session {
+                return None;
+            }
+            let (t, _) = a.name.split_once('@')?;
+            let t = header.actor_by_name(t)?;
+            (t.kind == ActorKind::Tester).then_some(t.id)
+        };
+        for &a in &listed {
+            if !opts.sessions {
+                if let Some(t) = owner(a) {
+                    if listed.contains(&t) {
+                        continue;
+                    }
+                }
+            }
+            lane_of[a as usize] = Some(lanes.len() as u32);
+            lanes.push(a);
+            lane_actors.push(vec![a]);
         }
-        let len = trace.len() as u64;
-        let from = opts.from.unwrap_or(0);
-        let to = opts.to.map(|t| t.saturating_add(1).min(len)).unwrap_or(len);
-        if len > 0 && (from >= len || from >= to) {
-            return Err(Error::EmptyWindow(format!(
-                "--from {from}{} selects no event of the {len} events (indexes 0 to {})",
-                opts.to.map(|t| format!(" --to {t}")).unwrap_or_default(),
-                len - 1
-            )));
+        if !opts.sessions {
+            for &a in &listed {
+                if let Some(t) = owner(a) {
+                    if let Some(l) = lane_of[t as usize] {
+                        if lane_of[a as usize].is_none() {
+                            lane_of[a as usize] = Some(l);
+                            lane_actors[l as usize].push(a);
+                        }
+                    }
+                }
+            }
         }
+        let mut kinds = [true; Kind::ALL.len()];
+        if let Some(k) = &opts.kinds {
+            kinds = [false; Kind::ALL.len()];
+            for &x in k {
+                kinds[x as usize] = true;
+            }
+        }
+        let m = trace.len();
         let mut view = View {
             trace,
             lanes,
+            lane_actors,
             lane_of,
             default_pos,
-            from: from.min(len),
-            to,
-            marks: None,
+            from: trace.from(),
+            to: trace.to(),
+            kinds,
+            folded: vec![false; m],
+            runs: Vec::new(),
+            run_of: vec![NONE; m],
+            matched: HashMap::new(),
+            match_line: HashMap::new(),
+            time_rows: opts.layout == crate::LayoutKind::Time,
         };
-        if let Some(hits) = &opts.highlight {
-            view.marks = Some(marks(trace, hits)?);
-        }
+        view.fold();
+        view.find_matches();
         Ok(view)
+    }
+
+    /// Marks what folded lanes draw as one mark: a message between a
+    /// tester and its own session is drawn by its send alone (by its
+    /// receive when the send is before the window), and a run of output
+    /// chunks that nothing else interrupts on either side is drawn by its
+    /// first send.
+    fn fold(&mut self) {
+        let t = self.trace;
+        for i in self.from..self.to {
+            if !self.visible(i) {
+                continue;
+            }
+            let e = t.event(i);
+            if e.dir == Dir::Recv {
+                if let Other::Own(_) = self.other(i) {
+                    self.folded[(i - self.from) as usize] = true;
+                }
+            }
+        }
+        if !self.kinds[Kind::Output as usize] {
+            return;
+        }
+        // Runs: per receiving actor, consecutive own-lane output receives
+        // whose sends are consecutive events of one session.
+        for a in 0..t.header.actors.len() {
+            let mut run: Vec<(u64, u64)> = Vec::new();
+            let close = |run: &mut Vec<(u64, u64)>, v: &mut View| {
+                if run.len() >= 2 {
+                    let r = v.runs.len() as u32;
+                    let mut all = Vec::with_capacity(2 * run.len());
+                    for (k, &(s, rc)) in run.iter().enumerate() {
+                        all.push(s);
+                        all.push(rc);
+                        v.run_of[(s - v.from) as usize] = r;
+                        v.run_of[(rc - v.from) as usize] = r;
+                        if k > 0 {
+                            v.folded[(s - v.from) as usize] = true;
+                        }
+                    }
+                    all.sort_unstable();
+                    v.runs.push(all);
+                }
+                run.clear();
+            };
+            for &r in t.actor_events(a as ActorId) {
+                let e = t.event(r);
+                let send = match (e.dir, e.kind(), self.other(r)) {
+                    (Dir::Recv, Kind::Output, Other::Own(s)) if self.visible(r) => Some(s),
+                    _ => None,
+                };
+                let Some(s) = send else {
+                    close(&mut run, self);
+                    continue;
+                };
+                let extends = run.last().is_some_and(|&(ps, _)| {
+                    let (pa, sa) = (t.event(ps).actor, t.event(s).actor);
+                    let chain = t.actor_events(sa);
+                    pa == sa
+                        && chain
+                            .binary_search(&ps)
+                            .is_ok_and(|k| chain.get(k + 1) == Some(&s))
+                });
+                if !extends {
+                    close(&mut run, self);
+                }
+                run.push((s, r));
+            }
+            close(&mut run, self);
+        }
+    }
+
+    /// Links each `match` to the output it found its text in: the most
+    /// recent output message received by the matching actor since its last
+    /// match whose text contains the matched text.
+    fn find_matches(&mut self) {
+        let t = self.trace;
+        for a in 0..t.header.actors.len() {
+            let mut pending: Vec<u64> = Vec::new();
+            for &i in t.actor_events(a as ActorId) {
+                let e = t.event(i);
+                match (&e.data, e.dir) {
+                    (EventData::Output { .. }, Dir::Recv) => pending.push(i),
+                    (EventData::Match { matched, .. }, _) if !matched.is_empty() => {
+                        for &r in pending.iter().rev() {
+                            if let EventData::Output { bytes, .. } = &t.event(r).data {
+                                let text = String::from_utf8_lossy(bytes);
+                                if let Some(line) = crate::describe::line_with(&text, matched) {
+                                    self.match_line.insert(i, line.to_string());
+                                    let key = self.message_key(r);
+                                    self.matched.insert(key, matched.clone());
+                                    break;
+                                }
+                            }
+                        }
+                        pending.clear();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The event a message is known by: its send when in the window, else
+    /// its receive.
+    fn message_key(&self, i: u64) -> u64 {
+        let e = self.trace.event(i);
+        match (e.dir, self.trace.partner(i)) {
+            (Dir::Recv, Some((s, _))) if self.in_window(s) => s,
+            _ => i,
+        }
+    }
+
+    /// The matched text found in message `i`'s output (or in the run it
+    /// draws), if a `match` found it there.
+    pub fn matched_in(&self, i: u64) -> Option<&str> {
+        if let Some(r) = self.run(i) {
+            return r
+                .iter()
+                .rev()
+                .find_map(|&x| self.matched.get(&x).map(String::as_str));
+        }
+        self.matched.get(&self.message_key(i)).map(String::as_str)
+    }
+
+    /// The line of output the `match` event `i` matched in, if known.
+    pub fn match_line(&self, i: u64) -> Option<&str> {
+        self.match_line.get(&i).map(String::as_str)
+    }
+
+    /// The run of output chunks event `i` belongs to, if any.
+    pub fn run(&self, i: u64) -> Option<&[u64]> {
+        let r = *self.run_of.get(i.checked_sub(self.from)? as usize)?;
+        self.runs.get(r as usize).map(Vec::as_slice)
     }
 
     /// The lane of an actor, if shown.
@@ -165,20 +383,33 @@ impl<'t> View<'t> {
         i >= self.from && i < self.to
     }
 
-    /// Whether event `i` is drawn (inside the window, on a shown lane).
+    /// Whether event `i` is in the window, on a shown lane, of a shown kind.
+    fn visible(&self, i: u64) -> bool {
+        if !self.in_window(i) {
+            return false;
+        }
+        let e = self.trace.event(i);
+        self.lane(e.actor).is_some() && self.kinds[e.kind() as usize]
+    }
+
+    /// Whether event `i` is drawn (visible and not folded into a mark).
     pub fn shown(&self, i: u64) -> bool {
-        self.in_window(i) && self.lane(self.trace.events[i as usize].actor).is_some()
+        self.visible(i) && !self.folded[(i - self.from) as usize]
     }
 
     /// The other side of message event `i`.
     pub fn other(&self, i: u64) -> Other {
-        match self.trace.partner(i) {
+        let t = self.trace;
+        match t.partner(i) {
             None => Other::Missing,
-            Some(j) => {
-                let actor = self.trace.events[j as usize].actor;
-                if !self.in_window(j) {
+            Some((j, actor)) => {
+                let me = self.lane(t.event(i).actor);
+                let there = self.lane(actor);
+                if me.is_some() && me == there && self.kinds[t.event(i).kind() as usize] {
+                    Other::Own(j)
+                } else if !self.in_window(j) {
                     Other::Outside(j, actor)
-                } else if self.lane(actor).is_none() {
+                } else if there.is_none() || !self.kinds[t.event(j).kind() as usize] {
                     Other::Hidden(j, actor)
                 } else {
                     Other::Drawn(j)
@@ -192,55 +423,23 @@ impl<'t> View<'t> {
     pub fn points_left(&self, from: ActorId, to: ActorId) -> bool {
         let p = |a: ActorId| self.default_pos.get(a as usize).copied().unwrap_or(0);
         match (self.lane(from), self.lane(to)) {
-            (Some(a), Some(b)) => b < a,
+            (Some(a), Some(b)) if a != b => b < a,
             _ => p(to) < p(from),
         }
     }
 
     /// The highlight mark of event `i`.
     pub fn mark(&self, i: u64) -> Mark {
-        match &self.marks {
+        match self.trace.in_hit_past(i) {
             None => Mark::Plain,
-            Some(m) => m[i as usize],
+            Some(_) if self.trace.is_hit(i) => Mark::Hit,
+            Some(true) => Mark::Past,
+            Some(false) => Mark::Dim,
         }
     }
 
     /// Whether a highlight was asked for.
     pub fn highlighting(&self) -> bool {
-        self.marks.is_some()
+        self.trace.highlighting()
     }
-}
-
-/// Marks the report's events, their causal past (by messages and per-actor
-/// order, over the whole trace) and dims the rest.
-fn marks(trace: &Trace, hits: &[u64]) -> Result<Vec<Mark>> {
-    let n = trace.len();
-    let mut marks = vec![Mark::Dim; n];
-    let mut prev = vec![None; n];
-    for a in 0..trace.header.actors.len() {
-        for w in trace.actor_events(a as ActorId).windows(2) {
-            prev[w[1] as usize] = Some(w[0]);
-        }
-    }
-    let mut stack = Vec::new();
-    for &h in hits {
-        if h >= n as u64 {
-            return Err(Error::HighlightOutOfRange { index: h, len: n });
-        }
-        marks[h as usize] = Mark::Hit;
-        stack.push(h);
-    }
-    while let Some(e) = stack.pop() {
-        let send = match trace.events[e as usize].dir {
-            Dir::Recv => trace.partner(e),
-            _ => None,
-        };
-        for p in [prev[e as usize], send].into_iter().flatten() {
-            if marks[p as usize] == Mark::Dim {
-                marks[p as usize] = Mark::Past;
-                stack.push(p);
-            }
-        }
-    }
-    Ok(marks)
 }
