@@ -838,10 +838,16 @@ impl Scenario {
                         value!(kw, command);
                         if let Some(u) = until {
                             value!("until", u);
-                            if !u.contains("${") {
-                                if let Err(e) = Pattern::new(u, false) {
-                                    probs.push(Problem::new(w("until"), e));
+                            match Pattern::new(u, false) {
+                                Ok(p) => {
+                                    for n in p.capture_names() {
+                                        known.insert(n, 0);
+                                    }
                                 }
+                                Err(e) if !u.contains("${") => {
+                                    probs.push(Problem::new(w("until"), e))
+                                }
+                                Err(_) => {}
                             }
                         }
                     }
