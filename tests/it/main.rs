@@ -9,6 +9,7 @@ mod exec;
 mod hostile;
 mod lifecycle;
 mod msc;
+mod report;
 mod plan;
 mod scenario;
 mod ssh;

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 pub mod cmd_check;
 pub mod cmd_exec;
 pub mod cmd_msc;
+pub mod cmd_report;
 pub mod cmd_trace;
 mod error;
 
@@ -45,6 +46,8 @@ enum Command {
     Msc(cmd_msc::Args),
     /// Check temporal-logic properties on traces.
     Check(cmd_check::Args),
+    /// Write the HTML report of a run (summary, interactive chart, log).
+    Report(cmd_report::Args),
     /// Inspect, validate, export and synthesize traces.
     #[command(subcommand)]
     Trace(cmd_trace::Command),
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Exec(a) => cmd_exec::run(a),
         Command::Msc(a) => cmd_msc::run(a),
         Command::Check(a) => cmd_check::run(a),
+        Command::Report(a) => cmd_report::run(a),
         Command::Trace(c) => cmd_trace::run(c),
     };
     match result {

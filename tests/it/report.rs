@@ -1,0 +1,525 @@
+//! End-to-end tests of the HTML report (`dtest report`, and the one `dtest
+//! exec` writes): generated from real runs, opened in a real browser
+//! (Debian's headless Chromium, driven over WebDriver by chromedriver).
+//!
+//! The WebDriver client is a few blocking HTTP/1.1 requests over
+//! `std::net::TcpStream` to chromedriver on 127.0.0.1: no async runtime and
+//! no new crate to build on a small machine. Every wait polls a condition
+//! with a generous deadline; chromedriver and Chromium are ended (and their
+//! absence checked) when a test ends, passing or not.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{dtest, repo_root, require_tool, run, show, spawn_exec, wait_deadline};
+
+const FAILING: &str = r#"
+name = "failing"
+timeout = "60s"
+[defaults]
+expect_timeout = "2s"
+[[tester]]
+name = "alpha"
+host = "local"
+steps = [
+  { run = "echo hello from alpha; echo second line" },
+  { expect = "hello" },
+  { expect = "never printed" },
+]
+[[tester]]
+name = "beta"
+host = "local"
+steps = [
+  { run = "echo beta says hi" },
+  { expect = "beta says" },
+  { run = "false" },
+  { wait = "5s", status = 0 },
+]
+"#;
+
+/// A failing run's directory (the report written by `dtest exec` in it).
+fn failing_run() -> (tempfile::TempDir, PathBuf) {
+    let (dir, child) = spawn_exec(FAILING, &[], &[]);
+    let out = wait_deadline(child, 120, "dtest exec");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let run_dir = dir.path().join("run");
+    assert!(
+        run_dir.join("report.html").is_file(),
+        "dtest exec wrote no report\n{}",
+        show(&out)
+    );
+    (dir, run_dir)
+}
+
+// ---- a minimal blocking WebDriver client ----
+
+/// One HTTP/1.1 request to 127.0.0.1:port; the response's JSON body.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| e.to_string())?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // chromedriver may keep the connection open: read the header, then
+    // as many bytes as it announces (or chunks up to the last one).
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 65536];
+    let (split, head) = loop {
+        if let Some(p) = resp.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (p, String::from_utf8_lossy(&resp[..p]).to_ascii_lowercase());
+        }
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the header's end".into());
+        }
+        resp.extend_from_slice(&buf[..n]);
+    };
+    let chunked =
+        head.contains("transfer-encoding: chunked") || head.contains("transfer-encoding:chunked");
+    let len: Option<usize> = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == "content-length").then(|| v.trim().parse().ok())?
+    });
+    loop {
+        let body = &resp[split + 4..];
+        let done = match len {
+            Some(n) => body.len() >= n,
+            None if chunked => body.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        resp.extend_from_slice(&buf[..n]);
+    }
+    let mut body = resp[split + 4..].to_vec();
+    if let Some(n) = len {
+        body.truncate(n);
+    } else if chunked {
+        body = dechunk(&body);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 || b.len() < eol + 2 + n {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[(eol + 4 + n).min(b.len())..];
+    }
+}
+
+/// chromedriver, a Chromium session, and the cleanup of both.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: Option<String>,
+    profile: tempfile::TempDir,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start() -> Browser {
+        let chromium = require_tool("chromium", "chromium");
+        let chromedriver = require_tool("chromedriver", "chromium-driver");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let profile = tempfile::tempdir().expect("tempdir");
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: the cleanup ends Chromium with it.
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver");
+        let mut b = Browser {
+            driver,
+            port,
+            session: None,
+            profile,
+        };
+        b.wait("chromedriver ready", 60, |b| {
+            http(b.port, "GET", "/status", None)
+                .ok()
+                .and_then(|v| v["value"]["ready"].as_bool())
+                .filter(|&r| r)
+        });
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", b.profile.path().display()),
+                ]
+            }
+        }}});
+        let v = http(port, "POST", "/session", Some(&caps)).expect("new session");
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        b.session = Some(id);
+        b
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let sid = self.session.as_deref().expect("a session");
+        let v = http(
+            self.port,
+            method,
+            &format!("/session/{sid}{path}"),
+            Some(&body.unwrap_or(json!({}))),
+        )
+        .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        if v["value"].get("error").is_some() {
+            panic!("WebDriver {method} {path}: {v}");
+        }
+        v["value"].clone()
+    }
+
+    fn open(&self, file: &Path) {
+        let url = format!("file://{}", file.canonicalize().unwrap().display());
+        self.cmd("POST", "/url", Some(json!({ "url": url })));
+        self.wait("the report is interactive", 120, |b| {
+            (b.js("return document.body.dataset.ready || ''") == "1").then_some(())
+        });
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/click"), None);
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn type_text(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn screenshot(&self, to: &Path) {
+        let v = self.cmd("GET", "/screenshot", None);
+        let png = b64decode(v.as_str().expect("base64 PNG"));
+        std::fs::write(to, png).expect("write the screenshot");
+    }
+
+    /// Polls `f` until it gives a value, at most `secs` seconds.
+    fn wait<T>(&self, what: &str, secs: u64, mut f: impl FnMut(&Self) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: not after {secs}s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(sid) = self.session.take() {
+            let _ = http(self.port, "DELETE", &format!("/session/{sid}"), None);
+        }
+        // chromedriver and whatever is left in its process group.
+        let pgid = self.driver.id() as i32;
+        // SAFETY: a signal to the process group this test started.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = self.driver.wait();
+        // No Chromium left behind (its processes name the profile).
+        let profile = self.profile.path().display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = Command::new("pgrep")
+                .arg("-f")
+                .arg(&profile)
+                .output()
+                .map(|o| !o.stdout.is_empty())
+                .unwrap_or(false);
+            if !left {
+                break;
+            }
+            if Instant::now() > deadline {
+                if !std::thread::panicking() {
+                    panic!("Chromium processes left behind (profile {profile})");
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn b64decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            _ => 63,
+        }
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for c in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &b) in c.iter().enumerate() {
+            n |= val(b) << (18 - 6 * i);
+        }
+        out.push((n >> 16) as u8);
+        if c.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if c.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+// ---- the tests ----
+
+#[test]
+fn report_command_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dtest().arg("report").arg(dir.path().join("nope")));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope"));
+    // A directory without a trace.
+    let o = run(dtest().arg("report").arg(dir.path()));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trace.dtrace"));
+    // A file that is not a trace: file and position.
+    std::fs::write(dir.path().join("trace.dtrace"), b"DTRACE??garbage").unwrap();
+    let o = run(dtest().arg("report").arg(dir.path()));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("trace.dtrace") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn report_of_a_trace_with_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = repo_root().join("traces/md5.dtrace");
+    let spec = dir.path().join("p.spec");
+    std::fs::write(
+        &spec,
+        "property never_fails:\n    G !verdict(_, _, ok = false)\nproperty no_put:\n    G !put\n",
+    )
+    .unwrap();
+    let out = dir.path().join("r.html");
+    let o = run(dtest()
+        .arg("report")
+        .arg(&trace)
+        .arg("--check")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("1 failed points"),
+        "{}",
+        show(&o)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("property never_fails: "), "no property point");
+    // The violation names its events (the first put of the md5 run).
+    let at = html
+        .find("property no_put: ")
+        .expect("the violated property");
+    assert!(html[at..].contains("\"events\":[2"), "no events linked");
+    assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn failing_run_report_in_chromium() {
+    let (_dir, run_dir) = failing_run();
+    let report = run_dir.join("report.html");
+    let b = Browser::start();
+    b.open(&report);
+
+    // The summary: failed points first, with their diagnostics.
+    let first = b.text("#failed-points .point.failed .ptitle");
+    assert!(first.starts_with("not ok"), "{first}");
+    let k = b
+        .js("return [...document.querySelectorAll('#failed-points .point.failed')].findIndex(d => d.textContent.includes('never printed'))")
+        .as_i64()
+        .unwrap();
+    assert!(k >= 0, "no failed point for the expect");
+    b.click(&format!(
+        "#failed-points .point.failed:nth-of-type({}) .ptitle",
+        k + 1
+    ));
+    let detail = b.wait(
+        "the failed point's diagnostic in the detail panel",
+        30,
+        |b| {
+            let t = b.text("#detail");
+            t.contains("before the pattern appeared").then_some(t)
+        },
+    );
+    assert!(detail.contains("verdict on alpha"), "{detail}");
+    assert!(detail.contains("step:"), "{detail}");
+
+    // A lane hidden: fewer rows, the lane's box unchecked.
+    let rows = |b: &Browser| b.js("return +document.getElementById('chart-wrap').dataset.rows");
+    let before = rows(&b).as_u64().unwrap();
+    b.click("input[data-lane='beta']");
+    let after = b.wait("fewer rows with the lane beta hidden", 30, |b| {
+        rows(b).as_u64().filter(|&n| n < before)
+    });
+    assert!(after > 0);
+    b.click("input[data-lane='beta']");
+    b.wait("the lane back", 30, |b| {
+        rows(b).as_u64().filter(|&n| n == before)
+    });
+
+    // Search: the matching event selected, its full text shown.
+    b.type_text("#search", "second line");
+    b.wait("the search's count", 30, |b| {
+        let t = b.text("#search-count");
+        t.ends_with("match")
+            .then_some(())
+            .or(t.ends_with("matches").then_some(()))
+    });
+    b.wait("a match selected", 30, |b| {
+        let t = b.text("#detail");
+        t.contains("second line").then_some(t)
+    });
+    let n: u64 = b
+        .text("#search-count")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= 2, "the start and the output match: {n}");
+
+    // The log: a line links to its event.
+    b.click(".logline");
+    b.wait("the log line's event selected", 30, |b| {
+        b.text("#detail").contains("output").then_some(())
+    });
+}
+
+/// Writes a screenshot of the md5 example's report to the file named by
+/// `DTEST_REPORT_SCREENSHOT` (the one in docs/):
+/// `DTEST_REPORT_SCREENSHOT=$PWD/docs/report-md5.png cargo test -p dtest-tests --test it -- report::screenshot --ignored`
+#[test]
+#[ignore = "writes docs/report-md5.png on demand"]
+fn screenshot_md5() {
+    let to =
+        PathBuf::from(std::env::var("DTEST_REPORT_SCREENSHOT").expect("DTEST_REPORT_SCREENSHOT"));
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let o = run(dtest()
+        .arg("exec")
+        .arg(repo_root().join("examples/md5/md5.toml"))
+        .arg("--out")
+        .arg(&run_dir));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let b = Browser::start();
+    b.open(&run_dir.join("report.html"));
+    b.js("window.dtestReport.select(58, true); document.getElementById('chart-section').scrollIntoView(); return 0");
+    b.wait("the selection", 30, |b| {
+        b.text("#detail").contains("#58").then_some(())
+    });
+    b.screenshot(&to);
+}
+
+/// Time until the report named by `DTEST_REPORT_BENCH` is interactive in
+/// headless Chromium (benches/report-browser.sh runs it).
+#[test]
+#[ignore = "a figure, run by benches/report-browser.sh"]
+fn time_to_interactive() {
+    let file = PathBuf::from(std::env::var("DTEST_REPORT_BENCH").expect("DTEST_REPORT_BENCH"));
+    let b = Browser::start();
+    let t = Instant::now();
+    b.open(&file);
+    let wall = t.elapsed();
+    let ready = b
+        .js("return window.dtestReady")
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    // Scrolling: a frame drawn after jumping to the middle.
+    let t = Instant::now();
+    b.js("const n = window.dtestReport.N; window.dtestReport.select(n >> 1, true); return 0");
+    let jump = t.elapsed();
+    println!(
+        "REPORT_TTI wall_ms={} ready_ms={ready:.0} jump_ms={}",
+        wall.as_millis(),
+        jump.as_millis()
+    );
+}
