@@ -36,6 +36,27 @@ impl Run {
             .map(String::from)
             .unwrap_or_else(|| panic!("no TAP line with {needle:?}\n{}", show(&self.out)))
     }
+    /// The TAP point whose line contains `needle`, with its YAML block
+    /// (`  ---` ... `  ...`) when it has one: how the step went.
+    fn block(&self, needle: &str) -> String {
+        let out = self.stdout();
+        let mut lines = out.lines().skip_while(|l| !l.contains(needle));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("no TAP line with {needle:?}\n{}", show(&self.out)));
+        let mut b = format!("{first}\n");
+        let mut rest = lines.peekable();
+        if rest.peek() == Some(&"  ---") {
+            for l in rest {
+                b.push_str(l);
+                b.push('\n');
+                if l == "  ..." {
+                    break;
+                }
+            }
+        }
+        b
+    }
 }
 
 fn exec_text(toml: &str, extra: &[&str], secs: u64) -> Run {
@@ -44,37 +65,20 @@ fn exec_text(toml: &str, extra: &[&str], secs: u64) -> Run {
     Run { dir, out }
 }
 
-/// Parses TAP with Perl's TAP::Parser: no parse errors, a good plan.
+/// Parses TAP with Perl's stock TAP::Parser (Debian 12: Test::Harness
+/// 3.44, which knows TAP 12 and 13 and refuses 14), unmodified: no parse
+/// errors, a good plan, version 13.
 fn check_tap(tap: &[u8]) {
     require_tool("perl", "perl");
-    // TAP::Parser 3.44 (Debian's perl) knows TAP 12 and 13 and reports
-    // "TAP specified version 14 but we don't know about versions later than
-    // 13". TAP 14 is 13 plus subtests and escaping rules dtest does not rely
-    // on, so the version line 14 is read as 13 (and its presence checked);
-    // every other line goes through the parser unchanged.
     let script = r#"
 use TAP::Parser;
-package Grammar14 {
-    use parent -norequire, 'TAP::Parser::Grammar';
-    our $saw14 = 0;
-    sub tokenize {
-        my $self = shift;
-        my $t = $self->SUPER::tokenize(@_);
-        if ($t && $t->{type} eq 'version' && $t->{version} == 14) {
-            $t->{version} = 13;
-            $saw14 = 1;
-        }
-        return $t;
-    }
-}
-package main;
 my $tap = do { local $/; <STDIN> };
-my $p = TAP::Parser->new({ tap => $tap, grammar_class => 'Grammar14' });
+my $p = TAP::Parser->new({ tap => $tap });
 while (my $r = $p->next) {}
 my @e = $p->parse_errors;
 print "parse_error: $_\n" for @e;
 print "good_plan: ", ($p->is_good_plan ? 1 : 0), "\n";
-print "version: 14\n" if $Grammar14::saw14;
+print "version: ", $p->version, "\n";
 exit(@e ? 1 : 0);
 "#;
     let mut child = Command::new("perl")
@@ -102,7 +106,7 @@ exit(@e ? 1 : 0);
         "bad plan:\n{s}\n--- TAP ---\n{}",
         String::from_utf8_lossy(tap)
     );
-    assert!(s.contains("version: 14"), "{s}");
+    assert!(s.contains("version: 13"), "{s}");
 }
 
 fn validate_trace(path: &Path) {
@@ -134,7 +138,7 @@ fn md5_example_all_ok() {
     let out = wait_deadline(child, 120, "md5 example");
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let tap = String::from_utf8_lossy(&out.stdout);
-    assert!(tap.starts_with("TAP version 14\n1..21\n"), "{tap}");
+    assert!(tap.starts_with("TAP version 13\n1..21\n"), "{tap}");
     assert!(!tap.contains("not ok"), "{tap}");
     assert!(tap.contains("compare res1 with res2"), "{tap}");
     check_tap(&out.stdout);
@@ -164,6 +168,95 @@ fn md5_example_all_ok() {
     assert!(x.status.success(), "xmllint: {}", show(&x));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<testsuite name=\"tester1\""), "{xml}");
+    // Test case names are the points' descriptions, without their numbers.
+    assert!(
+        xml.contains("<testcase name=\"tester2: compare res1 with res2\""),
+        "{xml}"
+    );
+}
+
+/// Stock `prove` (Test::Harness 3.44 on Debian 12, no option but the
+/// command that runs a "test file") passes on the md5 example.
+#[test]
+fn stock_prove_passes_on_the_md5_example() {
+    require_tool("prove", "perl");
+    require_tool("md5sum", "coreutils");
+    let dir = tempfile::tempdir().unwrap();
+    // `prove --exec CMD FILE` runs `CMD FILE` and reads its TAP; the run
+    // directory is the default one, under the current directory.
+    let child = Command::new("prove")
+        .arg("--exec")
+        .arg(format!("{} exec", crate::common::dtest_bin().display()))
+        .arg(repo_root().join("examples/md5/md5.toml"))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prove");
+    let out = wait_deadline(child, 180, "prove on the md5 example");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(text.contains("Result: PASS"), "{}", show(&out));
+}
+
+/// A point's description is the same from run to run: two runs of the md5
+/// example (into different run directories, with other timings) give the
+/// same descriptions, in TAP and as JUnit test case names.
+#[test]
+fn md5_descriptions_are_the_same_from_run_to_run() {
+    require_tool("md5sum", "coreutils");
+    let dir = tempfile::tempdir().unwrap();
+    let mut tap = Vec::new();
+    let mut junit = Vec::new();
+    for i in 0..2 {
+        let j = dir.path().join(format!("junit{i}.xml"));
+        let child = dtest()
+            .current_dir(repo_root())
+            .args(["exec", "examples/md5/md5.toml", "--out"])
+            .arg(dir.path().join(format!("run-{i}")))
+            .arg("--junit")
+            .arg(&j)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_deadline(child, 120, "md5 example");
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let mut d: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(" - ").map(|(_, d)| d.to_string()))
+            .collect();
+        d.sort();
+        tap.push(d);
+        let xml = std::fs::read_to_string(&j).unwrap();
+        let mut names: Vec<String> = xml
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("<testcase name=\""))
+            .map(|l| l.split('"').next().unwrap_or("").to_string())
+            .collect();
+        names.sort();
+        junit.push(names);
+    }
+    assert_eq!(tap[0].len(), 21, "{:?}", tap[0]);
+    assert_eq!(tap[0], tap[1]);
+    assert_eq!(junit[0], junit[1]);
+    for d in &tap[0] {
+        assert!(!d.contains("after "), "a timing in {d:?}");
+        assert!(!d.contains("run-0"), "the run directory in {d:?}");
+    }
+    assert!(
+        tap[0]
+            .iter()
+            .any(|d| d.contains("${run_dir}/hostA/source.bin")),
+        "{:?}",
+        tap[0]
+    );
+    assert!(
+        junit[0].iter().all(|n| n.starts_with("tester")),
+        "no point number in a test case name: {:?}",
+        junit[0]
+    );
 }
 
 #[test]
@@ -212,19 +305,15 @@ fn self_test_port() {
     assert_eq!(r.code(), Some(1), "{}", show(&r.out));
     assert!(r.line("t1 starting").starts_with("ok "));
     assert!(r.line("t1 starting").ends_with("# SKIP informational"));
-    assert!(r
-        .line("t1: barrier \"both ready\" passed")
-        .starts_with("ok "));
-    assert!(r
-        .line("t2: barrier \"both ready\" passed")
-        .starts_with("ok "));
+    assert!(r.line("t1: barrier \"both ready\"").starts_with("ok "));
+    assert!(r.line("t2: barrier \"both ready\"").starts_with("ok "));
     // t1 waits 500ms at "late", t2 comes after 1.5s: broken for both.
-    let l = r.line("t1: barrier \"late\"");
+    let l = r.block("t1: barrier \"late\"");
     assert!(
         l.starts_with("not ok") && l.contains("broken: timeout"),
         "{l}"
     );
-    let l = r.line("t2: barrier \"late\"");
+    let l = r.block("t2: barrier \"late\"");
     assert!(l.starts_with("not ok") && l.contains("broken"), "{l}");
     let l = r.line("a known bug");
     assert!(
@@ -393,7 +482,7 @@ fn expect_timeout_with_each_on_fail() {
     // continue: the next step runs; the barrier is met.
     let r = exec_text(&on_fail_scenario("continue"), &[], 60);
     assert_eq!(r.code(), Some(1), "{}", show(&r.out));
-    let l = r.line("expect /never-printed/");
+    let l = r.block("expect /never-printed/");
     assert!(
         l.starts_with("not ok") && l.contains("timed out after 300ms"),
         "{l}"
@@ -418,7 +507,7 @@ fn expect_timeout_with_each_on_fail() {
     assert!(r
         .line("after the expect")
         .ends_with("# SKIP tester aborted"));
-    let l = r.line("b: barrier");
+    let l = r.block("b: barrier");
     assert!(
         l.starts_with("not ok") && l.contains("barrier broken: a aborted")
             || l.contains("broken: a aborted"),
@@ -464,9 +553,9 @@ steps = [ { barrier = "meet", timeout = "60s" } ]
 "#;
     let r = exec_text(t, &[], 40);
     assert_eq!(r.code(), Some(1), "{}", show(&r.out));
-    let l = r.line("a: expect");
+    let l = r.block("a: expect");
     assert!(l.starts_with("not ok") && l.contains("exited"), "{l}");
-    let l = r.line("b: barrier");
+    let l = r.block("b: barrier");
     assert!(l.starts_with("not ok") && l.contains("a aborted"), "{l}");
     validate_trace(&r.out_dir().join("trace.dtrace"));
 }
@@ -595,8 +684,25 @@ fn no_process_survives() {
     let t = stubborn_scenario(&mark, r#"{ terminate = "INT", timeout = "300ms" },"#);
     let r = exec_text(&t, &[], 60);
     assert_eq!(r.code(), Some(0), "{}", show(&r.out));
-    let l = r.line("terminate");
-    assert!(l.contains("INT -> TERM"), "escalated: {l}");
+    // The point is named after the step; the escalation is in the trace.
+    assert!(
+        r.line("terminate (INT)").starts_with("ok "),
+        "{}",
+        r.stdout()
+    );
+    let t = dtest_trace::Trace::load(&r.out_dir().join("trace.dtrace")).unwrap();
+    let sent: Vec<&str> = t
+        .events
+        .iter()
+        .filter_map(|e| match &e.data {
+            dtest_trace::EventData::Signal { name } if e.dir == dtest_trace::Dir::Send => {
+                Some(name.as_str())
+            }
+            _ => None,
+        })
+        .filter(|n| *n != "CONT")
+        .collect();
+    assert!(sent.starts_with(&["INT", "TERM"]), "escalated: {sent:?}");
     wait_no_survivors(&mark);
 }
 
@@ -717,7 +823,7 @@ fn after_hook_adds_points_on_the_finished_trace() {
     let report = run(&sc, o).unwrap();
     assert!(!report.ok);
     let text = std::fs::read_to_string(&tap).unwrap();
-    assert!(text.starts_with("TAP version 14\n1..3\n"), "{text}");
+    assert!(text.starts_with("TAP version 13\n1..3\n"), "{text}");
     assert!(
         text.contains("not ok 2 - property: never exit\n  ---\n  witness: \"event 3\""),
         "{text}"
@@ -810,6 +916,46 @@ steps = [
     );
     assert!(tap.contains("VIOLATED"), "{tap}");
     check_tap(&r.out.stdout);
+    // The trace says what TAP and the exit code say: the property points
+    // are verdicts of the run (the master's), counted in its end event.
+    let t = dtest_trace::Trace::load(&r.out_dir().join("trace.dtrace")).unwrap();
+    assert!(t.complete);
+    match &t.events.last().unwrap().data {
+        dtest_trace::EventData::End { ok, summary } => {
+            assert!(!ok, "{summary}");
+            assert_eq!(summary, "5 tests, 1 failed");
+        }
+        other => panic!("last event: {other:?}"),
+    }
+    let verdicts: Vec<(u32, bool, &str)> = t
+        .events
+        .iter()
+        .filter_map(|e| match &e.data {
+            dtest_trace::EventData::Verdict {
+                number,
+                ok,
+                description,
+                ..
+            } => Some((*number, *ok, description.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verdicts.len(), 5, "{verdicts:?}");
+    assert_eq!(verdicts[3], (4, true, "property matched"));
+    assert_eq!(verdicts[4].0, 5);
+    assert!(!verdicts[4].1, "{verdicts:?}");
+    validate_trace(&r.out_dir().join("trace.dtrace"));
+    // TAP 14 on request.
+    let r = exec_text(
+        toml,
+        &["--check", spec.to_str().unwrap(), "--tap-version", "14"],
+        60,
+    );
+    assert!(
+        r.stdout().starts_with("TAP version 14\n1..5\n"),
+        "{}",
+        r.stdout()
+    );
 
     let bad = dir.path().join("bad.spec");
     std::fs::write(&bad, "property x: G (").unwrap();

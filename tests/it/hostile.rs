@@ -437,12 +437,12 @@ steps = [
     let o = wait_deadline(child, 120, &format!("dtest exec (pause/resume on {host})"));
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let tap = String::from_utf8_lossy(&o.stdout);
-    assert!(tap.contains("ok 3 - t: pause: stopped "), "{tap}");
+    assert!(tap.contains("ok 3 - t: pause (SIGSTOP)\n"), "{tap}");
     assert!(
         tap.contains("ok 7 - t: nothing printed while paused"),
         "{tap}"
     );
-    assert!(tap.contains("ok 8 - t: resume: continued "), "{tap}");
+    assert!(tap.contains("ok 8 - t: resume (SIGCONT)\n"), "{tap}");
     let run_dir = dir.path().join("run");
     // `count` gets one line per tick (appended: one write each, so a
     // pause never leaves half a line).

@@ -377,7 +377,12 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     }
     for (k, v) in &sc.vars {
         let val = vars::expand(v, &|n| {
-            Some(stable.get(n).cloned().unwrap_or_else(|| format!("${{{n}}}")))
+            Some(
+                stable
+                    .get(n)
+                    .cloned()
+                    .unwrap_or_else(|| format!("${{{n}}}")),
+            )
         })
         .unwrap_or_else(|_| v.clone());
         stable.insert(k.clone(), val);
@@ -434,8 +439,7 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     let master = Master::new(names.clone(), tester_actor.clone(), 0, members);
     let control = Control::new(sc.timeout, interrupt);
     let plan = sc.plan() + extra_points;
-    let mut reporters: Vec<Box<dyn Reporter>> =
-        vec![Box::new(TapReporter::new(tap, tap_version))];
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(TapReporter::new(tap, tap_version))];
     reporters.extend(more_reporters);
     if let Some(j) = &junit {
         reporters.push(Box::new(JunitReporter::new(

@@ -582,9 +582,7 @@ fn deadline(step: &Step, d: &Defaults) -> Option<Duration> {
         (StepKind::Sleep(t), _) => Some(*t),
         (_, "expect") => or(d.expect_timeout),
         (_, "barrier") => or(d.barrier_timeout),
-        (_, "run" | "poll" | "send" | "pause" | "resume" | "wait" | "local") => {
-            or(d.wait_timeout)
-        }
+        (_, "run" | "poll" | "send" | "pause" | "resume" | "wait" | "local") => or(d.wait_timeout),
         // The grace period, for each of up to three signals.
         (_, "terminate") => or(d.terminate_grace).map(|g| g * 3),
         (_, "put" | "get") => or(Duration::from_secs(600)),

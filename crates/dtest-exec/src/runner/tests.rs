@@ -1302,7 +1302,10 @@ fn unknown_transport_option_is_refused_at_load() {
     let e = crate::load_str(text, "o.toml", PathBuf::from("."), &opts)
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("o.toml:5:1: unknown key `colour` in a tester"), "{e}");
+    assert!(
+        e.starts_with("o.toml:5:1: unknown key `colour` in a tester"),
+        "{e}"
+    );
     assert!(e.contains("a `mock` host also takes:"), "{e}");
     assert!(mock.opened().is_empty());
 }
