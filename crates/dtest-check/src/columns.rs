@@ -152,6 +152,11 @@ impl Bits {
         self.not().words.iter().all(|&w| w == 0)
     }
 
+    /// Number of set bits.
+    pub fn count_ones(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     /// Position of the first set bit at or after `from`.
     pub fn next_one(&self, from: usize) -> Option<usize> {
         if from >= self.n {

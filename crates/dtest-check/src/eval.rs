@@ -179,26 +179,21 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
     }
     let ante = antecedents(ir, root);
     let mut more = Vec::new();
-    // Past-only fast path: stream with constant state per node.
+    // `G p` with p past-only: `!p` in one forward pass over the columns
+    // (word-wide boolean operators, per-event state for the past ones).
     if let Some(bad) = ir.always_past(root) {
-        let mut s = Stream::new(ir, bad, Some(cols), cols.n_actors());
-        s.watch(&ante);
-        let mut first_bad = None;
-        let mut total = 0u64;
-        for i in 0..cols.n {
-            if s.step(i, &[], &cols.cur(i)) {
-                total += 1;
-                if first_bad.is_none() {
-                    first_bad = Some(i);
-                } else if more.len() < MORE_EVENTS {
-                    more.push(i);
-                }
-            }
-        }
-        match first_bad {
+        let vals = ctx.eval_all(bad);
+        let b = &vals[&bad].lo;
+        match b.next_one(0) {
             None if cols.complete => {
                 let mut o = Outcome::new(Verdict::Holds, vec![]);
-                o.vacuous = s.never_true(ir, &ante);
+                if !ante.is_empty()
+                    && ante
+                        .iter()
+                        .all(|a| vals.get(a).is_some_and(|v| v.lo.next_one(0).is_none()))
+                {
+                    o.vacuous = ante.iter().map(|&a| ir.show(a)).collect();
+                }
                 return o;
             }
             None => {
@@ -211,6 +206,18 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
                 )
             }
             Some(i) => {
+                let mut k = i;
+                while more.len() < MORE_EVENTS {
+                    match b.next_one(k + 1) {
+                        Some(j) => {
+                            more.push(j);
+                            k = j;
+                        }
+                        None => break,
+                    }
+                }
+                let total = b.count_ones();
+                drop(vals);
                 // Past-only: the prefix up to the violation decides it, so
                 // the explanation only evaluates that prefix.
                 ctx.n = i + 1;

@@ -133,8 +133,7 @@ pub(crate) fn build(
 /// Reads the texts of a few events (the columns do not keep texts): one
 /// pass over the trace up to the last wanted event (to its end when a
 /// final line without newline may be wanted). An input or output event
-/// shows its line that an atom of `wanted` matches, else the lines
-/// completed there, else its bytes.
+/// shows its line that an atom of `wanted` matches, else its bytes.
 fn fetch_texts(
     spec: &Spec,
     trace: &Path,
@@ -177,7 +176,6 @@ fn fetch_texts(
         if bufs.len() <= slot {
             bufs.resize_with(slot + 1, Vec::new);
         }
-        let mut done: Vec<String> = Vec::new();
         let mut hit: Option<String> = None;
         let atoms = want.map(|v| v.as_slice()).unwrap_or(&[]);
         let mut seen = vec![0u32; atoms.len()];
@@ -195,22 +193,24 @@ fn fetch_texts(
                     seen[k] += 1;
                 }
             }
-            if done.len() < 4 {
-                done.push(t.into_owned());
-            }
         });
         if want.is_none() {
             continue;
         }
+        let chunk = fields::text(&e.data).into_owned();
         match hit {
             Some(h) => {
                 out.insert(e.index, shorten(&h));
             }
-            None if !done.is_empty() => {
-                out.insert(e.index, shorten(&done.join("\n")));
+            // A final line without newline may be the one an atom matched.
+            None if atoms
+                .iter()
+                .any(|(a, _)| matchers[a].per_line(e.data.kind())) =>
+            {
+                open.insert(slot, (e.index, chunk));
             }
             None => {
-                open.insert(slot, (e.index, fields::text(&e.data).into_owned()));
+                out.insert(e.index, shorten(&chunk));
             }
         }
     }
