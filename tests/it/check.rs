@@ -468,3 +468,230 @@ property entry_not_causal: F (match(tester2, "md5done") && !CO barrier_enter(tes
         show(&o)
     );
 }
+
+/// A run of one command whose output `out` is recorded in chunks cut at
+/// `cuts` (byte offsets), then killed (`signal` KILL, exit by SIGKILL).
+fn chunked_run(dir: &Path, name: &str, out: &str, cuts: &[usize]) -> PathBuf {
+    let path = dir.join(name);
+    let rec = Recorder::create(&path, Header::new("chunks", actors())).unwrap();
+    rec.message(
+        1,
+        2,
+        EventData::Start {
+            command: "./server".into(),
+        },
+    )
+    .unwrap();
+    let mut at = 0;
+    for &c in cuts.iter().chain([out.len()].iter()) {
+        rec.message(
+            2,
+            1,
+            EventData::Output {
+                bytes: out.as_bytes()[at..c].to_vec(),
+                stream: Stream::Stdout,
+            },
+        )
+        .unwrap();
+        at = c;
+    }
+    rec.message(
+        1,
+        2,
+        EventData::Signal {
+            name: "KILL".into(),
+        },
+    )
+    .unwrap();
+    rec.message(
+        2,
+        1,
+        EventData::Exit {
+            status: ExitStatus::Signal("KILL".into()),
+        },
+    )
+    .unwrap();
+    rec.finish(0, true, "1 test, all ok").unwrap();
+    drop(rec);
+    path
+}
+
+const SERVER_OUT: &str = "booting\nCERTI RTIG up and running\nrequest id=1\nrequest id=2\r\nCollision detected\nreply id=1\nbye";
+
+const LINES_SPEC: &str = r#"
+property up: F output(tester1, "CERTI RTIG up and running")
+property no_collision: G !output(tester1, /Collision/)
+property answered:
+    forall r in output(tester1, /^request id=(\d+)$/):
+        F output(tester1, /^reply id=(\d+)$/, $1 = r.$1)
+property killed: F signal(tester1, "SIGKILL") && F signal(tester1, "KILL") && F exit(tester1, "SIGKILL")
+property last_line: F output(tester1, "bye")
+"#;
+
+/// Verdict lines and the `event N (...)` lines with the index removed.
+fn report_lines(o: &Output) -> (Vec<(String, String)>, Vec<String>) {
+    // `event N (ACTOR KIND "TEXT"): MESSAGE`: the `(...)` part of the notes
+    // about atoms (the events' indexes depend on the reads).
+    let events = stdout(o)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start().strip_prefix("event ")?;
+            let (what, msg) = l[l.find(' ')? + 1..].split_once("): ")?;
+            (msg.starts_with("matches") || msg.starts_with("with `r` bound"))
+                .then(|| format!("{what})"))
+        })
+        .collect();
+    (verdicts(o), events)
+}
+
+#[test]
+fn output_is_matched_by_line_whatever_the_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("lines.spec");
+    std::fs::write(&spec, LINES_SPEC).unwrap();
+    let whole = chunked_run(dir.path(), "whole.dtrace", SERVER_OUT, &[]);
+    let o = run(dtest().arg("check").arg(&spec).arg(&whole));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let want = report_lines(&o);
+    let word = |p: &str| want.0.iter().find(|(n, _)| n == p).unwrap().1.clone();
+    assert_eq!(word("up"), "holds", "{}", show(&o));
+    assert_eq!(word("no_collision"), "VIOLATED", "{}", show(&o));
+    assert_eq!(word("answered"), "VIOLATED", "{}", show(&o));
+    assert_eq!(word("killed"), "holds", "{}", show(&o));
+    assert_eq!(word("last_line"), "holds", "{}", show(&o));
+    // The report shows the line that matched, not the chunk.
+    assert!(
+        want.1.iter().any(|l| l.contains("\"Collision detected\"")),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        want.1.iter().any(|l| l.contains("\"request id=2\"")),
+        "{}",
+        show(&o)
+    );
+    let n = SERVER_OUT.len();
+    for cuts in [
+        (1..n).collect::<Vec<_>>(),
+        vec![3, 30, 31, 47, 60, 80],
+        SERVER_OUT.match_indices('\n').map(|(k, _)| k).collect(),
+    ] {
+        let t = chunked_run(dir.path(), "cut.dtrace", SERVER_OUT, &cuts);
+        let o = run(dtest().arg("check").arg(&spec).arg(&t));
+        assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+        let got = report_lines(&o);
+        assert_eq!(got.0, want.0, "{cuts:?}\n{}", show(&o));
+        let mut a = got.1.clone();
+        let mut b = want.1.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{cuts:?}\n{}", show(&o));
+    }
+}
+
+#[test]
+fn warnings_name_the_atom_and_the_trace_and_strict_makes_them_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = chunked_run(dir.path(), "run.dtrace", SERVER_OUT, &[10]);
+    let spec = dir.path().join("w.spec");
+    std::fs::write(
+        &spec,
+        "property collision:\n    G !output(billiard2, /Collision/)\n\
+         property client: G (output(clinet, /x/) -> F exit)\n\
+         property rtig: F output(tester1, \"RTIG up\") || true\n",
+    )
+    .unwrap();
+    let o = run(dtest().arg("check").arg(&spec).arg(&t));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = stderr(&o);
+    let file = spec.display().to_string();
+    assert!(
+        err.contains(&format!("{file}:2:8: warning: `output(billiard2, /Collision/)` on {}: the trace has no actor `billiard2` (its actors: master, tester1, tester1@local, tester2, tester2@local)", t.display())),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        err.contains(&format!("{file}:3:21: warning:")),
+        "{}",
+        show(&o)
+    );
+    assert!(err.contains("/RTIG up/ would match"), "{}", show(&o));
+    // The implication's left side never holds: the verdict line says so.
+    let vac = stdout(&o)
+        .lines()
+        .find(|l| l.contains(" client "))
+        .unwrap()
+        .to_string();
+    assert!(
+        vac.starts_with("holds") && vac.contains("vacuously"),
+        "{}",
+        show(&o)
+    );
+
+    let o = run(dtest().arg("check").arg("--strict").arg(&spec).arg(&t));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("--strict"), "{}", show(&o));
+    // No warning: --strict changes nothing.
+    std::fs::write(&spec, "property up: F output(tester1, /RTIG up/)\n").unwrap();
+    let o = run(dtest().arg("check").arg("--strict").arg(&spec).arg(&t));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stderr(&o).is_empty(), "{}", show(&o));
+}
+
+#[test]
+fn a_corrupt_trace_does_not_hide_the_others_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = md5_trace(dir.path(), "a.dtrace", false, true);
+    let junk = dir.path().join("junk.dtrace");
+    std::fs::write(&junk, "not a trace at all").unwrap();
+    let b = md5_trace(dir.path(), "b.dtrace", true, true);
+    let o = run(dtest()
+        .arg("check")
+        .arg(md5_spec())
+        .arg(&a)
+        .arg(&junk)
+        .arg(&b));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert_eq!(verdicts(&o).len(), 16, "{}", show(&o));
+    assert!(stdout(&o).contains("b.dtrace"), "{}", show(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{}", show(&o));
+    assert!(err.contains("junk.dtrace"), "{}", show(&o));
+    let o = run(dtest()
+        .arg("check")
+        .arg(md5_spec())
+        .arg(&a)
+        .arg(&junk)
+        .args(["--format", "json"]));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["summary"]["checked"], 8);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn specs_that_used_to_crash_are_errors_or_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = md5_trace(dir.path(), "good.dtrace", false, true);
+    // 400 lets of 95 F each, inlined into each other.
+    let mut src = String::from("let l0 = output\n");
+    for k in 1..400 {
+        src.push_str(&format!("let l{k} = {}l{}\n", "F ".repeat(95), k - 1));
+    }
+    src.push_str("property p: l399\n");
+    let spec = dir.path().join("deep.spec");
+    std::fs::write(&spec, src).unwrap();
+    let o = run(dtest().arg("check").arg(&spec).arg(&t));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("once its lets are inlined"),
+        "{}",
+        show(&o)
+    );
+    // A property name of 65 536 characters.
+    let name = "p".repeat(65_536);
+    std::fs::write(&spec, format!("property {name}: F end\n")).unwrap();
+    let o = run(dtest().arg("check").arg(&spec).arg(&t));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&o).contains(&name));
+}

@@ -100,11 +100,21 @@ pub(crate) fn build(
             .filter(|&&e| (e as usize) < cols.n)
             .map(|&e| {
                 let i = e as usize;
+                // The line the first note on this event says matched, else
+                // the event's text.
+                let text = o
+                    .notes
+                    .iter()
+                    .filter(|n| n.event == Some(e))
+                    .find_map(|n| texts.get(&(e, Some((n.atom?, n.nth)))))
+                    .or_else(|| texts.get(&(e, None)))
+                    .cloned()
+                    .unwrap_or_default();
                 EventInfo {
                     index: e,
                     actor: cols.actor_name(i).to_string(),
                     kind: cols.kind(i).name().to_string(),
-                    text: texts.get(&e).cloned().unwrap_or_default(),
+                    text,
                     time_ns: cols.times[i],
                 }
             })
@@ -130,16 +140,19 @@ pub(crate) fn build(
     Ok(out)
 }
 
+/// The texts of the events a report names: `(event, None)` its text,
+/// `(event, Some((atom, n)))` the `n`th of its lines that the atom matches.
+type Texts = BTreeMap<(u64, Option<(u32, u32)>), String>;
+
 /// Reads the texts of a few events (the columns do not keep texts): one
 /// pass over the trace up to the last wanted event (to its end when a
-/// final line without newline may be wanted). An input or output event
-/// shows its line that an atom of `wanted` matches, else its bytes.
+/// final line without newline may be wanted).
 fn fetch_texts(
     spec: &Spec,
     trace: &Path,
     wanted: &BTreeMap<u64, Vec<(u32, u32)>>,
-) -> Result<BTreeMap<u64, String>> {
-    let mut out = BTreeMap::new();
+) -> Result<Texts> {
+    let mut out = Texts::new();
     let Some((&last, _)) = wanted.iter().next_back() else {
         return Ok(out);
     };
@@ -155,72 +168,71 @@ fn fetch_texts(
         .map(|&(a, _)| (a, Matcher::new(&spec.ir.atoms[a as usize], &names)))
         .collect();
     let mut bufs: Vec<Vec<u8>> = Vec::new();
-    // Per stream: the last wanted event with no line shown yet, its atoms
-    // and its bytes (a final line without newline may be its line).
-    let mut open: BTreeMap<usize, (u64, String)> = BTreeMap::new();
+    // Per stream: the last event with wanted lines not found yet (a final
+    // line without newline may be one of them).
+    let mut open: BTreeMap<usize, (u64, Vec<(u32, u32)>)> = BTreeMap::new();
     while let Some(e) = r.next_event().map_err(terr)? {
         if e.index > last && open.is_empty() {
             break;
         }
         let want = wanted.get(&e.index);
+        if want.is_some() {
+            out.insert((e.index, None), shorten(&fields::text(&e.data)));
+        }
         let Some(slot) = lines::stream_slot(e.actor, &e.data) else {
-            if want.is_some() {
-                out.insert(e.index, shorten(&fields::text(&e.data)));
-            }
             continue;
         };
         // Another chunk on the stream: its pending line is not final.
-        if let Some((ix, chunk)) = open.remove(&slot) {
-            out.entry(ix).or_insert_with(|| shorten(&chunk));
-        }
+        open.remove(&slot);
         if bufs.len() <= slot {
             bufs.resize_with(slot + 1, Vec::new);
         }
-        let mut hit: Option<String> = None;
-        let atoms = want.map(|v| v.as_slice()).unwrap_or(&[]);
+        let kind = e.data.kind();
+        let atoms: Vec<(u32, u32)> = want
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|(a, _)| matchers[a].per_line(kind))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut seen = vec![0u32; atoms.len()];
+        let mut found = vec![false; atoms.len()];
         lines::split_lines(&mut bufs[slot], lines::payload(&e.data), |l| {
-            if want.is_none() || hit.is_some() {
+            if atoms.is_empty() {
                 return;
             }
             let t = lines::line_text(l);
-            for (k, (a, nth)) in atoms.iter().enumerate() {
-                if matchers[a].per_line(e.data.kind()) && matchers[a].test_line(&t) {
-                    if seen[k] == *nth {
-                        hit = Some(t.to_string());
-                        return;
+            for (k, &(a, nth)) in atoms.iter().enumerate() {
+                if !found[k] && matchers[&a].test_line(&t) {
+                    if seen[k] == nth {
+                        found[k] = true;
+                        out.insert((e.index, Some((a, nth))), shorten(&t));
                     }
                     seen[k] += 1;
                 }
             }
         });
-        if want.is_none() {
-            continue;
-        }
-        let chunk = fields::text(&e.data).into_owned();
-        match hit {
-            Some(h) => {
-                out.insert(e.index, shorten(&h));
-            }
-            // A final line without newline may be the one an atom matched.
-            None if atoms
-                .iter()
-                .any(|(a, _)| matchers[a].per_line(e.data.kind())) =>
-            {
-                open.insert(slot, (e.index, chunk));
-            }
-            None => {
-                out.insert(e.index, shorten(&chunk));
-            }
+        let missing: Vec<(u32, u32)> = atoms
+            .iter()
+            .zip(&found)
+            .filter(|x| !*x.1)
+            .map(|x| *x.0)
+            .collect();
+        if !missing.is_empty() {
+            open.insert(slot, (e.index, missing));
         }
     }
     // The final lines without newline.
-    for (slot, (ix, chunk)) in open {
-        let line = bufs
-            .get(slot)
-            .map(|b| lines::line_text(b).into_owned())
-            .filter(|l| !l.is_empty());
-        out.insert(ix, shorten(line.as_deref().unwrap_or(&chunk)));
+    for (slot, (ix, atoms)) in open {
+        if let Some(b) = bufs.get(slot).filter(|b| !b.is_empty()) {
+            let l = lines::line_text(b.strip_suffix(b"\r").unwrap_or(b));
+            for (a, nth) in atoms {
+                if matchers[&a].test_line(&l) {
+                    out.insert((ix, Some((a, nth))), shorten(&l));
+                }
+            }
+        }
     }
     Ok(out)
 }
