@@ -910,3 +910,39 @@ fn signal_names_have_one_spelling_and_an_alias() {
         Some(crate::fields::STATUS)
     );
 }
+
+/// Joins, counts and quantifiers on events with several matching lines
+/// agree with the naive evaluator (which binds lines one by one).
+#[test]
+fn several_lines_per_event_agree_with_naive() {
+    let out = "request id=1\nrequest id=2\nreply id=2\nrequest id=3\nreply id=3\nreply id=1\n";
+    let formulas = [
+        "forall r in output(tester1, /^request id=(\\d+)/): F output(tester1, /^reply id=(\\d+)/, $1 = r.$1)",
+        "forall r in output(tester1, /^request id=(\\d+)/): F[0s, 2ms] output(tester1, /^reply id=(\\d+)/, $1 = r.$1)",
+        "exists r in output(tester1, /^request id=(\\d+)/): G !output(tester1, /^reply id=(\\d+)/, $1 = r.$1)",
+        "forall r in output(tester1, /^reply id=(\\d+)/): O output(tester1, /^request id=(\\d+)/, $1 = r.$1)",
+        "forall r in output(tester1, /^reply id=(\\d+)/): CO output(\"tester1@local\", /^request id=(\\d+)/, $1 = r.$1)",
+        "forall r in output(tester1, /^request id=(\\d+)/): output(tester1, /^request id=(\\d+)/, $1 = r.$1)",
+        "forall r in output(tester1, /id=(\\d+)/): output(tester1, /^reply/) -> O output(tester1, /^request id=(\\d+)/, $1 = r.$1)",
+        "G count(output(tester1, /^request/)) <= 2",
+        "G count[0s, 1ms](output(tester1, /^re/)) <= 2",
+        "F count(output(tester1, /^reply/)) >= 3",
+        "forall r in output(tester1, /^request id=(\\d+)/): !CC output(tester1, /^reply id=(\\d+)/, $1 = r.$1)",
+    ];
+    let nl: Vec<usize> = out.match_indices('\n').map(|(k, _)| k + 1).collect();
+    for cuts in [
+        vec![],
+        nl.clone(),
+        vec![nl[1], nl[4]],
+        vec![5, nl[2] + 3, nl[3]],
+        (1..out.len()).step_by(7).collect(),
+    ] {
+        let bytes = chunked_trace(out, &cuts, "", &[]);
+        let t = Trace::read(Reader::new(&bytes[..]).unwrap()).unwrap();
+        for f in formulas {
+            compare(f, &t).unwrap_or_else(|e| panic!("{f} with cuts {cuts:?}: {e}"));
+            compare(&format!("!({f})"), &t)
+                .unwrap_or_else(|e| panic!("!{f} with cuts {cuts:?}: {e}"));
+        }
+    }
+}
