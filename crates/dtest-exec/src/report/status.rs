@@ -289,24 +289,44 @@ impl StatusReporter {
     }
 }
 
+/// Draws every [`StatusReporter::INTERVAL`], and soon after a change (a
+/// step started, a TAP line erased the status), but never more often than
+/// every [`MIN_GAP`]: a run of many short steps costs a few frames a second.
 fn draw_loop(s: &Shared) {
-    let mut drawn_once = false;
+    let mut last: Option<Instant> = None;
     loop {
         {
             let mut st = lock(&s.state);
-            if !st.dirty && !st.stop {
+            loop {
+                if st.stop {
+                    drop(st);
+                    lock(&s.term).erase();
+                    return;
+                }
+                let now = Instant::now();
+                let gap = if st.dirty {
+                    MIN_GAP
+                } else {
+                    StatusReporter::INTERVAL
+                };
+                let next = last.map_or(now + gap, |t| t + gap);
+                let next = if st.dirty && last.is_none() {
+                    now
+                } else {
+                    next
+                };
+                if now >= next {
+                    break;
+                }
                 st = s
                     .wake
-                    .wait_timeout(st, StatusReporter::INTERVAL)
+                    .wait_timeout(st, next - now)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
-            if st.stop {
-                break;
-            }
             st.dirty = false;
             // Nothing to show before the first step starts.
-            if !drawn_once
+            if last.is_none()
                 && st
                     .testers
                     .iter()
@@ -315,11 +335,13 @@ fn draw_loop(s: &Shared) {
                 continue;
             }
         }
-        drawn_once = true;
         s.draw();
+        last = Some(Instant::now());
     }
-    lock(&s.term).erase();
 }
+
+/// The shortest time between two frames.
+const MIN_GAP: Duration = Duration::from_millis(40);
 
 impl Reporter for StatusReporter {
     fn event(&mut self, e: &RunEvent<'_>) -> io::Result<()> {
