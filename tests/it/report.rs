@@ -43,9 +43,16 @@ steps = [
 ]
 "#;
 
-/// A failing run's directory (the report written by `dtest exec` in it).
+/// A property the failing run violates (beta's `false` exits with 1).
+const SPEC: &str = "property no_failed_command:\n    G !exit(_, \"1\")\n";
+
+/// A failing run's directory (the report written by `dtest exec --check`
+/// in it).
 fn failing_run() -> (tempfile::TempDir, PathBuf) {
-    let (dir, child) = spawn_exec(FAILING, &[], &[]);
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("p.spec");
+    std::fs::write(&spec, SPEC).unwrap();
+    let (dir, child) = spawn_exec(FAILING, &[], &["--check", spec.to_str().unwrap()]);
     let out = wait_deadline(child, 120, "dtest exec");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let run_dir = dir.path().join("run");
@@ -433,6 +440,16 @@ fn failing_run_report_in_chromium() {
     assert!(detail.contains("verdict on alpha"), "{detail}");
     assert!(detail.contains("step:"), "{detail}");
 
+    // The violated property links to its events.
+    let prop = b.text("#properties .point.failed");
+    assert!(prop.contains("no_failed_command"), "{prop}");
+    b.click("#properties .point.failed a.ev");
+    b.wait("the violation's event in the detail panel", 30, |b| {
+        let t = b.text("#detail h3");
+        t.contains("exit on beta").then_some(())
+    });
+    assert!(b.text("#detail").contains("named by: not ok"));
+
     // A lane hidden: fewer rows, the lane's box unchecked.
     let rows = |b: &Browser| b.js("return +document.getElementById('chart-wrap').dataset.rows");
     let before = rows(&b).as_u64().unwrap();
@@ -541,4 +558,38 @@ fn time_to_interactive() {
         phases.as_str().unwrap_or_default(),
         frames.as_str().unwrap_or_default()
     );
+}
+
+#[test]
+fn hostile_and_torn_traces_open_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = dir.path().join("hostile.html");
+    let o = run(dtest()
+        .arg("report")
+        .arg(repo_root().join("traces/hostile.dtrace"))
+        .arg("--out")
+        .arg(&hostile));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // A killed run: the trace cut inside a block.
+    let md5 = std::fs::read(repo_root().join("traces/md5.dtrace")).unwrap();
+    let torn = dir.path().join("torn.dtrace");
+    std::fs::write(&torn, &md5[..md5.len() * 2 / 3]).unwrap();
+    let torn_html = dir.path().join("torn.html");
+    let o = run(dtest().arg("report").arg(&torn).arg("-o").arg(&torn_html));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let b = Browser::start();
+    b.open(&hostile);
+    // The hostile texts stay text: no element of theirs in the page.
+    assert_eq!(
+        b.js("return document.querySelectorAll('script').length")
+            .as_u64(),
+        Some(2)
+    );
+    b.type_text("#search", "a");
+    b.wait("the search ran", 30, |b| {
+        b.text("#search-count").contains("match").then_some(())
+    });
+    b.open(&torn_html);
+    assert!(b.text("#warnings").contains("truncated"));
+    assert!(b.text("#facts").contains("trace incomplete"));
 }
