@@ -32,10 +32,12 @@ pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> Str
             };
             telling_label(prefix, &text, chunks, view.matched_in(i), max)
         }
-        EventData::Match { pattern, .. } => match view.match_line(i) {
+        EventData::Match {
+            pattern, matched, ..
+        } => match view.match_line(i) {
             Some(line) => {
-                let line = text::printable(line.trim());
-                text::short(&format!("match: {line}"), max)
+                let room = max.saturating_sub(7);
+                format!("match: {}", fit_line(line, Some(matched), room))
             }
             None => {
                 let _ = pattern;
@@ -82,6 +84,68 @@ pub(crate) fn last_line(text: &str) -> &str {
         .unwrap_or("")
 }
 
+/// A line of output in at most `max` columns, printable. When it does not
+/// fit, what matters is kept: from the matched text on if there is one,
+/// else without the log prefix (pid, date, time, level marks: `12618:M 01
+/// Dec 2026 05:51:58.177 * `), marking the cut with `…`.
+pub(crate) fn fit_line(line: &str, matched: Option<&str>, max: usize) -> String {
+    let line = text::printable(line.trim());
+    if text::cols(&line) <= max {
+        return line;
+    }
+    let from = matched
+        .map(|m| text::printable(m.trim()))
+        .filter(|m| !m.is_empty())
+        .and_then(|m| line.find(m.as_str()))
+        .filter(|&at| at > 0)
+        .or_else(|| log_prefix(&line).filter(|&p| p > 0 && p < line.len()));
+    match from {
+        Some(at) => text::short(&format!("\u{2026}{}", &line[at..]), max),
+        None => text::short(&line, max),
+    }
+}
+
+/// Length of a log line's prefix: leading words that hold a digit, month
+/// or day names, and lone marks (`*`, `-`, `|`, `[...]`), with their spaces.
+fn log_prefix(line: &str) -> Option<usize> {
+    const NAMES: [&str; 19] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon",
+        "tue", "wed", "thu", "fri", "sat", "sun",
+    ];
+    let mut end = 0;
+    let mut words = 0;
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b' ' {
+            i += 1;
+        }
+        let w = &line[start..i];
+        if w.is_empty() {
+            break;
+        }
+        let lower = w.to_ascii_lowercase();
+        let prefixy = w.bytes().any(|b| b.is_ascii_digit())
+            || NAMES.contains(&lower.trim_end_matches([',', '.']))
+            || (w.len() <= 2 && !w.bytes().any(|b| b.is_ascii_alphanumeric()))
+            || (w.starts_with('[') && w.ends_with(']'));
+        if !prefixy {
+            break;
+        }
+        words += 1;
+        end = i;
+    }
+    // One word is not a prefix (it may be the message: `ok 3`, `404`).
+    (words >= 2).then(|| {
+        let rest = &line[end..];
+        end + (rest.len() - rest.trim_start().len())
+    })
+}
+
 /// An output label: the telling line (matched, else the last non-empty
 /// one) and how much more there is.
 fn telling_label(
@@ -98,21 +162,20 @@ fn telling_label(
         .split('\n')
         .filter(|l| !l.trim_end_matches('\r').trim().is_empty())
         .count();
-    let suffix = match (lines, chunks) {
-        (0 | 1, 1) => String::new(),
-        (n, 1) => format!(" ({n} lines)"),
-        (n, k) => format!(" ({n} lines, {k} chunks)"),
+    let _ = chunks;
+    let suffix = match lines {
+        0 | 1 => String::new(),
+        n => format!(" ({n} lines)"),
     };
-    let line = text::printable(line.trim());
     let room = max.saturating_sub(text::cols(prefix) + text::cols(&suffix));
     let mut out = text::printable(prefix);
-    if line.is_empty() && lines == 0 {
+    if line.trim().is_empty() && lines == 0 {
         out.push_str(&text::short(
             &format!("({} bytes of blank output)", text.len()),
             room,
         ));
     } else {
-        out.push_str(&text::short(&line, room.max(4)));
+        out.push_str(&fit_line(line, matched, room.max(4)));
     }
     out.push_str(&suffix);
     text::short(&out, max)
@@ -358,4 +421,27 @@ pub(crate) fn tooltip(view: &View, i: u64) -> String {
     s.push('\n');
     s.push_str(&text::tooltip(&body, TOOLTIP_CAP));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_keep_what_matters() {
+        let l = "12618:M 01 Dec 2026 05:51:53.111 * Ready to accept connections tcp";
+        assert_eq!(fit_line(l, None, 80), l);
+        assert_eq!(
+            fit_line(l, None, 40),
+            "\u{2026}Ready to accept connections tcp"
+        );
+        assert_eq!(
+            fit_line(l, Some("accept connections"), 30),
+            "\u{2026}accept connections tcp"
+        );
+        // No prefix to drop: cut at the end.
+        assert_eq!(fit_line("abcdefghij klm", None, 10), "abcdefg...");
+        assert_eq!(last_line("a\r\nb\r\n\r\n  \n"), "b");
+        assert_eq!(line_with("x\ny ok z\nw", "ok"), Some("y ok z"));
+    }
 }

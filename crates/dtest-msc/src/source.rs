@@ -384,7 +384,13 @@ impl<'o> Collector<'o> {
                     format!(
                         "--from-barrier {}: no barrier of that name was released (released: {})",
                         crate::text::printable(name),
-                        crate::text::printable(&self.barriers.join(", "))
+                        crate::text::printable(&{
+                            let mut l = self.barriers[..self.barriers.len().min(20)].join(", ");
+                            if self.barriers.len() > 20 {
+                                l.push_str(", ...");
+                            }
+                            l
+                        })
                     )
                 }
             } else {

@@ -633,3 +633,30 @@ mod damaged {
         }
     }
 }
+
+#[test]
+fn windows_cutting_folded_messages_and_runs() {
+    // Every window of a synthetic trace, folded or not, in both layouts,
+    // gives a chart whose layout keeps its invariants.
+    let t = synthetic(3, 160);
+    for from in (0..150).step_by(7) {
+        for sessions in [false, true] {
+            for layout in [crate::LayoutKind::Time, crate::LayoutKind::Causal] {
+                let opts = Options {
+                    from: Some(Bound::Index(from)),
+                    to: Some(Bound::Index(from + 25)),
+                    sessions,
+                    layout,
+                    ..Options::default()
+                };
+                let evs = ev(&t, &opts);
+                let view = View::new(&evs, &opts).unwrap();
+                check_invariants(&view, &Svg::new(&view));
+                check_invariants(&view, &Msc);
+                for f in [Format::Svg, Format::Mscgen] {
+                    crate::write(&t, &opts, f, &mut Vec::new()).unwrap();
+                }
+            }
+        }
+    }
+}

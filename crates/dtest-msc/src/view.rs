@@ -248,8 +248,11 @@ impl<'t> View<'t> {
             }
             let e = t.event(i);
             if e.dir == Dir::Recv {
-                if let Other::Own(_) = self.other(i) {
-                    self.folded[(i - self.from) as usize] = true;
+                if let Other::Own(j) = self.other(i) {
+                    // Drawn by its send, when the send is in the window.
+                    if self.in_window(j) {
+                        self.folded[(i - self.from) as usize] = true;
+                    }
                 }
             }
         }
@@ -281,7 +284,11 @@ impl<'t> View<'t> {
             for &r in t.actor_events(a as ActorId) {
                 let e = t.event(r);
                 let send = match (e.dir, e.kind(), self.other(r)) {
-                    (Dir::Recv, Kind::Output, Other::Own(s)) if self.visible(r) => Some(s),
+                    (Dir::Recv, Kind::Output, Other::Own(s))
+                        if self.visible(r) && self.in_window(s) =>
+                    {
+                        Some(s)
+                    }
                     _ => None,
                 };
                 let Some(s) = send else {
