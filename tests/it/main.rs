@@ -12,6 +12,7 @@ mod msc;
 mod plan;
 mod report;
 mod scenario;
+mod sentinel;
 mod ssh;
 mod ssh_transport;
 mod sshd;
