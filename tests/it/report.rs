@@ -552,8 +552,11 @@ fn time_to_interactive() {
     let phases = b.js("return JSON.stringify(window.dtestTimes)");
     // Scrolling: the chart and the log drawn at 60 places through the trace.
     let frames = b.js("return JSON.stringify(window.dtestReport.scrollTest(60))");
+    // Searching: the first search (which makes the lower-case copy), another.
+    let s1 = b.js("return window.dtestReport.searchTest('panic')");
+    let s2 = b.js("return window.dtestReport.searchTest('port=4242')");
     println!(
-        "REPORT_TTI wall_ms={} ready_ms={ready:.0} phases={} frames={}",
+        "REPORT_TTI wall_ms={} ready_ms={ready:.0} phases={} frames={} search_ms={s1},{s2}",
         wall.as_millis(),
         phases.as_str().unwrap_or_default(),
         frames.as_str().unwrap_or_default()
