@@ -809,7 +809,13 @@ impl Scenario {
                                 }
                             }
                             Err(e) if !has_vars => probs.push(Problem::new(w(kw), e)),
-                            Err(_) => {}
+                            // The regex is known at run time only; its
+                            // groups are still written as `(?P<name>`.
+                            Err(_) => {
+                                for n in crate::order::captures_of(&s.kind) {
+                                    known.insert(n, 0);
+                                }
+                            }
                         }
                     }
                     StepKind::ExpectAll { patterns, literal } => {
@@ -830,7 +836,11 @@ impl Scenario {
                                 Err(e) if !pattern.contains("${") => {
                                     probs.push(Problem::new(w(kw), format!("`{pattern}`: {e}")))
                                 }
-                                Err(_) => {}
+                                Err(_) => {
+                                    for n in crate::order::captures_of(&s.kind) {
+                                        known.insert(n, 0);
+                                    }
+                                }
                             }
                         }
                     }
@@ -847,7 +857,11 @@ impl Scenario {
                                 Err(e) if !u.contains("${") => {
                                     probs.push(Problem::new(w("until"), e))
                                 }
-                                Err(_) => {}
+                                Err(_) => {
+                                    for n in crate::order::captures_of(&s.kind) {
+                                        known.insert(n, 0);
+                                    }
+                                }
                             }
                         }
                     }

@@ -419,7 +419,11 @@ impl<'a> TesterRun<'a> {
 
     fn steps(&mut self) {
         let steps = &self.ctx.sc.testers[self.ti].steps;
-        let defaults = &self.ctx.sc.defaults;
+        let ctx = self.ctx;
+        let defaults = ctx.sc.testers[self.ti]
+            .defaults
+            .as_ref()
+            .unwrap_or(&ctx.sc.defaults);
         let mut i = 0;
         while i < steps.len() {
             let step = &steps[i];
@@ -525,12 +529,7 @@ impl<'a> TesterRun<'a> {
             .abandon(&self.ctx.rec, &bars, barrier_reason);
         let running = self.session.as_ref().is_some_and(|s| s.running());
         if running {
-            let g = self
-                .ctx
-                .sc
-                .defaults
-                .terminate_grace
-                .min(Duration::from_secs(1));
+            let g = self.defaults().terminate_grace.min(Duration::from_secs(1));
             self.stop_command(Signal::Int, g);
         }
         self.skip_rest(from, skip_reason, false);
