@@ -346,10 +346,14 @@ fn fifty_actor_synthetic_trace() {
     let dir = tempfile::tempdir().unwrap();
     // 25 testers and their sessions, plus the master: 51 actors.
     let t = synth(dir.path(), "25", "3000");
-    let svg = both(&t, dir.path(), "fifty", &[]);
+    let svg = both(&t, dir.path(), "fifty", &["--sessions"]);
     assert_causal(&svg);
     assert_eq!(svg.matches("class=\"life\"").count(), 51);
     assert_eq!(events(&svg).len(), 3000);
+    // By default each session is on its tester's lane.
+    let folded = both(&t, dir.path(), "fifty-folded", &[]);
+    assert_causal(&folded);
+    assert_eq!(folded.matches("class=\"life\"").count(), 26);
     let m = std::fs::read_to_string(dir.path().join("fifty.msc")).unwrap();
     assert!(m.contains("arcskip"));
     assert!(m.contains(" abox ") || m.contains("--- [label=\"barrier"));
@@ -367,7 +371,7 @@ fn actors_window_and_highlight() {
         &t,
         d,
         "actors",
-        &["--actors", "tester2@host2,tester2,master"],
+        &["--actors", "tester2@host2,tester2,master", "--sessions"],
     );
     assert_causal(&svg);
     let lanes: Vec<&str> = svg
@@ -394,7 +398,12 @@ fn actors_window_and_highlight() {
     );
 
     // --from/--to: inclusive window of event indexes.
-    let svg = both(&t, d, "window", &["--from", "100", "--to", "299"]);
+    let svg = both(
+        &t,
+        d,
+        "window",
+        &["--from", "100", "--to", "299", "--sessions"],
+    );
     assert_causal(&svg);
     let ev = events(&svg);
     assert_eq!(ev.len(), 200);
@@ -407,9 +416,9 @@ fn actors_window_and_highlight() {
     ] {
         let report = d.join(format!("{name}.json"));
         std::fs::write(&report, json).unwrap();
-        let svg = both(&t, d, &format!("hl-{name}"), &["--highlight", report.to_str().unwrap()]);
+        let svg = both(&t, d, &format!("hl-{name}"), &["--highlight", report.to_str().unwrap(), "--sessions"]);
         let ev = events(&svg);
-        assert!(svg.contains("class=\"dtest-msc highlighting\""));
+        assert!(svg.contains("class=\"dtest-msc highlighting"));
         assert!(ev[&250].contains_key("index"));
         let classes = |i: u64| {
             let start = svg.find(&format!("data-index=\"{i}\"")).unwrap();
@@ -600,7 +609,7 @@ fn highlight_from_dtest_check_report() {
         &trace,
         d,
         "checked",
-        &["--highlight", path.to_str().unwrap()],
+        &["--highlight", path.to_str().unwrap(), "--sessions"],
     );
     let mut hits: Vec<u64> = svg
         .split("<g class=\"ev ")
@@ -643,4 +652,393 @@ fn torn_trace_is_drawn_and_marked() {
     let svg = both(&torn, d, "torn", &[]);
     assert!(svg.contains("INCOMPLETE TRACE"));
     assert_causal(&svg);
+}
+
+/// A Redis-like run, times and all: a primary logging all along (parked at
+/// a barrier), a sentinel that notices the primary's death 2.3 s after the
+/// KILL with nothing in the trace linking the two.
+fn failover(path: &Path) {
+    use dtest_trace::Dir;
+    let actor = |id, name: &str, kind| Actor {
+        id,
+        name: name.into(),
+        kind,
+        host: "local".into(),
+    };
+    let header = Header::new(
+        "failover",
+        vec![
+            actor(0, "master", ActorKind::Master),
+            actor(1, "primary", ActorKind::Tester),
+            actor(2, "primary@local", ActorKind::Session),
+            actor(3, "sentinel", ActorKind::Tester),
+            actor(4, "sentinel@local", ActorKind::Session),
+        ],
+    );
+    let mut w = dtest_trace::create(path, header).unwrap();
+    let ms = |t: u64| t * 1_000_000;
+    let mut next = 0u64;
+    let mut msg = |w: &mut dtest_trace::Writer<_>, t: u64, from, to, data: EventData| {
+        let m = next;
+        next += 1;
+        w.append_auto(from, ms(t), Dir::Send, Some(m), &data)
+            .unwrap();
+        w.append_auto(to, ms(t), Dir::Recv, Some(m), &data).unwrap();
+    };
+    let out = |s: &str| EventData::Output {
+        bytes: s.as_bytes().to_vec(),
+        stream: Stream::Stdout,
+    };
+    let start = |c: &str| EventData::Start { command: c.into() };
+    msg(&mut w, 10, 1, 2, start("redis-server --port 16379"));
+    msg(&mut w, 20, 3, 4, start("redis-sentinel sentinel.conf"));
+    for k in 0..30u64 {
+        let line = if k == 3 {
+            "16485:M 01 Dec 2026 10:00:00.130 * Ready to accept connections tcp\r\n".to_string()
+        } else {
+            format!("16485:M 01 Dec 2026 10:00:00.{k:03} * background chatter {k}\r\n")
+        };
+        msg(&mut w, 100 + 10 * k, 2, 1, out(&line));
+    }
+    w.append_auto(
+        1,
+        ms(500),
+        Dir::Local,
+        None,
+        &EventData::Match {
+            pattern: "Ready to accept".into(),
+            matched: "Ready to accept".into(),
+            captures: Vec::new(),
+        },
+    )
+    .unwrap();
+    msg(
+        &mut w,
+        1000,
+        4,
+        3,
+        out("+monitor master mymaster 127.0.0.1 16379\r\n"),
+    );
+    // The barrier "primary killed": both enter, the master releases both.
+    for (t, a) in [(3990, 3), (4000, 1)] {
+        msg(
+            &mut w,
+            t,
+            a,
+            0,
+            EventData::BarrierEnter {
+                name: "primary killed".into(),
+            },
+        );
+    }
+    msg(
+        &mut w,
+        4010,
+        1,
+        2,
+        EventData::Signal {
+            name: "KILL".into(),
+        },
+    );
+    for a in [1, 3] {
+        msg(
+            &mut w,
+            4020,
+            0,
+            a,
+            EventData::BarrierLeave {
+                name: "primary killed".into(),
+                participants: vec!["primary".into(), "sentinel".into()].into(),
+            },
+        );
+    }
+    msg(
+        &mut w,
+        6300,
+        4,
+        3,
+        out("+switch-master mymaster 127.0.0.1 16379 127.0.0.1 16380\r\n"),
+    );
+    w.append_auto(
+        0,
+        ms(6400),
+        Dir::Local,
+        None,
+        &EventData::End {
+            ok: true,
+            summary: "all ok".into(),
+        },
+    )
+    .unwrap();
+    w.flush().unwrap();
+}
+
+/// The `data-y` of the first event element whose tag has `needle` in it.
+fn y_of(svg: &str, needle: &str) -> f64 {
+    let at = svg
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in the chart"));
+    let tag_start = svg[..at].rfind("<g class=\"ev ").unwrap();
+    let tag = &svg[tag_start..tag_start + svg[tag_start..].find('>').unwrap()];
+    tag.split("data-y=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn folded_lanes_time_layout_labels_kinds_and_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = d.join("failover.dtrace");
+    failover(&t);
+
+    // Default: one lane per tester (its session folded in), rows in time
+    // order, the chatter one mark showing the line the expect matched.
+    let svg = both(&t, d, "default", &[]);
+    assert_causal(&svg);
+    assert_eq!(
+        svg.matches("class=\"life\"").count(),
+        3,
+        "master, primary, sentinel"
+    );
+    assert!(svg.contains("time-layout"));
+    assert!(
+        svg.contains("k-start a1 own") && svg.contains("k-signal a1 own"),
+        "marks on the tester's lane"
+    );
+    assert_eq!(
+        svg.matches("data-run=\"30\"").count(),
+        1,
+        "30 chunks, one mark"
+    );
+    assert!(
+        svg.contains(">\u{2026}Ready to accept connections tcp (30 lines)<"),
+        "the matched line, without its log prefix"
+    );
+    assert!(svg.contains("match: \u{2026}Ready to accept connections tcp"));
+    let kill = y_of(&svg, "data-kind=\"signal\"");
+    let switch = y_of(&svg, "+switch-master");
+    assert!(kill < switch, "time layout: the KILL is above the switch");
+
+    // --sessions: five lanes, every event drawn.
+    let apart = both(&t, d, "apart", &["--sessions"]);
+    assert_eq!(apart.matches("class=\"life\"").count(), 5);
+
+    // --kinds: hide output and input; or show only some kinds.
+    let svg = both(&t, d, "kinds", &["--kinds", "-output,-input"]);
+    assert!(events(&svg).values().all(|a| a["kind"] != "output"));
+    assert!(svg.contains("k-signal"));
+    let svg = both(&t, d, "only", &["--kinds=match,end"]);
+    let ev = events(&svg);
+    assert!(
+        ev.values()
+            .all(|a| ["match", "end"].contains(&a["kind"].as_str())),
+        "{ev:?}"
+    );
+    assert_eq!(ev.len(), 2);
+
+    // Windows by time and by barrier.
+    let svg = both(&t, d, "late", &["--from", "4s"]);
+    let ev = events(&svg);
+    assert!(ev
+        .values()
+        .all(|a| a["time"].parse::<u64>().unwrap() >= 4_000_000_000));
+    assert!(svg.contains("+switch-master"));
+    let svg = both(&t, d, "mid", &["--from", "0.5s", "--to", "1000ms"]);
+    let ev = events(&svg);
+    assert!(ev.values().all(|a| {
+        let t = a["time"].parse::<u64>().unwrap();
+        (500_000_000..=1_000_000_000).contains(&t)
+    }));
+    let svg = both(&t, d, "after-kill", &["--from-barrier", "primary killed"]);
+    let first = events(&svg).into_iter().min_by_key(|(i, _)| *i).unwrap().1;
+    assert_eq!(first["kind"], "barrier_leave");
+    let svg = both(&t, d, "before-kill", &["--to-barrier", "primary killed"]);
+    assert!(!svg.contains("+switch-master"));
+    assert!(svg.contains("primary killed"));
+
+    // Bad values: one line, exit 2.
+    for args in [
+        &["--from", "2.5parsecs"][..],
+        &["--kinds", "-outptu"][..],
+        &["--from-barrier", "nope"][..],
+        &["--from", "9s"][..],
+    ] {
+        let o = run(dtest().arg("msc").arg(&t).args(args));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{}", show(&o));
+    }
+}
+
+/// A chart too tall for rsvg-convert is split into pages that all render;
+/// to stdout it is refused with a message naming the options.
+#[test]
+fn tall_charts_are_split_into_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = synth(d, "2", "8000");
+    let out = d.join("tall.svg");
+    let o = run(dtest().arg("msc").arg(&t).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!out.exists(), "the pages replace the single file");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tall-")
+        })
+        .collect();
+    pages.sort();
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{} pages", pages.len())));
+    for (k, p) in pages.iter().enumerate() {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("tall-{}.svg", k + 1));
+        let svg = std::fs::read_to_string(p).unwrap();
+        let h: f64 = svg
+            .split("height=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(h < 32767.0, "{name} is {h} px high");
+        assert_eq!(
+            svg.matches("<g class=\"lane ").count(),
+            2 * 3,
+            "lane names on every page"
+        );
+        assert!(svg.contains(&format!(
+            "data-page=\"{}\" data-pages=\"{}\"",
+            k + 1,
+            pages.len()
+        )));
+        // At its own size: under rsvg-convert's limit.
+        let png = p.with_extension("png");
+        let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
+        let o = run(Command::new(rsvg).arg("-o").arg(&png).arg(p));
+        assert!(o.status.success(), "rsvg-convert {name}: {}", show(&o));
+    }
+    let o = run(dtest().arg("msc").arg(&t));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("-o") && err.contains("--from"), "{err}");
+}
+
+/// mscgen: backslashes are shown as backslashes (no missing glyph), and a
+/// box's label fits its box, as the real mscgen draws them.
+#[test]
+fn mscgen_backslashes_and_labels_in_their_boxes() {
+    let mscgen = require_tool("mscgen", "mscgen");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = d.join("bs.dtrace");
+    {
+        use dtest_trace::Dir;
+        let actor = |id, name: &str, kind| Actor {
+            id,
+            name: name.into(),
+            kind,
+            host: "local".into(),
+        };
+        let header = Header::new(
+            "backslashes",
+            vec![
+                actor(0, "master", ActorKind::Master),
+                actor(1, "t1", ActorKind::Tester),
+                actor(2, "t1@local", ActorKind::Session),
+                actor(3, "t2", ActorKind::Tester),
+            ],
+        );
+        let mut w = dtest_trace::create(&t, header).unwrap();
+        let cmd = EventData::Start {
+            command: r#"printf 'a\nb\\' "\"q\"" C:\dir\ end\"#.into(),
+        };
+        w.append_auto(1, 1, Dir::Send, Some(0), &cmd).unwrap();
+        w.append_auto(2, 2, Dir::Recv, Some(0), &cmd).unwrap();
+        let long = EventData::Verdict {
+            number: 1,
+            ok: true,
+            description: format!("t1: {}", "a long description that goes on ".repeat(8)),
+            directive: None,
+            reason: String::new(),
+        };
+        w.append_auto(1, 3, Dir::Local, None, &long).unwrap();
+        w.append_auto(3, 4, Dir::Local, None, &long).unwrap();
+        w.flush().unwrap();
+    }
+    let m = d.join("bs.msc");
+    let text = String::from_utf8(msc(&t, &m, &[])).unwrap();
+    assert!(!text.contains('\u{29f5}'));
+    let svg = d.join("bs.mscgen.svg");
+    let o = run(Command::new(&mscgen)
+        .args(["-T", "svg", "-o"])
+        .arg(&svg)
+        .arg("-i")
+        .arg(&m));
+    assert!(o.status.success(), "{}", show(&o));
+    let png = d.join("bs.png");
+    let o = run(Command::new(&mscgen)
+        .args(["-T", "png", "-o"])
+        .arg(&png)
+        .arg("-i")
+        .arg(&m));
+    assert!(o.status.success(), "{}", show(&o));
+    // The word joiners after some backslashes are drawn as nothing.
+    let out = std::fs::read_to_string(&svg)
+        .unwrap()
+        .replace("&#x2060;", "")
+        .replace('\u{2060}', "");
+    assert!(
+        out.contains(r#"printf 'a\nb\\' &quot;\&quot;q\&quot;&quot; C:\dir\ end\"#),
+        "the command as it is: {:?}",
+        out.lines()
+            .filter(|l| l.contains("printf"))
+            .collect::<Vec<_>>()
+    );
+    // Box labels fit their entity's column (mscgen writes each text's
+    // length in textLength).
+    let width: f64 = out
+        .split("viewBox=\"0 0 ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let col = width / 3.0;
+    let mut boxes = 0;
+    for chunk in out.split("<text ").skip(1) {
+        let tag = &chunk[..chunk.find('>').unwrap()];
+        let body = chunk[chunk.find('>').unwrap() + 1..].trim();
+        if body.starts_with("ok 1 - ") {
+            let len: f64 = tag
+                .split("textLength=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                len < col - 4.0,
+                "box label {len} px wide in a {col} px column: {body}"
+            );
+            boxes += 1;
+        }
+    }
+    assert_eq!(boxes, 2);
 }

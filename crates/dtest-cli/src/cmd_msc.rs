@@ -70,7 +70,7 @@ pub struct Args {
     /// output, signal, exit, match, timeout, barrier_enter, barrier_leave,
     /// barrier_broken, put, get, verdict, custom, end.
     #[arg(long, value_name = "KINDS", allow_hyphen_values = true, value_parser = parse_kinds)]
-    pub kinds: Option<Vec<Kind>>,
+    pub kinds: Option<KindList>,
     /// Keep sessions on lanes of their own instead of on their tester's.
     #[arg(long)]
     pub sessions: bool,
@@ -87,8 +87,14 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
     s.parse::<Bound>().map_err(|e| e.to_string())
 }
 
-fn parse_kinds(s: &str) -> Result<Vec<Kind>, String> {
-    dtest_msc::parse_kinds(s).map_err(|e| e.to_string())
+/// The kinds `--kinds` shows.
+#[derive(Clone, Debug)]
+pub struct KindList(pub Vec<Kind>);
+
+fn parse_kinds(s: &str) -> Result<KindList, String> {
+    dtest_msc::parse_kinds(s)
+        .map(KindList)
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `dtest msc`.
@@ -115,7 +121,7 @@ pub fn run(args: Args) -> CliResult {
         to: args.to,
         from_barrier: args.from_barrier.clone(),
         to_barrier: args.to_barrier.clone(),
-        kinds: args.kinds.clone(),
+        kinds: args.kinds.clone().map(|k| k.0),
         sessions: args.sessions,
         layout: match args.layout {
             LayoutArg::Time => LayoutKind::Time,
