@@ -830,6 +830,23 @@ fn after_hook_adds_points_on_the_finished_trace() {
     );
     assert!(text.contains("not ok 3 - check did not run"), "{text}");
     check_tap(text.as_bytes());
+    // The hook's points are the run's: in the trace's end event, and the
+    // complete copy the hook read is gone.
+    let t = dtest_trace::Trace::load(&report.trace).unwrap();
+    match &t.events.last().unwrap().data {
+        dtest_trace::EventData::End { ok, summary } => {
+            assert!(!ok);
+            assert_eq!(summary, "3 tests, 2 failed");
+        }
+        other => panic!("last event: {other:?}"),
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dtrace"))
+        .collect();
+    assert_eq!(left, ["trace.dtrace"]);
 }
 
 /// Regression: a `terminate` right after `run` sent Ctrl-C before the shell
