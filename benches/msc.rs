@@ -1,6 +1,8 @@
 //! Criterion benchmarks of dtest-msc: a 100k-event, 16-tester synthetic
 //! trace (33 actors) drawn as SVG and as mscgen, from the trace in memory
-//! to the bytes of the chart (layout included).
+//! to the bytes of the chart (layout included), with the default options
+//! (time layout, sessions folded into their testers' lanes; an SVG this
+//! tall is several pages, all counted).
 //!
 //! Run: `cargo bench -p dtest-benches --bench msc`. Before the timings it
 //! prints the SVG and mscgen sizes for 25k, 50k and 100k events, to show
@@ -10,7 +12,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dtest_msc::{Format, Options};
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+use dtest_msc::{Events, Format, Options};
 use dtest_trace::synth::{self, Config};
 
 fn config(events: u64) -> Config {
@@ -22,10 +28,29 @@ fn config(events: u64) -> Config {
     }
 }
 
+/// Appends every page to one shared buffer.
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The chart with the default options (time layout, sessions folded), all
+/// its pages (a 100k-event SVG is several) in one buffer.
 fn draw(trace: &dtest_trace::Trace, format: Format) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 << 20);
-    dtest_msc::write(trace, &Options::default(), format, &mut out).expect("chart");
-    out
+    let opts = Options::default();
+    let events = Events::from_trace(trace, &opts).expect("window");
+    let out = Rc::new(RefCell::new(Vec::with_capacity(64 << 20)));
+    let mut sink =
+        |_: usize, _: usize| -> io::Result<Box<dyn Write>> { Ok(Box::new(Shared(out.clone()))) };
+    dtest_msc::write_pages(&events, &opts, format, &mut sink).expect("chart");
+    Rc::try_unwrap(out).expect("one owner").into_inner()
 }
 
 fn bench(c: &mut Criterion) {

@@ -41,23 +41,79 @@
 //!
 //! # Pipeline
 //!
-//! 1. **View** ([`Options`]): which lanes (`actors`, in the order given),
-//!    which window of event indexes (`from`, `to`, both inclusive), which
-//!    events to highlight. Lanes default to the master, then each tester
-//!    followed by its sessions.
-//! 2. **Layout**: a row for every shown event, from the happens-before
+//! 1. **Window** ([`Events`]): the events to draw, read from the trace in
+//!    one streaming pass ([`Events::read`]) or taken from a trace in memory
+//!    ([`Events::from_trace`]). A window is given by event index or time
+//!    ([`Bound`]: `--from 120`, `--from 2.5s`) or by barrier
+//!    (`--from-barrier NAME`: from the master's first `barrier_leave` of
+//!    that barrier; `--to-barrier NAME`: until that release reached every
+//!    participant). Reading stops once the window is read, every message
+//!    sent in it received and every highlighted event seen: memory is
+//!    that of the window (and of the messages in flight at its start), not
+//!    that of the trace. A window over [`MAX_WINDOW_EVENTS`] is refused
+//!    with a message naming the options that narrow it.
+//! 2. **View** ([`Options`]): which lanes (`actors`, in the order given;
+//!    by default the master, then each tester), which kinds (`kinds`:
+//!    hidden events still order the others), the highlight marks. Each
+//!    session is drawn on its tester's lane (`sessions: true` keeps them
+//!    apart): a message between a tester and its own session is one mark
+//!    on that lane (drawn by its send), and a run of output chunks that
+//!    nothing interrupts on either side is one mark.
+//! 3. **Layout**: a row for every shown event, from the happens-before
 //!    graph (a petgraph `DiGraph`: one node per event of the window, an edge
-//!    per step of an actor and per message), not from recording order. The
-//!    receives of one barrier release are merged into one node so they share
-//!    a row. Rows are assigned in topological order, smallest event index
-//!    first, each node on the first row below all its predecessors where the
+//!    per step of an actor and per message). The receives of one barrier
+//!    release are merged into one node, which puts them on one row, and so
+//!    are the events of a run of output. Rows are assigned in a topological
+//!    order, each node on the first row below all its predecessors where the
 //!    room it needs is free. So: causality is never drawn upside down (a
 //!    send is always above its receive, also through hidden lanes);
 //!    events on one row are concurrent, except barrier releases, which are
 //!    real synchronisations; nothing overlaps; and the result depends on the
 //!    trace alone (same input, same bytes out).
-//! 3. **Writers**: SVG (self-contained, readable without script) or mscgen
-//!    (accepted by mscgen 0.20). Both describe events the same way.
+//! 4. **Writers**: SVG (self-contained, readable without script, split into
+//!    pages past 32000 px) or mscgen (accepted by mscgen 0.20). Both
+//!    describe events the same way.
+//!
+//! # Layouts: time or causal
+//!
+//! [`LayoutKind::Time`] (the default) places nodes in time order (by time,
+//! then index) and never moves a row up from one node to the next: reading
+//! down is reading the run as it happened, and a left-hand column gives
+//! the time of each row. Causality still holds (a receive is stamped after
+//! its send, and the topological order is kept), so it is never upside
+//! down. Use it to follow a run, above all when causality is not all
+//! captured: two testers that watch the same server are linked by nothing
+//! in the trace, and only time puts the server's death above the
+//! watchers' reaction.
+//!
+//! [`LayoutKind::Causal`] places nodes by event index, each as high as
+//! happens-before allows: the most compact chart, where one row means
+//! "concurrent" and height means nothing else. Use it to see what could
+//! have happened in another order (races), or when wall clocks cannot be
+//! trusted (testers on several hosts whose clocks drift: dtest stamps
+//! times on the machine running it, but a remote command's own timing
+//! does not show).
+//!
+//! # Labels
+//!
+//! Labels are cut to the room they have (the tooltip has everything). An
+//! output mark shows its most telling line: the line a later `match` of
+//! its tester found the matched text in, else its last non-empty line,
+//! and how many lines there were; a line too long keeps its end (from the
+//! matched text, or without a log prefix such as `12618:M 01 Dec 2026
+//! 05:51:53.111 * `), marked with `…`. A `match` shows the line it
+//! matched.
+//!
+//! # Pages
+//!
+//! rsvg-convert refuses images over 32767 px, and browsers give up on them
+//! too. A chart taller than 32000 px is written as pages ([`write_pages`]:
+//! the CLI names them `chart-1.svg`, `chart-2.svg`, ..., numbers padded so
+//! they sort), each with the title, the lane names at top and bottom and
+//! the legend; arrows crossing a page boundary are drawn on both pages,
+//! cut at the edge. [`write()`] and [`write_one`] refuse a chart that needs
+//! pages ([`Error::TooBig`]). A chart too wide (over 32000 px) squeezes its
+//! lanes, and is refused when they would get narrower than 120 px.
 //!
 //! # What the SVG holds
 //!
@@ -65,21 +121,21 @@
 //!   lifeline, so the size grows with the events, not events x lanes.
 //! - Every shown event is one `<g>` with CSS classes `ev`, its direction
 //!   (`send`, `recv`, `local`), `k-<kind>` (`k-output`, `k-verdict`, ...),
-//!   `a<actor id>`, a status (`ok`, `notok`, `skip`, `todo`, `fail`) and a
-//!   highlight mark (`hit`, `past`, `dim`), and the attributes `data-index`,
+//!   `a<actor id>`, `own` for a message drawn as a mark on its lane, a
+//!   status (`ok`, `notok`, `skip`, `todo`, `fail`) and a highlight mark
+//!   (`hit`, `past`, `dim`), and the attributes `data-index`,
 //!   `data-actor` (name), `data-kind`, `data-dir`, `data-time` (ns since the
 //!   run started), `data-clock` (the vector clock, entry *i* for the actor
 //!   whose lane header has `data-actor-id` *i*), `data-row`, `data-y` (the
-//!   event's vertical position) and, for paired messages, `data-partner`.
-//!   Its `<title>` (a tooltip) has the full text, capped at 4 KiB.
+//!   event's vertical position), for paired messages `data-partner`, and
+//!   for a run of output `data-run` (its number of chunks). Its `<title>`
+//!   (a tooltip) has the full text, capped at 4 KiB.
 //! - A message is drawn by its send (the arrow and its label) and its
 //!   receive (the arrowhead). A message whose other side is on a hidden lane
 //!   or outside the window is a dashed arrow to the edge of its lane's
 //!   column, labelled with the other actor.
-//! - Labels show the first line of a payload, cut to fit, and
-//!   `... (N lines, M bytes)` when there is more. Control characters are
-//!   shown in caret notation (`^[`), invalid UTF-8 as U+FFFD; text is
-//!   escaped for XML.
+//! - Control characters are shown in caret notation (`^[`), invalid UTF-8
+//!   as U+FFFD; text is escaped for XML.
 //! - A barrier release is a hexagon on each participant's lane, on one row,
 //!   joined by a line (`<g class="barrier">`).
 //! - An incomplete trace (no `end` event: a killed run) is marked at the top
@@ -88,6 +144,8 @@
 //!   to 330 px apart, as wide as nine labels in ten need; labels use a
 //!   monospace font (`"DejaVu Sans Mono", monospace`) so their width is known
 //!   without a font engine, and nothing on one row overlaps.
+//! - The root has `data-page` and `data-pages`; the events are inside a
+//!   nested `<svg class="body">` whose viewport shows the page's rows.
 //!
 //! # Highlight reports
 //!
@@ -128,8 +186,12 @@
 //! nothing starts. Barrier releases are an `abox` over the participants
 //! when their lanes are contiguous, else a `---` line naming them.
 //! Messages to hidden lanes are a `note` on the shown lane. Labels are cut
-//! to 200 columns and 3 lines; `"` is written `\"`, a newline `\n`, a
-//! backslash U+29F5, control characters in caret notation.
+//! to the room mscgen gives them (`hscale` x 600 px shared by the lanes,
+//! 7 px per character), so they stay inside their boxes; `"` is written
+//! `\"`, a newline `\n`, control characters in caret notation. mscgen has
+//! no escape for a backslash: it is written as it is, followed by a WORD
+//! JOINER (U+2060, drawn as nothing) where mscgen would read it as an
+//! escape (before `n` or `"`, and at the end of a label).
 
 mod describe;
 mod error;
@@ -314,7 +376,7 @@ pub fn write(trace: &Trace, opts: &Options, format: Format, out: &mut dyn Write)
     write_one(&events, opts, format, out)
 }
 
-/// Like [`write`], for events already read (see [`Events::read`]).
+/// Like [`write()`], for events already read (see [`Events::read`]).
 pub fn write_one(
     events: &Events,
     opts: &Options,

@@ -435,14 +435,36 @@ impl<'t> View<'t> {
         }
     }
 
-    /// The highlight mark of event `i`.
+    /// The highlight mark of event `i`. A mark standing for several events
+    /// (a message on its own lane, a run) takes the strongest of theirs.
     pub fn mark(&self, i: u64) -> Mark {
-        match self.trace.in_hit_past(i) {
+        let one = |x: u64| match self.trace.in_hit_past(x) {
             None => Mark::Plain,
-            Some(_) if self.trace.is_hit(i) => Mark::Hit,
+            Some(_) if self.trace.is_hit(x) => Mark::Hit,
             Some(true) => Mark::Past,
             Some(false) => Mark::Dim,
+        };
+        let rank = |m: Mark| match m {
+            Mark::Hit => 3,
+            Mark::Past => 2,
+            Mark::Dim => 1,
+            Mark::Plain => 0,
+        };
+        let mut best = one(i);
+        let mut take = |x: u64| {
+            let m = one(x);
+            if rank(m) > rank(best) {
+                best = m;
+            }
+        };
+        if let Some(run) = self.run(i) {
+            run.iter().for_each(|&x| take(x));
+        } else if let Other::Own(j) = self.other(i) {
+            if self.in_window(j) {
+                take(j);
+            }
         }
+        best
     }
 
     /// Whether a highlight was asked for.
