@@ -231,6 +231,17 @@ impl StatusReporter {
     /// the size `size` gives (80x24 when unknown). Starts its drawing
     /// thread; nothing is drawn before the first step starts.
     pub fn new(out: Box<dyn Write + Send>, testers: Vec<String>, size: SizeFn) -> StatusReporter {
+        Self::build(out, testers, size, true)
+    }
+
+    /// [`StatusReporter::new`]; without its thread (`draw: false`), frames
+    /// are drawn only when a test asks.
+    fn build(
+        out: Box<dyn Write + Send>,
+        testers: Vec<String>,
+        size: SizeFn,
+        draw: bool,
+    ) -> StatusReporter {
         let now = Instant::now();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -256,11 +267,15 @@ impl StatusReporter {
             size,
         });
         let s = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("dtest-status".into())
-            .stack_size(128 << 10)
-            .spawn(move || draw_loop(&s))
-            .ok();
+        let thread = draw
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("dtest-status".into())
+                    .stack_size(128 << 10)
+                    .spawn(move || draw_loop(&s))
+                    .ok()
+            })
+            .flatten();
         StatusReporter { shared, thread }
     }
 
@@ -553,14 +568,15 @@ mod tests {
     #[test]
     fn draws_then_erases_at_the_end() {
         let out = Buf::default();
-        let mut r = StatusReporter::new(
+        // No drawing thread: frames only where the test draws them.
+        let mut r = StatusReporter::build(
             Box::new(out.clone()),
             vec!["a".into(), "bb".into()],
             Box::new(|| Some((80, 24))),
+            false,
         );
         r.event(&RunEvent::Plan(2)).unwrap();
         r.event(&start("a", "sleep 2s", 1)).unwrap();
-        // A frame drawn now (the thread draws too; frames are whole).
         r.shared.draw();
         r.event(&RunEvent::Point(&point("a"))).unwrap();
         r.shared.draw();
@@ -581,7 +597,12 @@ mod tests {
     fn tap_lines_are_written_between_frames() {
         let err = Buf::default();
         let tap = Buf::default();
-        let r = StatusReporter::new(Box::new(err.clone()), vec!["a".into()], Box::new(|| None));
+        let r = StatusReporter::build(
+            Box::new(err.clone()),
+            vec!["a".into()],
+            Box::new(|| None),
+            false,
+        );
         let mut w = r.tap_writer(tap.clone());
         lock(&r.shared.state).testers[0].phase = Phase::Done;
         r.shared.draw();
