@@ -7,11 +7,17 @@
 //! billard2  done
 //! ```
 //!
-//! Plain ANSI (cursor up, erase down), no dependency: what is drawn is
-//! fully known here, so the TAP lines of a terminal stdout can be written
-//! between two frames (see [`StatusReporter::tap_writer`]). The reporter
-//! only writes to the writer it is given; the CLI decides whether there is
-//! a terminal (only the CLI touches the terminal) and gives it stderr.
+//! Plain ANSI (cursor up, erase down; no cursor hiding, so a `kill -9`
+//! leaves the terminal as it was), no dependency: what is drawn is fully
+//! known here, so the TAP lines of a terminal stdout can be written between
+//! two frames (see [`StatusReporter::tap_writer`]), the output is any
+//! `Write` (unit tests read it from a buffer), and dtest-exec stays free of
+//! terminal detection: the reporter only writes to the writer it is given;
+//! the CLI decides whether there is a terminal (only the CLI touches the
+//! terminal), gives it stderr and the terminal's size. `indicatif` would
+//! bring its own terminal handling (console), its own draw thread and rate
+//! limit, and a `suspend` dance for every TAP line, for lines that are
+//! plain text here.
 //!
 //! [`Reporter::event`] only updates the state (under the runner's lock, a
 //! few field writes); a thread of its own draws every
