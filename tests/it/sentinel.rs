@@ -453,14 +453,9 @@ steps = [
 }
 
 /// A capture group of a pattern that uses a variable defines a variable for
-/// the tester's later steps, as one of a pattern without variables does.
-/// Ignored: the loader's check of undefined variables only learns the
-/// groups of patterns it can compile as written (scenario.rs, the `Expect`
-/// and `Poll` arms of the validation: `Err(_) => {}` when the pattern has
-/// `${`), so the later use is "undefined variable" (exit 2). `${X.name}`
-/// from another tester works (order.rs falls back on `group_names`).
+/// the tester's later steps, as one of a pattern without variables does
+/// (the loader reads the groups as written).
 #[test]
-#[ignore = "bug: captures of a pattern with ${var} are unknown to the loader (reported)"]
 fn a_capture_of_a_pattern_with_a_variable_is_defined() {
     let toml = r#"
 name = "capture-with-variable"
@@ -597,12 +592,8 @@ steps = [{ run = "sleep 30" }, { expect = "never" }]
     assert!(tap.contains("timed out after 200ms"), "{tap}");
 }
 
-/// A tester's `defaults` override `on_fail` too (SCENARIO.md). Ignored: the
-/// runner still takes `on_fail` from the scenario's `[defaults]`
-/// (crates/dtest-exec/src/runner/tester.rs, `steps()`: `let defaults =
-/// &self.ctx.sc.defaults`), so this tester aborts after its first failure.
+/// A tester's `defaults` override `on_fail` too.
 #[test]
-#[ignore = "bug: a tester's defaults.on_fail is not applied (reported)"]
 fn a_tester_defaults_on_fail_applies() {
     let toml = r#"
 name = "tester-on-fail"
