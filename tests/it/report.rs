@@ -580,7 +580,21 @@ fn hostile_and_torn_traces_open_in_chromium() {
     let torn_html = dir.path().join("torn.html");
     let o = run(dtest().arg("report").arg(&torn).arg("-o").arg(&torn_html));
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // A run killed before its first event: a header and nothing else.
+    let empty = dir.path().join("empty.dtrace");
+    let actors = vec![dtest_trace::Actor {
+        id: 0,
+        name: "master".into(),
+        kind: dtest_trace::ActorKind::Master,
+        host: "local".into(),
+    }];
+    drop(dtest_trace::Recorder::create(&empty, dtest_trace::Header::new("empty", actors)).unwrap());
+    let empty_html = dir.path().join("empty.html");
+    let o = run(dtest().arg("report").arg(&empty).arg("-o").arg(&empty_html));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let b = Browser::start();
+    b.open(&empty_html);
+    assert!(b.text("#rows-count").starts_with("0 of 0"));
     b.open(&hostile);
     // The hostile texts stay text: no element of theirs in the page.
     assert_eq!(

@@ -181,3 +181,18 @@ fn a_bad_trace_is_an_error_not_a_panic() {
     .unwrap_err();
     assert!(e.to_string().contains("cannot write"), "{e}");
 }
+
+#[test]
+fn an_empty_trace_gives_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.dtrace");
+    let actors = vec![Actor {
+        id: 0,
+        name: "master".into(),
+        kind: ActorKind::Master,
+        host: "local".into(),
+    }];
+    drop(Recorder::create(&path, Header::new("empty", actors)).unwrap());
+    let st = write(&path, &Options::default(), &dir.path().join("r.html")).unwrap();
+    assert_eq!((st.events, st.failed), (0, 0));
+}
