@@ -463,6 +463,28 @@ fn failing_run_report_in_chromium() {
         rows(b).as_u64().filter(|&n| n == before)
     });
 
+    // A kind hidden, then shown again.
+    b.click("input[data-kind='output']");
+    b.wait("fewer rows without output events", 30, |b| {
+        rows(b).as_u64().filter(|&n| n < before)
+    });
+    b.click("input[data-kind='output']");
+    b.wait("the output events back", 30, |b| {
+        rows(b).as_u64().filter(|&n| n == before)
+    });
+
+    // Zoom, and a click in the chart selects the event under it.
+    let zoom = b.text("#zoom-level");
+    b.click("#zoom-in");
+    b.wait("another zoom level", 30, |b| {
+        (b.text("#zoom-level") != zoom).then_some(())
+    });
+    b.click("#chart-scroll");
+    b.wait("the clicked event in the detail panel", 30, |b| {
+        let t = b.text("#detail");
+        (t.starts_with('#') && t.contains("clock:")).then_some(())
+    });
+
     // Search: the matching event selected, its full text shown.
     b.type_text("#search", "second line");
     b.wait("the search's count", 30, |b| {
