@@ -363,7 +363,8 @@ steps = [
 }
 
 #[test]
-fn poll_refuses_to_run_while_a_command_holds_the_session() {
+fn poll_waits_for_the_previous_command_within_its_deadline() {
+    // A server holding the session: the poll fails at its deadline.
     let toml = r#"
 name = "poll-busy"
 [[tester]]
@@ -378,6 +379,24 @@ steps = [
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(tap.contains("\nnot ok 2 - a: poll `true`"), "{tap}");
     assert!(tap.contains("poll from another tester"), "{tap}");
+    // A short command before it: the poll runs after its end, and its
+    // non-zero status, which no step checked, is reported on the poll.
+    let toml = r#"
+name = "poll-after-run"
+[[tester]]
+name = "a"
+steps = [
+  { run = "false" },
+  { poll = "true" },
+]
+"#;
+    let (_d, o) = exec(toml, &[], &[]);
+    let tap = stdout(&o);
+    assert!(tap.contains("\nok 2 - a: poll `true`"), "{tap}");
+    assert!(
+        tap.contains("command `false` ended with status 1 and no step checked it"),
+        "{tap}"
+    );
 }
 
 #[test]

@@ -698,6 +698,7 @@ impl<'a> Loader<'a> {
                 Ok((l, port)) => {
                     held.push(l);
                     sc.vars.push((name.to_string(), port.to_string()));
+                    sc.free_ports.push(name.to_string());
                     self.var_spans.push(Ok(v.span().unwrap_or(0..0)));
                 }
                 Err(e) => self.err_span(v.span(), format!("no free TCP port for `{name}`: {e}")),
@@ -868,6 +869,7 @@ impl<'a> Loader<'a> {
                 }
             }
             sc.vars.push((k.clone(), v.replace("${", "$${")));
+            sc.free_ports.retain(|n| n != k);
             self.var_spans.push(Err(k.clone()));
         }
         // The variables known before the run, for the values read now.
@@ -919,6 +921,13 @@ impl<'a> Loader<'a> {
             }
             self.inst.clear();
             self.cur_tester = None;
+        }
+        if sc.testers.is_empty() && self.errors.is_empty() {
+            let sp = root.get("tester").and_then(span_of);
+            self.err_span(
+                sp,
+                "no tester: the scenario's templates make none (`count = 0` or `each = []`)",
+            );
         }
         for (name, url) in &opts.hosts {
             match sc.testers.iter_mut().find(|t| t.name == *name) {
@@ -1734,6 +1743,18 @@ steps = [{ expect = "${item} up" }]
         let e = err_of("name = \"x\"\n[[tester]]\nname = \"t${index}\"\ncount = 2\nsteps = [{ sleep = \"1\" }]");
         // One error for the template, not one per tester.
         assert_eq!(e.lines().count(), 1, "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t${index}\"\ncount = 0\n");
+        assert!(e.contains("the scenario's templates make none"), "{e}");
+        let e = err_of("name = \"x\"\n[[tester]]\nname = \"t${index}\"\ncount = 1\nenv = { N = \"${item}\" }\n");
+        assert!(
+            e.starts_with("t.toml:5:7: `${item}` is defined in `each` templates only"),
+            "{e}"
+        );
+        let e = tester_err("steps = [{ run = \"echo ${index}\" }]");
+        assert!(
+            e.contains("`${index}` is defined in tester templates only"),
+            "{e}"
+        );
         let e = tester_err("each = [1]\ncount = 1");
         assert!(e.contains("`count` or `each`, not both"), "{e}");
     }

@@ -521,6 +521,9 @@ pub struct Scenario {
     pub timeout: Duration,
     /// User variables, in definition order (values may use `${...}`).
     pub vars: Vec<(String, String)>,
+    /// The variables of `vars` that hold a free port chosen for this run
+    /// (`free_ports`): point descriptions show them by name.
+    pub free_ports: Vec<String>,
     /// Defaults of the steps.
     pub defaults: Defaults,
     /// The testers.
@@ -537,6 +540,7 @@ impl Scenario {
             description: String::new(),
             timeout: Duration::from_secs(600),
             vars: Vec::new(),
+            free_ports: Vec::new(),
             defaults: Defaults::default(),
             testers: Vec::new(),
             scenario_dir: std::env::current_dir().unwrap_or_default(),
@@ -638,7 +642,9 @@ impl Scenario {
         };
         let mut known: HashMap<String, u64> = builtin_vars
             .iter()
-            .filter(|b| **b != "tester")
+            // `${index}` and `${item}` are replaced in tester templates when
+            // the scenario is loaded: any left is outside a template.
+            .filter(|b| !["tester", "index", "item"].contains(*b))
             .map(|b| (b.to_string(), builtin_len(b)))
             .collect();
         // `${X.name}`: a capture of tester `X`, checked against the
@@ -672,6 +678,10 @@ impl Scenario {
                         }
                         let msg = if r.name == "tester" && matches!(w, Where::Var(_)) {
                             "`${tester}` cannot be used in [vars], which are the same for every tester (use it in a tester's keys and steps)".to_string()
+                        } else if r.name == "index" {
+                            "`${index}` is defined in tester templates only (a tester with `count` or `each`)".to_string()
+                        } else if r.name == "item" {
+                            "`${item}` is defined in `each` templates only (a tester with `each = [...]`)".to_string()
                         } else {
                             format!("undefined variable `${{{}}}`", r.name)
                         };

@@ -375,7 +375,14 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<RunReport, RunError> {
     for b in ["run_dir", "scenario_dir"] {
         stable.insert(b.into(), format!("${{{b}}}"));
     }
+    // Free ports differ from run to run too: shown by name.
+    for k in &sc.free_ports {
+        stable.insert(k.clone(), format!("${{{k}}}"));
+    }
     for (k, v) in &sc.vars {
+        if sc.free_ports.contains(k) {
+            continue;
+        }
         let val = vars::expand(v, &|n| {
             Some(
                 stable

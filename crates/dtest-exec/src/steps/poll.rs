@@ -31,22 +31,54 @@ pub(super) fn run(
     };
     let start = Instant::now();
     let deadline = tr.until(timeout);
+    // The command runs in the session's shell, after the previous command
+    // (as `run`): a command started by a `run` without `status` is waited
+    // for, and reported if it ended non-zero with no step checking it.
+    let unchecked = super::take_unchecked(tr);
+    let mut note = None;
     match tr.session() {
         Ok(s) => {
             if let Some(g) = s.gone() {
                 return Outcome::fail(g);
             }
-            // The command runs in the session's shell: not while another
-            // command (a server this tester started) holds it.
-            if s.running() {
-                return Outcome::fail(
-                    "a command is running in this session; `poll` runs its command in the \
-                     session's shell after it (wait for it, or poll from another tester)",
-                );
+            match s.wait_end(&deadline) {
+                Ok(st) => {
+                    if let (Some(c), Some(st)) = (unchecked, st) {
+                        note = super::unchecked_message(&c, &st);
+                    }
+                }
+                Err(SessionError::TimedOut(_)) => {
+                    return Outcome::fail(format!(
+                        "the previous command is still running after {}: `poll` runs its command \
+                         in the session's shell after it (wait for it, or poll from another tester)",
+                        fmt_duration(timeout)
+                    ))
+                }
+                Err(e) => return Outcome::fail(e.to_string()),
             }
         }
         Err(o) => return o,
     }
+    if let Some(m) = &note {
+        tr.note(m);
+    }
+    let o = attempts(tr, cmd, pattern.as_ref(), every, timeout, start, &deadline);
+    match note {
+        Some(m) => o.text("unchecked", m),
+        None => o,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attempts(
+    tr: &mut TesterRun<'_>,
+    cmd: &str,
+    pattern: Option<&Pattern>,
+    every: Duration,
+    timeout: Duration,
+    start: Instant,
+    deadline: &crate::session::Until,
+) -> Outcome {
     let mut attempts = 0u32;
     let mut last = String::new();
     loop {
@@ -63,7 +95,7 @@ pub(super) fn run(
         });
         tr.log_input(format!("{cmd}\n").as_bytes());
         let r = match tr.session() {
-            Ok(s) => s.run(cmd, &deadline),
+            Ok(s) => s.run(cmd, deadline),
             Err(o) => return o,
         };
         if let Err(e) = r {
@@ -73,13 +105,13 @@ pub(super) fn run(
             Ok(s) => s,
             Err(o) => return o,
         };
-        let done = match &pattern {
-            Some(p) => match s.expect(p, &deadline).end {
+        let done = match pattern {
+            Some(p) => match s.expect(p, deadline).end {
                 ExpectEnd::Hit(h) => {
                     for (k, v) in &h.captures {
                         tr.vars.insert(k.clone(), v.clone());
                     }
-                    let end = tr.session().map(|s| s.wait_end(&deadline));
+                    let end = tr.session().map(|s| s.wait_end(deadline));
                     match end {
                         Ok(Ok(_)) => true,
                         Ok(Err(e)) => {
@@ -105,7 +137,7 @@ pub(super) fn run(
                 }
                 ExpectEnd::Stopped(r) => return attempts_failed(tr, r, attempts, start, cmd),
             },
-            None => match s.wait_end(&deadline) {
+            None => match s.wait_end(deadline) {
                 Ok(Some(dtest_trace::ExitStatus::Code(0))) => true,
                 Ok(Some(st)) => {
                     last = format!("ended with status {st}");
