@@ -217,6 +217,24 @@ fn extra(data: &EventData) -> Option<String> {
     Some(s)
 }
 
+/// The longest text of one event the report embeds (bytes); a longer one
+/// is shortened, the cut marked.
+const EVENT_TEXT_MAX: usize = 64 * 1024;
+/// Past this much text in all, each event's text is shortened to
+/// [`EVENT_TEXT_MAX_OVER_BUDGET`]: a trace of huge outputs gives a report
+/// a browser opens (and memory in proportion), still linear in the events.
+const TEXT_BUDGET: usize = 256 << 20;
+const EVENT_TEXT_MAX_OVER_BUDGET: usize = 512;
+
+/// `s` cut to at most `max` bytes (at a character boundary), the cut marked.
+fn shortened(s: &str, max: usize) -> String {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes in the trace]", &s[..end], s.len() - end)
+}
+
 /// What the trace tells about a tester's current step, for the derived
 /// diagnostics of a failed point.
 #[derive(Default)]
@@ -265,6 +283,7 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
     let mut derived: Vec<Point> = Vec::new();
     let mut ctx: Vec<StepContext> = (0..na).map(|_| StepContext::default()).collect();
     let mut n: u64 = 0;
+    let mut cut_texts: u64 = 0;
 
     while let Some(ev) = r.next_event()? {
         let idx = ev.index;
@@ -328,7 +347,18 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
             // A receive: its send's text, stored once.
             texts.push('0');
         } else {
-            js_str(&mut texts, &ev.text());
+            let text = ev.text();
+            let cap = if texts.len() < TEXT_BUDGET {
+                EVENT_TEXT_MAX
+            } else {
+                EVENT_TEXT_MAX_OVER_BUDGET
+            };
+            if text.len() > cap {
+                cut_texts += 1;
+                js_str(&mut texts, &shortened(&text, cap));
+            } else {
+                js_str(&mut texts, &text);
+            }
             if let Some(x) = extra(&ev.data) {
                 if extras.len() > 1 {
                     extras.push(',');
@@ -473,6 +503,20 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
             data.push(',');
         }
         js_str(&mut data, &w.to_string());
+    }
+    if cut_texts > 0 {
+        if !r.warnings().is_empty() {
+            data.push(',');
+        }
+        js_str(
+            &mut data,
+            &format!(
+                "{cut_texts} event texts are shortened in this report (at most {} KiB each, {} bytes past {} MiB of text); the trace and the testers' logs have them whole",
+                EVENT_TEXT_MAX / 1024,
+                EVENT_TEXT_MAX_OVER_BUDGET,
+                TEXT_BUDGET >> 20
+            ),
+        );
     }
     data.push_str("],\"actors\":[");
     let owner = |i: usize| -> usize {

@@ -196,3 +196,52 @@ fn an_empty_trace_gives_a_report() {
     let st = write(&path, &Options::default(), &dir.path().join("r.html")).unwrap();
     assert_eq!((st.events, st.failed), (0, 0));
 }
+
+#[test]
+fn long_texts_are_shortened_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.dtrace");
+    let actors = vec![
+        Actor {
+            id: 0,
+            name: "master".into(),
+            kind: ActorKind::Master,
+            host: "local".into(),
+        },
+        Actor {
+            id: 1,
+            name: "t1".into(),
+            kind: ActorKind::Tester,
+            host: "local".into(),
+        },
+        Actor {
+            id: 2,
+            name: "t1@local".into(),
+            kind: ActorKind::Session,
+            host: "local".into(),
+        },
+    ];
+    let rec = Recorder::create(&path, Header::new("big", actors)).unwrap();
+    let mut bytes = "é".repeat(100_000).into_bytes();
+    bytes.push(b'!');
+    let m = rec
+        .send(
+            2,
+            EventData::Output {
+                bytes,
+                stream: dtest_trace::Stream::Stdout,
+            },
+        )
+        .unwrap();
+    rec.recv(1, m).unwrap();
+    rec.finish(0, true, "done").unwrap();
+    drop(rec);
+    let out = dir.path().join("r.html");
+    let st = write(&path, &Options::default(), &out).unwrap();
+    // 200 kB of text, cut to 64 KiB (the page itself is about 35 kB).
+    assert!(st.bytes < 150_000, "{}", st.bytes);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("more bytes in the trace]"));
+    assert!(html.contains("1 event texts are shortened"));
+    assert_eq!(shortened("aé", 2), "a… [2 more bytes in the trace]");
+}
