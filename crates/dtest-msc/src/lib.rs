@@ -187,7 +187,7 @@
 //! when their lanes are contiguous, else a `---` line naming them.
 //! Messages to hidden lanes are a `note` on the shown lane. Labels are cut
 //! to the room mscgen gives them (`hscale` x 600 px shared by the lanes,
-//! 7 px per character), so they stay inside their boxes; `"` is written
+//! 7.5 px per character), so they stay inside their boxes; `"` is written
 //! `\"`, a newline `\n`, control characters in caret notation. mscgen has
 //! no escape for a backslash: it is written as it is, followed by a WORD
 //! JOINER (U+2060, drawn as nothing) where mscgen would read it as an

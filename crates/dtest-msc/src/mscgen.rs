@@ -23,8 +23,9 @@ use crate::view::{Mark, Other, View};
 /// Widest label, in columns.
 pub(crate) const LABEL_COLS: usize = 200;
 const LABEL_LINES: usize = 3;
-/// Widest character of mscgen's label font (Helvetica 12 px), rounded up.
-const CHAR_PX: f64 = 7.0;
+/// Room per character of mscgen's label font (Helvetica 12 px: a little
+/// over its average advance, so that mscgen does not wrap the label).
+const CHAR_PX: f64 = 7.5;
 
 pub(crate) struct Msc;
 

@@ -703,9 +703,10 @@ fn incoming_shaft(view: &View, g: &Svg, layout: &Layout, i: u64, r0: u32) -> Opt
 }
 
 /// The legend's items: a class for the sample and the words.
-const LEGEND: [(&str, &str); 10] = [
+const LEGEND: [(&str, &str); 11] = [
     ("k-start", "command, input, signal"),
     ("k-output", "output"),
+    ("k-output own", "output on its tester"),
     ("k-exit fail", "exit status not 0"),
     ("k-put", "file transfer"),
     ("k-barrier_enter", "barrier message"),
@@ -752,7 +753,7 @@ fn legend(b: &mut String, y: f64, width: f64) {
                 b.pop();
                 b.push_str("\"/>");
             }
-            "ok" | "notok" | "skip" | "todo" => {
+            "ok" | "notok" | "skip" | "todo" | "k-output own" => {
                 b.push_str("<rect class=\"box\" x=\"");
                 num(b, x);
                 b.push_str("\" y=\"");
