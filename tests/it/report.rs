@@ -401,13 +401,48 @@ fn report_of_a_trace_with_check() {
         show(&o)
     );
     let html = std::fs::read_to_string(&out).unwrap();
-    assert!(html.contains("property never_fails: "), "no property point");
+    assert!(
+        html.contains("\"desc\":\"property never_fails\""),
+        "no property point"
+    );
     // The violation names its events (the first put of the md5 run).
     let at = html
-        .find("property no_put: ")
+        .find("\"desc\":\"property no_put\"")
         .expect("the violated property");
     assert!(html[at..].contains("\"events\":[2"), "no events linked");
     assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn report_rebuilt_from_a_checked_run() {
+    let (_dir, run_dir) = failing_run();
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("p.spec");
+    std::fs::write(&spec, SPEC).unwrap();
+    let count = |html: &str, what: &str| html.matches(what).count();
+    // From the trace alone: the property verdict exec recorded, as a property.
+    let a = spec_dir.path().join("a.html");
+    let o = run(dtest().arg("report").arg(&run_dir).arg("-o").arg(&a));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let html = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(count(&html, "\"property\":true"), 1);
+    assert!(html.contains("\"desc\":\"property no_failed_command\""));
+    // Checked again: replaced, not doubled, and with its diagnostics.
+    let b = spec_dir.path().join("b.html");
+    let o = run(dtest()
+        .arg("report")
+        .arg(&run_dir)
+        .arg("--check")
+        .arg(&spec)
+        .arg("-o")
+        .arg(&b));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let html = std::fs::read_to_string(&b).unwrap();
+    assert_eq!(count(&html, "\"property\":true"), 1);
+    assert!(
+        html.contains("[\"formula\",\"G !exit(_, \\\"1\\\")\"]"),
+        "no formula"
+    );
 }
 
 #[test]

@@ -72,15 +72,31 @@ pub fn run(args: Args) -> CliResult {
     Ok(0)
 }
 
-/// The number after the trace's last verdict (for the property points).
+/// The number after the trace's last verdict of a step (for the property
+/// points; the property verdicts `dtest exec --check` recorded on the
+/// master are replaced).
 fn first_free_number(trace: &Path) -> u32 {
     let Ok(mut r) = dtest_trace::Reader::open(trace) else {
         return 1;
     };
+    let masters: Vec<u32> = r
+        .header()
+        .actors
+        .iter()
+        .filter(|a| a.kind == dtest_trace::ActorKind::Master)
+        .map(|a| a.id)
+        .collect();
     let mut n = 0;
     while let Ok(Some(ev)) = r.next_event() {
-        if let dtest_trace::EventData::Verdict { number, .. } = &ev.data {
-            n = n.max(*number);
+        if let dtest_trace::EventData::Verdict {
+            number,
+            description,
+            ..
+        } = &ev.data
+        {
+            if !(masters.contains(&ev.actor) && description.starts_with("property ")) {
+                n = n.max(*number);
+            }
         }
     }
     n + 1
@@ -122,7 +138,8 @@ fn property_points(
                 tester: String::new(),
                 ok: r.holds(),
                 failed: !r.holds(),
-                description: format!("property {}: {}", r.property, r.verdict.word()),
+                // Named as `dtest exec --check` names it.
+                description: format!("property {}", r.property),
                 directive: None,
                 diag,
                 events,

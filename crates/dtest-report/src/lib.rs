@@ -431,16 +431,24 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
                 }
                 c.notes.clear();
                 c.events.clear();
+                // `dtest exec --check` records its property verdicts on
+                // the master, named `property NAME`.
+                let property = header.actors[a].kind == ActorKind::Master
+                    && description.starts_with("property ");
                 derived.push(Point {
                     number: *number,
-                    tester: header.actor_name(ev.actor).to_string(),
+                    tester: if property {
+                        String::new()
+                    } else {
+                        header.actor_name(ev.actor).to_string()
+                    },
                     ok: *ok,
                     failed,
                     description: description.clone(),
                     directive,
                     diag,
                     events,
-                    property: false,
+                    property,
                     derived: true,
                 });
             }
@@ -475,6 +483,11 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
         Some(p) => p.clone(),
         None => derived,
     };
+    if !opts.extra_points.is_empty() {
+        // Checked again: these verdicts replace the recorded ones.
+        points.retain(|p| !p.property);
+    }
+    let given = points.len();
     points.extend(opts.extra_points.iter().cloned());
     let failed = points.iter().filter(|p| p.failed).count();
 
@@ -577,6 +590,13 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
         if i > 0 {
             data.push(',');
         }
+        // A point's verdict event, by its number (not for the points
+        // checked here: their numbers are not the trace's).
+        let ev = if i < given {
+            verdict_event.get(&p.number).map(|e| e.to_string())
+        } else {
+            None
+        };
         data.push_str(&format!(
             "{{\"n\":{},\"ok\":{},\"failed\":{},\"property\":{},\"derived\":{},\"ev\":{},\"tester\":",
             p.number,
@@ -584,14 +604,7 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
             p.failed,
             p.property,
             p.derived,
-            if p.property {
-                "null".to_string()
-            } else {
-                verdict_event
-                    .get(&p.number)
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "null".into())
-            }
+            ev.unwrap_or_else(|| "null".into())
         ));
         js_str(&mut data, &p.tester);
         data.push_str(",\"desc\":");
