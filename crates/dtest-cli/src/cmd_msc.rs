@@ -257,11 +257,11 @@ fn write_files(
             (None, other) => input_error(other),
         }),
     };
-    if outcome.is_err() {
+    if let Err(e) = outcome {
         for (tmp, _) in &written {
             let _ = std::fs::remove_file(tmp);
         }
-        return Err(outcome.unwrap_err());
+        return Err(e);
     }
     Ok(written.into_iter().map(|(_, t)| t).collect())
 }
