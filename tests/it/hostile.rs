@@ -334,6 +334,7 @@ fn junit_may_not_overwrite_the_run_files() {
     let toml = "name = \"x\"\n[[tester]]\nname = \"t\"\nsteps = [{ run = \"touch ran\" }]\n";
     for (target, want) in [
         ("run/trace.dtrace", "is the run's trace"),
+        ("run/report.html", "is the run's HTML report"),
         ("run/t.out", "is tester `t`'s log"),
         ("run/../run/t.err", "is tester `t`'s log"),
         ("s.toml", "is the scenario"),

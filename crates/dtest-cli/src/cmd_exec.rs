@@ -357,6 +357,10 @@ fn check_outputs(args: &Args, sc: &Scenario, out: &Path) -> Result<(), CliError>
             out.join(LOCK_FILE),
             "the run directory's lock file".to_string(),
         ),
+        (
+            out.join(dtest_exec::scenario::REPORT_FILE),
+            "the run's HTML report".to_string(),
+        ),
         (args.scenario.clone(), "the scenario".to_string()),
     ];
     if let Some(spec) = &args.check {

@@ -964,9 +964,12 @@ pub const TRACE_FILE: &str = "trace.dtrace";
 /// (`flock`) on it while it runs, so two runs never write one directory.
 pub const LOCK_FILE: &str = "dtest.lock";
 
+/// The HTML report `dtest exec` writes at the end (`dtest report`).
+pub const REPORT_FILE: &str = "report.html";
+
 /// The files of the run directory other than the testers' own: no tester
 /// may be named like them (its working directory would be one of them).
-pub const RUN_DIR_FILES: [&str; 2] = [TRACE_FILE, LOCK_FILE];
+pub const RUN_DIR_FILES: [&str; 3] = [TRACE_FILE, LOCK_FILE, REPORT_FILE];
 
 /// The extensions of a tester's logs, `<tester>.in`, `.out`, `.err`.
 pub const LOG_EXTENSIONS: [&str; 3] = ["in", "out", "err"];
