@@ -124,9 +124,12 @@ impl Layout {
         // chunks (numbered after the groups).
         let mut merge_of = group_of.clone();
         let ng = groups.len() as u32;
+        // And the sends of a barrier release (a fan), after the runs.
         let no_runs = Vec::new();
         let view_runs = if runs { &view.runs } else { &no_runs };
-        for (r, run) in view_runs.iter().enumerate() {
+        let view_fans = if runs { &view.fans } else { &no_runs };
+        let nr = view_runs.len() as u32;
+        for (r, run) in view_runs.iter().chain(view_fans.iter()).enumerate() {
             for &e in run {
                 let k = (e - from) as usize;
                 if merge_of[k] == NONE {
@@ -137,7 +140,7 @@ impl Layout {
         // Nodes, numbered in order of their first event: the heap below then
         // orders by event index through the node number alone.
         let mut node_of = vec![0u32; m];
-        let mut merge_node = vec![NONE; groups.len() + view_runs.len()];
+        let mut merge_node = vec![NONE; groups.len() + view_runs.len() + view_fans.len()];
         let mut first = Vec::with_capacity(m);
         let mut graph: DiGraph<(), (), u32> = DiGraph::with_capacity(m, 2 * m);
         for k in 0..m {
@@ -229,8 +232,11 @@ impl Layout {
                 lower[vi] = lower[vi].max(occupied.len() as u32);
             }
             let row = if shown {
+                let m = merge_of[(i - from) as usize];
                 let span = if g != NONE {
                     geom.group_span(view, &groups[g as usize].members)
+                } else if m != NONE && m >= ng + nr {
+                    geom.group_span(view, &view_fans[(m - ng - nr) as usize])
                 } else {
                     geom.span(view, i)
                 };

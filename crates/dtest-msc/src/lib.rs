@@ -63,13 +63,16 @@
 //!    graph (a petgraph `DiGraph`: one node per event of the window, an edge
 //!    per step of an actor and per message). The receives of one barrier
 //!    release are merged into one node, which puts them on one row, and so
-//!    are the events of a run of output. Rows are assigned in a topological
+//!    are its sends (a fan from the master, labelled once) and the events
+//!    of a run of output. Rows are assigned in a topological
 //!    order, each node on the first row below all its predecessors where the
 //!    room it needs is free. So: causality is never drawn upside down (a
 //!    send is always above its receive, also through hidden lanes);
-//!    events on one row are concurrent, except barrier releases, which are
-//!    real synchronisations; nothing overlaps; and the result depends on the
-//!    trace alone (same input, same bytes out).
+//!    events on one row are concurrent, except barrier releases (their
+//!    receives, and the master's sends, which follow one another within
+//!    microseconds), which are real synchronisations; nothing overlaps;
+//!    and the result depends on the trace alone (same input, same bytes
+//!    out).
 //! 4. **Writers**: SVG (self-contained, readable without script, split into
 //!    pages past 32000 px) or mscgen (accepted by mscgen 0.20). Both
 //!    describe events the same way.

@@ -316,10 +316,13 @@ fn statement<'a>(
                 .map(|(a, b)| a.abs_diff(b) as f64)
                 .unwrap_or(1.0)
                 .max(1.0);
-            text::mscgen(
-                &mut label,
-                &describe::label_of(view, i, room(span), LABEL_LINES),
-            );
+            if view.fan(i).is_none_or(|f| f[0] == i) {
+                // One label for the sends of a release, on the first.
+                text::mscgen(
+                    &mut label,
+                    &describe::label_of(view, i, room(span), LABEL_LINES),
+                );
+            }
             let arc = match e.kind() {
                 Kind::Start | Kind::Input | Kind::Signal | Kind::Put => "=>",
                 Kind::Output | Kind::Exit | Kind::Get => ">>",

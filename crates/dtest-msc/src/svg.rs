@@ -941,6 +941,11 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
             if a.stub {
                 head(b, x, y, x2, y2);
             }
+            if view.fan(i).is_some_and(|f| f[0] != i) {
+                // One label for the sends of a release, drawn by the first.
+                b.push_str("</g>\n");
+                return;
+            }
             let label = g.message_label(view, i, &a);
             let (lo, hi) = Svg::label_span(&a, text::cols(&label));
             if a.x_other < a.x {

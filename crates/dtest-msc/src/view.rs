@@ -65,6 +65,10 @@ pub(crate) struct View<'t> {
     /// Runs of output chunks from a session to its own tester drawn as one
     /// mark (by the first send): all their events, sends and receives.
     pub runs: Vec<Vec<u64>>,
+    /// Fans: the `barrier_leave` sends of one release (consecutive events
+    /// of one actor for one barrier), drawn on one row.
+    pub fans: Vec<Vec<u64>>,
+    fan_of: HashMap<u64, u32>,
     run_of: Vec<u32>,
     /// For a message (by its send index, or its receive when the send is
     /// not in the window): the text a later `match` of its receiver found
@@ -225,12 +229,15 @@ impl<'t> View<'t> {
             kinds,
             folded: vec![false; m],
             runs: Vec::new(),
+            fans: Vec::new(),
+            fan_of: HashMap::new(),
             run_of: vec![NONE; m],
             matched: HashMap::new(),
             match_line: HashMap::new(),
             time_rows: opts.layout == crate::LayoutKind::Time,
         };
         view.fold();
+        view.find_fans();
         view.find_matches();
         Ok(view)
     }
@@ -310,6 +317,52 @@ impl<'t> View<'t> {
             }
             close(&mut run, self);
         }
+    }
+
+    /// Finds the fans: runs of shown `barrier_leave` sends of one actor,
+    /// one barrier name, consecutive in the actor's events.
+    fn find_fans(&mut self) {
+        let t = self.trace;
+        for a in 0..t.header.actors.len() {
+            let mut cur: Vec<u64> = Vec::new();
+            let mut name: Option<&str> = None;
+            for &i in t.actor_events(a as ActorId) {
+                let e = t.event(i);
+                let this = match (&e.data, e.dir) {
+                    (EventData::BarrierLeave { name, .. }, Dir::Send) if self.shown(i) => {
+                        Some(name.as_str())
+                    }
+                    _ => None,
+                };
+                if this.is_none() || this != name {
+                    if cur.len() >= 2 {
+                        let f = self.fans.len() as u32;
+                        for &x in &cur {
+                            self.fan_of.insert(x, f);
+                        }
+                        self.fans.push(std::mem::take(&mut cur));
+                    }
+                    cur.clear();
+                }
+                name = this;
+                if this.is_some() {
+                    cur.push(i);
+                }
+            }
+            if cur.len() >= 2 {
+                let f = self.fans.len() as u32;
+                for &x in &cur {
+                    self.fan_of.insert(x, f);
+                }
+                self.fans.push(cur);
+            }
+        }
+    }
+
+    /// The fan event `i` belongs to, if any.
+    pub fn fan(&self, i: u64) -> Option<&[u64]> {
+        let f = *self.fan_of.get(&i)?;
+        self.fans.get(f as usize).map(Vec::as_slice)
     }
 
     /// Links each `match` to the output it found its text in: the most
