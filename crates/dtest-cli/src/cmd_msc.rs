@@ -105,14 +105,15 @@ pub fn run(args: Args) -> CliResult {
         (None, Some(p)) => Format::from_path(p).unwrap_or(Format::Svg),
         (None, None) => Format::Svg,
     };
-    let highlight = match &args.highlight {
-        None => None,
+    let (highlight, matched_lines) = match &args.highlight {
+        None => (None, Vec::new()),
         Some(p) => {
             let json = std::fs::read_to_string(p).map_err(|e| CliError::file(p, e))?;
-            Some(
-                dtest_msc::parse_highlight_for(&json, &args.trace)
-                    .map_err(|e| CliError::file(p, e))?,
-            )
+            let events = dtest_msc::parse_highlight_for(&json, &args.trace)
+                .map_err(|e| CliError::file(p, e))?;
+            let lines = dtest_msc::parse_highlight_lines_for(&json, &args.trace)
+                .map_err(|e| CliError::file(p, e))?;
+            (Some(events), lines)
         }
     };
     let opts = Options {
@@ -128,6 +129,7 @@ pub fn run(args: Args) -> CliResult {
             LayoutArg::Causal => LayoutKind::Causal,
         },
         highlight,
+        matched_lines,
     };
     let input_error = |e: dtest_msc::Error| -> CliError {
         match (&e, &args.highlight) {

@@ -27,7 +27,23 @@ pub fn parse_highlight_for(json: &str, trace: &Path) -> Result<Vec<u64>> {
     parse(json, Some(trace))
 }
 
+/// The lines a property matched, from a `dtest check --format json` report:
+/// every object with an integer `"index"` and a string `"text"` (its
+/// `details`), for the results of `trace` as in [`parse_highlight_for`].
+/// A text cut by the report (ending in `…`) is given without the `…`. The
+/// chart shows these lines on their output events.
+pub fn parse_highlight_lines_for(json: &str, trace: &Path) -> Result<Vec<(u64, String)>> {
+    Ok(parse_all(json, Some(trace))?.1)
+}
+
 fn parse(json: &str, trace: Option<&Path>) -> Result<Vec<u64>> {
+    Ok(parse_all(json, trace)?.0)
+}
+
+/// `(index, text)` pairs of a report's event details.
+type Lines = Vec<(u64, String)>;
+
+fn parse_all(json: &str, trace: Option<&Path>) -> Result<(Vec<u64>, Lines)> {
     let v: Value = serde_json::from_str(json).map_err(|e| Error::HighlightJson {
         line: e.line(),
         column: e.column(),
@@ -38,6 +54,7 @@ fn parse(json: &str, trace: Option<&Path>) -> Result<Vec<u64>> {
     let mut c = Collect {
         trace: trace.filter(|_| !named.is_empty()),
         out: Vec::new(),
+        texts: Vec::new(),
         found: false,
     };
     c.walk(&v, "$", false)?;
@@ -58,7 +75,7 @@ fn parse(json: &str, trace: Option<&Path>) -> Result<Vec<u64>> {
     let mut out = c.out;
     out.sort_unstable();
     out.dedup();
-    Ok(out)
+    Ok((out, c.texts))
 }
 
 /// The `"trace"` names of the objects of a report.
@@ -88,6 +105,8 @@ struct Collect<'a> {
     /// Only count objects naming this trace (and what they contain).
     trace: Option<&'a Path>,
     out: Vec<u64>,
+    /// `(index, text)` of the event objects that have both.
+    texts: Vec<(u64, String)>,
     found: bool,
 }
 
@@ -107,6 +126,14 @@ impl Collect<'_> {
                         _ => false,
                     };
                 let counts = self.trace.is_none() || inside;
+                if counts {
+                    if let (Some(i), Some(Value::String(t))) =
+                        (m.get("index").and_then(Value::as_u64), m.get("text"))
+                    {
+                        let t = t.strip_suffix('\u{2026}').unwrap_or(t);
+                        self.texts.push((i, t.to_string()));
+                    }
+                }
                 for (k, x) in m {
                     let p = format!("{path}.{k}");
                     if k == "events" {
@@ -207,6 +234,17 @@ mod tests {
         assert_eq!(
             parse_highlight_for(r#"{"events": [4]}"#, a).unwrap(),
             vec![4]
+        );
+    }
+
+    #[test]
+    fn lines_a_property_matched() {
+        let json = r#"{"events": [1, 8], "results": [
+            {"trace": "a.dtrace", "events": [1], "details": [{"index": 1, "text": "READY\u2026"}]},
+            {"trace": "b.dtrace", "events": [8], "details": [{"index": 8, "text": "other"}]}]}"#;
+        assert_eq!(
+            parse_highlight_lines_for(json, Path::new("a.dtrace")).unwrap(),
+            vec![(1, "READY".to_string())]
         );
     }
 

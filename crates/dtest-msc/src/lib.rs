@@ -100,9 +100,11 @@
 //! # Labels
 //!
 //! Labels are cut to the room they have (the tooltip has everything). An
-//! output mark shows its most telling line: the line a later `match` of
-//! its tester found the matched text in, else its last non-empty line,
-//! and how many lines there were; a line too long keeps its end (from the
+//! output mark shows its most telling line: the line a property matched
+//! (the `details` of a `dtest check` report given to `--highlight`, see
+//! [`parse_highlight_lines_for`]), else the line a later `match` of its
+//! tester found the matched text in, else its last non-empty line, and
+//! how many lines there were; a line too long keeps its end (from the
 //! matched text, or without a log prefix such as `12618:M 01 Dec 2026
 //! 05:51:53.111 * `), marked with `…`. A `match` shows the line it
 //! matched.
@@ -211,7 +213,7 @@ use std::io::Write;
 use dtest_trace::{Kind, Trace};
 
 pub use error::{Error, Result};
-pub use highlight::{parse_highlight, parse_highlight_for};
+pub use highlight::{parse_highlight, parse_highlight_for, parse_highlight_lines_for};
 pub use source::{Events, MAX_WINDOW_EVENTS};
 
 /// One end of a window: an event index or a time since the run started.
@@ -341,6 +343,9 @@ pub struct Options {
     pub layout: LayoutKind,
     /// Events to highlight (see [`parse_highlight`]); `None`: no highlight.
     pub highlight: Option<Vec<u64>>,
+    /// Lines of output a property matched, by event index (see
+    /// [`parse_highlight_lines_for`]): an output mark shows its line.
+    pub matched_lines: Vec<(u64, String)>,
 }
 
 /// An output format.

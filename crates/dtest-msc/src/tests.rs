@@ -666,3 +666,49 @@ fn windows_cutting_folded_messages_and_runs() {
         }
     }
 }
+
+#[test]
+fn output_marks_show_the_line_a_property_or_an_expect_matched() {
+    let mut b = Builder::new(&["master", "t1", "t1@h"]);
+    b.message(
+        1,
+        2,
+        EventData::Start {
+            command: "server".into(),
+        },
+    );
+    let (s1, _) = b.message(2, 1, out("starting\nREADY on port 80\nmore\n"));
+    b.message(2, 1, out("tail line\n\n"));
+    b.local(
+        1,
+        EventData::Match {
+            pattern: "READY".into(),
+            matched: "READY".into(),
+            captures: Vec::new(),
+        },
+    );
+    let (s3, _) = b.message(2, 1, out("x\nwarning: disk full\nlast\n"));
+    let t = b.trace(false);
+    let label = |opts: &Options, i: u64| {
+        let evs = ev(&t, opts);
+        let view = View::new(&evs, opts).unwrap();
+        crate::describe::label_of(&view, i, 60, 1)
+    };
+    let plain = Options::default();
+    // A run of two chunks, one mark: the line the expect matched.
+    assert_eq!(label(&plain, s1), "READY on port 80 (4 lines)");
+    // Alone, nothing matched: the last non-empty line.
+    assert_eq!(label(&plain, s3), "last (3 lines)");
+    // The line a property matched (from the check report).
+    let opts = Options {
+        matched_lines: vec![(s3, "warning: disk full".into())],
+        ..Options::default()
+    };
+    assert_eq!(label(&opts, s3), "warning: disk full (3 lines)");
+    // Sessions apart: the same labels on the arrows.
+    let apart = Options {
+        sessions: true,
+        ..Options::default()
+    };
+    assert_eq!(label(&apart, s1), "READY on port 80 (3 lines)");
+}

@@ -239,6 +239,17 @@ impl<'t> View<'t> {
         view.fold();
         view.find_fans();
         view.find_matches();
+        // Lines a property matched come first: the user asked about them.
+        for (i, line) in &opts.matched_lines {
+            let line = line.trim();
+            let Some(e) = trace.get(*i) else { continue };
+            if let EventData::Output { bytes, .. } = &e.data {
+                if !line.is_empty() && String::from_utf8_lossy(bytes).contains(line) {
+                    let key = view.message_key(*i);
+                    view.matched.insert(key, line.to_string());
+                }
+            }
+        }
         Ok(view)
     }
 
