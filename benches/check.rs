@@ -1,8 +1,10 @@
 //! Criterion benchmarks of `dtest check`: reading a 10 M-event synthetic
 //! trace into columns and checking the ten core properties of
 //! properties/bench.spec on it (reading included), plus reading alone and the
-//! past-time property of the reelay comparison (benches/peers-check.sh), and
-//! checking alone on columns read beforehand (one thread).
+//! past-time property of the reelay comparison (benches/peers-check.sh),
+//! properties on output lines (a count of lines, a join on a captured group:
+//! line assembly, one regex search per line, keys per line), and checking
+//! alone on columns read beforehand (one thread).
 //!
 //! Run: `cargo bench -p dtest-benches --bench check`. The trace is written
 //! once to a temporary file (about 160 MB). `DTEST_CHECK_EVENTS` overrides
@@ -19,6 +21,14 @@ const BENCH_SPEC: &str = include_str!("../properties/bench.spec");
 
 /// The past-time property also run through reelay by benches/peers-check.sh.
 const PAST_SPEC: &str = "property p: G (verdict -> O start)";
+
+/// Properties on output lines.
+const LINES_SPEC: &str = r#"
+property lines_per_second: G count[0s, 1s](output(_, /error/, dir = recv)) <= 1000000
+property ports_seen_twice:
+    forall r in output(_, /port=(\d+)/, dir = send):
+        F output(_, /port=(\d+)/, dir = recv, $1 = r.$1)
+"#;
 
 fn run(spec: &Spec, trace: &Path) -> usize {
     let r = check_trace(spec, &[], trace).expect("the benchmark trace checks");
@@ -47,6 +57,7 @@ fn bench(c: &mut Criterion) {
     // `G true` is never decided before the end: the whole trace is read.
     let nothing = Spec::parse("read-only", "property t: G true").unwrap();
     let past = Spec::parse("past", PAST_SPEC).unwrap();
+    let lines = Spec::parse("lines", LINES_SPEC).unwrap();
 
     let mut g = c.benchmark_group(format!("check-{}M", events / 1_000_000));
     g.sample_size(10);
@@ -57,6 +68,9 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("read+10-properties", |b| {
         b.iter(|| black_box(run(&ten, &trace)))
+    });
+    g.bench_function("read+2-line-properties", |b| {
+        b.iter(|| black_box(run(&lines, &trace)))
     });
     // Checking alone, on columns read beforehand.
     let cols = dtest_check::load_columns(&past, &[0], &trace).unwrap();
