@@ -946,3 +946,28 @@ fn several_lines_per_event_agree_with_naive() {
         }
     }
 }
+
+#[test]
+fn huge_strings_and_regex_like_strings_do_not_break_the_warnings() {
+    let t = chunked_trace("a(b\nx\n", &[], "", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    std::fs::write(&path, t).unwrap();
+    let big = "(".repeat(300_000);
+    let spec = Spec::parse(
+        "h.spec",
+        &format!(
+            "property a: F output(tester1, \"{big}\")\nproperty b: F output(tester1, \"a(\")\n"
+        ),
+    )
+    .unwrap();
+    let r = crate::check_trace_report(&spec, &[], &path).unwrap();
+    assert_eq!(r.results.len(), 2);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.line == 2 && w.message.contains("/a\\(/ would match")),
+        "{:?}",
+        r.warnings
+    );
+}

@@ -65,10 +65,12 @@ impl<'a> EqAsRegex<'a> {
         for a in ids {
             let atom = &ir.atoms[a as usize];
             if let TextTest::Eq(s) = &atom.text {
-                let re = Regex::new(s).unwrap_or_else(|_| {
-                    Regex::new(&regex::escape(s)).expect("an escaped string is a regex")
-                });
-                atoms.push((a, atom, re, false));
+                // A string that does not compile as a regex (or is too big
+                // for one) is looked for as itself; failing that, no warning.
+                let re = Regex::new(s).or_else(|_| Regex::new(&regex::escape(s)));
+                if let Ok(re) = re {
+                    atoms.push((a, atom, re, false));
+                }
             }
         }
         EqAsRegex { atoms }
@@ -146,10 +148,15 @@ pub(crate) fn warnings(
                     Some(Kind::Input | Kind::Output) | None => "a whole line",
                     Some(_) => "the whole text",
                 };
+                let source = if Regex::new(s).is_ok() {
+                    s.clone()
+                } else {
+                    regex::escape(s)
+                };
                 msgs.push(format!(
                     "no event's text equals {} (a string means {whole}), but /{}/ would match: write a /regex/ to search in the text",
                     crate::print::quote(s),
-                    s.replace('/', "\\/")
+                    source.replace('/', "\\/")
                 ));
             }
         }
