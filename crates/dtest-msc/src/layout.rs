@@ -199,9 +199,15 @@ impl Layout {
             .collect();
         // The order nodes are placed in: by event index (causal layout) or
         // by time, then index (time layout).
+        // A run of output goes where its telling line arrived.
+        let times: Vec<u64> = if view.time_rows {
+            first.iter().map(|&i| view.telling_time(i)).collect()
+        } else {
+            Vec::new()
+        };
         let key = |v: u32| -> (u64, u32) {
             if view.time_rows {
-                (trace.event(first[v as usize]).time_ns, v)
+                (times[v as usize], v)
             } else {
                 (0, v)
             }
@@ -210,8 +216,18 @@ impl Layout {
             .filter(|&v| indeg[v as usize] == 0)
             .map(|v| Reverse(key(v)))
             .collect();
-        // Time layout: rows never go back up in placement order.
+        // Time layout: rows never go back up in placement order, and a row
+        // only gathers events close in time (within `slice` of its first):
+        // one row is one moment.
         let mut floor = 0u32;
+        let mut floor_time: Option<u64> = None;
+        let slice = {
+            let (lo, hi) = (times.iter().min(), times.iter().max());
+            match (lo, hi) {
+                (Some(&lo), Some(&hi)) => ((hi - lo) / 400).max(1_000_000),
+                _ => 1_000_000,
+            }
+        };
         let mut lower = vec![0u32; n];
         let mut node_row = vec![0u32; n];
         let mut occupied: Vec<Vec<Span>> = Vec::new();
@@ -224,7 +240,8 @@ impl Layout {
             let g = group_of[(i - from) as usize];
             let shown = g != NONE || view.shown(i);
             if view.time_rows && shown {
-                lower[vi] = lower[vi].max(floor);
+                let late = floor_time.is_some_and(|f| times[vi] > f.saturating_add(slice));
+                lower[vi] = lower[vi].max(floor + u32::from(late));
             }
             // The `end` event closes the run: below everything else. It is
             // the last event, so this puts no causality upside down.
@@ -244,8 +261,9 @@ impl Layout {
                 if g != NONE {
                     groups[g as usize].row = r;
                 }
-                if view.time_rows {
+                if view.time_rows && (r > floor || floor_time.is_none()) {
                     floor = r;
+                    floor_time = Some(times[vi]);
                 }
                 r
             } else {

@@ -146,7 +146,8 @@
 //! - An incomplete trace (no `end` event: a killed run) is marked at the top
 //!   and where the lifelines stop.
 //! - A legend of the arrow and box styles closes the chart. Lanes are 190
-//!   to 330 px apart, as wide as nine labels in ten need; labels use a
+//!   to 330 px apart, as wide as nine labels in ten need but within 1900
+//!   px (a screen) as long as lanes 190 px apart fit in it; labels use a
 //!   monospace font (`"DejaVu Sans Mono", monospace`) so their width is known
 //!   without a font engine, and nothing on one row overlaps.
 //! - The root has `data-page` and `data-pages`; the events are inside a

@@ -1,6 +1,7 @@
 //! The SVG writer.
 //!
-//! Layout in pixels: lanes 190 to 330 px apart (as the labels need), rows [`ROW_H`] apart, labels in
+//! Layout in pixels: lanes 190 to 330 px apart (as the labels need, within a
+//! 1900 px screen when the lanes fit one), rows [`ROW_H`] apart, labels in
 //! an 11 px monospace font whose advance ([`CHAR_W`]) lets us measure text
 //! without a font engine. The document is self-contained: a `<style>` block,
 //! then the lane headers, one `<line>` per lifeline, the barrier lines, one
@@ -22,6 +23,9 @@ use crate::view::{Mark, Other, View};
 /// Narrowest and widest distance between two lanes: the chart picks the
 /// width in between that fits most labels whole.
 const LANE_MIN: f64 = 190.0;
+/// Width of a screen: a chart stays within it while its lanes can be
+/// narrowed down to [`LANE_MIN`].
+const SCREEN_W: f64 = 1900.0;
 const LANE_MAX: f64 = 330.0;
 /// Distance between two rows.
 pub(crate) const ROW_H: f64 = 28.0;
@@ -138,11 +142,16 @@ impl Svg {
         }
         want.sort_unstable();
         let p90 = want.get(want.len() * 9 / 10).copied().unwrap_or(0);
+        let gutter = if view.time_rows { GUTTER } else { 0.0 };
+        // As wide as the labels want, but no wider than a screen when the
+        // lanes can be narrowed to fit one (labels are cut instead).
+        let lanes = view.lanes.len().max(1) as f64 + if stubs { 1.2 } else { 0.0 };
+        let screen = ((SCREEN_W - 2.0 * MARGIN - gutter) / lanes).floor();
         let lane_w = (p90 as f64 * CHAR_W + 30.0)
+            .min(screen)
             .clamp(LANE_MIN, LANE_MAX)
             .round();
         let side = if stubs { (lane_w * 0.6).round() } else { 0.0 };
-        let gutter = if view.time_rows { GUTTER } else { 0.0 };
         Svg {
             lane_w,
             gutter,
@@ -363,7 +372,7 @@ pub(crate) fn write(view: &View, open: &mut crate::PageSink<'_>) -> Result<usize
     let mut row_time: Vec<Option<u64>> = vec![None; rows as usize];
     for i in view.from..view.to {
         if let Some(r) = layout.row(i) {
-            let t = view.trace.event(i).time_ns;
+            let t = view.telling_time(i);
             let slot = &mut row_time[r as usize];
             *slot = Some(slot.map_or(t, |x| x.min(t)));
         }

@@ -434,6 +434,30 @@ impl<'t> View<'t> {
         self.match_line.get(&i).map(String::as_str)
     }
 
+    /// When the mark of event `i` says what it says: for a run of output,
+    /// the time of the chunk holding its telling line (the matched one,
+    /// else the last chunk with a non-blank line); else the event's time.
+    pub fn telling_time(&self, i: u64) -> u64 {
+        let t = self.trace;
+        let Some(run) = self.run(i) else {
+            return t.event(i).time_ns;
+        };
+        let sends = run.iter().copied().filter(|&x| t.event(x).dir == Dir::Send);
+        let text = |x: u64| match &t.event(x).data {
+            EventData::Output { bytes, .. } => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        };
+        let matched = self.matched_in(i);
+        let pick = match matched {
+            Some(m) => sends.clone().rfind(|&x| text(x).contains(m)),
+            None => None,
+        }
+        .or_else(|| sends.clone().rfind(|&x| !text(x).trim().is_empty()))
+        .or_else(|| sends.clone().next_back());
+        pick.map(|x| t.event(x).time_ns)
+            .unwrap_or_else(|| t.event(i).time_ns)
+    }
+
     /// The run of output chunks event `i` belongs to, if any.
     pub fn run(&self, i: u64) -> Option<&[u64]> {
         let r = *self.run_of.get(i.checked_sub(self.from)? as usize)?;
