@@ -76,10 +76,14 @@ impl<'a> EqAsRegex<'a> {
         EqAsRegex { atoms }
     }
 
+    #[inline]
     pub fn event(&mut self, e: &Event) {
-        if self.atoms.is_empty() {
-            return;
+        if !self.atoms.is_empty() {
+            self.look(e);
         }
+    }
+
+    fn look(&mut self, e: &Event) {
         let kind = e.data.kind();
         for (_, atom, re, seen) in &mut self.atoms {
             if *seen || atom.kind.is_some_and(|k| k != kind) {
