@@ -82,7 +82,10 @@
 //! [`LayoutKind::Time`] (the default) places nodes in time order (by time,
 //! then index) and never moves a row up from one node to the next: reading
 //! down is reading the run as it happened, and a left-hand column gives
-//! the time of each row. Causality still holds (a receive is stamped after
+//! the time of each row (when it changes, to the millisecond). A row only
+//! gathers events within a slice of time (1/400 of the window, at least
+//! 1 ms) of its first one, and a run of output goes where its telling line
+//! arrived. Causality still holds (a receive is stamped after
 //! its send, and the topological order is kept), so it is never upside
 //! down. Use it to follow a run, above all when causality is not all
 //! captured: two testers that watch the same server are linked by nothing
