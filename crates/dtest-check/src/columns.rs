@@ -569,9 +569,11 @@ impl Columns {
             }
             c.n += 1;
         }
-        // Final lines without newline belong to their stream's last event
-        // (only when the whole trace was read: a prefix is cut anywhere).
-        let read_all = c.n < limit;
+        // Final lines without newline belong to their stream's last event,
+        // when the whole trace was read (a prefix is cut anywhere) and is
+        // complete (a truncated trace's last lines may go on: unknown, they
+        // match nothing, which keeps the verdicts sound).
+        let read_all = c.n < limit && reader.is_complete();
         let late = if read_all { pr.finish() } else { Vec::new() };
         for (i, p, key, hit) in late {
             if p < n_bits {

@@ -3,7 +3,8 @@
 //! A line is the text between newlines of one session stream (an actor's
 //! input, its stdout, its stderr), wherever the reads split it. A line
 //! belongs to the event in which it completed; a final line without a
-//! newline belongs to the last event of its stream. An atom with a text test
+//! newline belongs to the last event of its stream (on a complete trace; on
+//! a truncated one it may go on: it matches nothing). An atom with a text test
 //! holds at an input/output event when one of the lines completed there
 //! passes it; how many lines do is the atom's count there (`count` counts
 //! lines), and each of them gives a join key.

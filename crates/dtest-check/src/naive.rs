@@ -34,7 +34,8 @@ fn regex_of(source: &str, icase: bool) -> Regex {
 
 /// The lines of every event, straight from the definition: per stream,
 /// all its bytes; a line ends at a newline, in the event holding that
-/// newline; the rest of the stream, if any, is a line of its last event.
+/// newline; the rest of the stream, if any, is a line of its last event
+/// (on a complete trace: on a truncated one it is unknown).
 fn all_lines(trace: &Trace) -> Vec<Vec<String>> {
     use dtest_trace::{EventData, Stream};
     let mut out = vec![Vec::new(); trace.events.len()];
@@ -72,7 +73,7 @@ fn all_lines(trace: &Trace) -> Vec<Vec<String>> {
                 None => {}
             }
         }
-        if !cur.is_empty() {
+        if !cur.is_empty() && trace.complete {
             out[last].push(finish(&cur));
         }
     }

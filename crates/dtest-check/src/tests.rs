@@ -971,3 +971,43 @@ fn huge_strings_and_regex_like_strings_do_not_break_the_warnings() {
         r.warnings
     );
 }
+
+#[test]
+fn a_final_line_without_newline_counts_only_on_a_complete_trace() {
+    let bytes = chunked_trace("ok\npanic", &[], "", &[]);
+    let full = Trace::read(Reader::new(&bytes[..]).unwrap()).unwrap();
+    assert!(full.complete);
+    // Cut before the exit and the end: the last line may go on.
+    let k = full.events.len() - 3;
+    let cut = Trace::from_parts(
+        full.header.clone(),
+        full.events[..k].to_vec(),
+        false,
+        vec![],
+    );
+    for (src, on_full, on_cut) in [
+        (
+            "G !output(tester1, /panic/)",
+            Verdict::Violated,
+            Verdict::Inconclusive,
+        ),
+        (
+            "F output(tester1, \"panic\")",
+            Verdict::Holds,
+            Verdict::Inconclusive,
+        ),
+        ("F output(tester1, \"ok\")", Verdict::Holds, Verdict::Holds),
+    ] {
+        let spec = Spec::parse("t", &format!("property p: {src}")).unwrap();
+        for (t, want) in [(&full, on_full), (&cut, on_cut)] {
+            let cols = columns(&spec, t);
+            assert_eq!(
+                eval::check(&spec.ir, &spec.ir.properties[0], &cols).verdict,
+                want,
+                "{src} (complete: {})",
+                t.complete
+            );
+            compare(src, t).unwrap();
+        }
+    }
+}
