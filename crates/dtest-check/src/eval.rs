@@ -239,13 +239,34 @@ pub fn check(ir: &Ir, prop: &PropertyIr, cols: &Columns) -> Outcome {
     let v = &vals[&root];
     let verdict = verdict_of(v.lo.get(0), v.hi().get(0));
     let mut o = explain_with(&ctx, &vals, root, verdict);
-    if verdict == Verdict::Holds && !ante.is_empty() {
-        let never: Vec<String> = ante
+    // `forall x in A: ...` over no event is vacuous too.
+    let ranges: Vec<u32> = ir
+        .reachable(root)
+        .iter()
+        .filter_map(|&id| match ir.nodes[id as usize] {
+            Node::Quant(true, q, _) => Some(q),
+            _ => None,
+        })
+        .collect();
+    if verdict == Verdict::Holds && !(ante.is_empty() && ranges.is_empty()) {
+        let mut never: Vec<String> = ante
             .iter()
             .filter(|a| vals.get(a).is_some_and(|v| v.lo.next_one(0).is_none()))
             .map(|&a| ir.show(a))
             .collect();
-        if never.len() == ante.len() {
+        let empty: Vec<String> = ranges
+            .iter()
+            .filter(|&&q| ctx.atom(ir.quants[q as usize].binder).next_one(0).is_none())
+            .map(|&q| {
+                let qi = &ir.quants[q as usize];
+                format!(
+                    "{} (`{}` ranges over no event)",
+                    ir.atoms[qi.binder as usize].source, qi.var
+                )
+            })
+            .collect();
+        if never.len() == ante.len() && empty.len() == ranges.len() {
+            never.extend(empty);
             o.vacuous = never;
         }
     }

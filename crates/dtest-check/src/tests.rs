@@ -812,7 +812,8 @@ fn vacuous_properties_say_so() {
         "v.spec",
         "property vac: G (output(billiard2, /Collision/) -> F exit)\n\
          property vac_future: G (output(tester1, /nothing like this/) -> F exit) && F end\n\
-         property real: G (output(tester1, /^done/) -> O output(tester1, /^work/))\n",
+         property real: G (output(tester1, /^done/) -> O output(tester1, /^work/))\n\
+         property empty_range: forall t in timeout: G !verdict(_, _, actor = t.actor)\n",
     )
     .unwrap();
     let r = crate::check_trace_report(&spec, &[], &path).unwrap();
@@ -821,6 +822,8 @@ fn vacuous_properties_say_so() {
     assert_eq!(r.results[1].verdict, Verdict::Holds);
     assert!(!r.results[1].vacuous.is_empty());
     assert!(r.results[2].vacuous.is_empty());
+    assert_eq!(r.results[3].verdict, Verdict::Holds);
+    assert_eq!(r.results[3].vacuous, ["timeout (`t` ranges over no event)"]);
     let text = crate::report::text(&r.results);
     assert!(text.contains("vacuously"), "{text}");
     // The misspelt actor is a warning naming the atom's position.
