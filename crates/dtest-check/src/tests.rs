@@ -298,6 +298,15 @@ fn formula() -> impl Strategy<Value = String> {
     })
 }
 
+/// The number of cases of a property test: `PROPTEST_CASES` when set (for
+/// longer runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A random synthetic trace, possibly cut before its end.
 fn trace() -> impl Strategy<Value = Trace> {
     (
@@ -363,7 +372,7 @@ fn compare(src: &str, t: &Trace) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn fast_agrees_with_naive(f in formula(), t in trace()) {
@@ -494,7 +503,7 @@ fn past_formula() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     /// The online checker (past-only properties, no columns) gives the
     /// verdicts of the columnar evaluator, explanations included.
