@@ -29,10 +29,16 @@ steps = [{{ include = "serve" }}, {{ barrier = "all up" }}]
     let out = run(dtest().arg("exec").arg(&sc).arg("--dry-run"));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("scenario \"plan\": 2 testers, 6 points"), "{text}");
+    assert!(
+        text.starts_with("scenario \"plan\": 2 testers, 6 points"),
+        "{text}"
+    );
     assert!(text.contains("tester node1\n"), "{text}");
     assert!(text.contains("tester node2\n"), "{text}");
-    assert!(text.contains("deadlines: expect 40s, barrier 40s, wait 40s"), "{text}");
+    assert!(
+        text.contains("deadlines: expect 40s, barrier 40s, wait 40s"),
+        "{text}"
+    );
     assert!(text.contains("\"all up\": node1, node2"), "{text}");
     // The free port is expanded in the commands.
     let port = text
