@@ -424,6 +424,42 @@ pub fn by_kind<'m, 'a: 'm>(matchers: impl Iterator<Item = &'m Matcher<'a>>) -> V
     by_kind
 }
 
+/// What a reader must decode for `needs`: the vector clocks only when a
+/// causal operator is used, and the data of the kinds that an atom (or a
+/// join key) looks into. An atom that tests only the kind, actor and
+/// direction of events needs no data: the reader steps over it.
+pub fn read_options(ir: &Ir, needs: &Needs) -> dtest_trace::ReadOptions {
+    use dtest_trace::Kind;
+    let plain =
+        |p: &KeyPart| matches!(p, KeyPart::Field(f) if *f == fields::ACTOR || *f == fields::DIR);
+    let mut kinds = [false; KINDS];
+    let mut look = |atom: &AtomIr, parts: &[KeyPart]| {
+        let data = atom.is_texty()
+            || atom
+                .fields
+                .iter()
+                .any(|f| f.0 != fields::ACTOR && f.0 != fields::DIR)
+            || !parts.iter().all(plain)
+            || !atom.key.iter().all(plain)
+            || !atom.var_key.iter().all(plain);
+        if data {
+            match atom.kind {
+                Some(k) => kinds[k as usize] = true,
+                None => kinds = [true; KINDS],
+            }
+        }
+    };
+    for &a in &needs.atoms {
+        look(&ir.atoms[a as usize], &[]);
+    }
+    for k in &needs.keys {
+        look(&ir.atoms[k.atom as usize], &k.parts);
+    }
+    dtest_trace::ReadOptions::all()
+        .clocks(needs.clocks)
+        .data_of(Kind::ALL.into_iter().filter(|&k| kinds[k as usize]))
+}
+
 /// A join key to compute while reading: atom `atom`'s values `parts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyRequest {

@@ -172,7 +172,9 @@ pub fn load_columns(spec: &Spec, props: &[usize], trace: &Path) -> Result<column
         path: trace.to_path_buf(),
         source,
     };
-    let reader = dtest_trace::Reader::open(trace).map_err(terr)?;
+    let reader = dtest_trace::Reader::open(trace)
+        .map_err(terr)?
+        .with_options(columns::read_options(&spec.ir, &needs));
     columns::Columns::read(reader, &spec.ir, &needs).map_err(terr)
 }
 

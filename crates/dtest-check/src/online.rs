@@ -14,7 +14,7 @@ use std::path::Path;
 
 use dtest_trace::Reader;
 
-use crate::columns::{Columns, Matcher, KINDS};
+use crate::columns::{read_options, Columns, Matcher, KINDS};
 use crate::eval::{self, more_notes, Cur, Note, Outcome, Stream, Verdict, MORE_EVENTS};
 use crate::ir::{Ir, Needs, NodeId};
 use crate::lines::{Probe, Probes};
@@ -52,7 +52,9 @@ pub(crate) fn check(spec: &Spec, props: &[usize], trace: &Path) -> Result<TraceR
     for &p in props {
         needs.union(&ir.needs(ir.properties[p].root));
     }
-    let mut reader = Reader::open(trace).map_err(terr)?;
+    let mut reader = Reader::open(trace)
+        .map_err(terr)?
+        .with_options(read_options(ir, &needs));
     let names: Vec<String> = reader
         .header()
         .actors
@@ -179,8 +181,10 @@ pub(crate) fn check(spec: &Spec, props: &[usize], trace: &Path) -> Result<TraceR
     for &p in &violated {
         vneeds.union(&ir.needs(ir.properties[p].root));
     }
-    let cols = Columns::read_prefix(Reader::open(trace).map_err(terr)?, ir, &vneeds, limit)
-        .map_err(terr)?;
+    let reader = Reader::open(trace)
+        .map_err(terr)?
+        .with_options(read_options(ir, &vneeds));
+    let cols = Columns::read_prefix(reader, ir, &vneeds, limit).map_err(terr)?;
     let outcomes = props
         .iter()
         .zip(&ps)

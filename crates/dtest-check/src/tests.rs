@@ -1023,3 +1023,90 @@ fn a_final_line_without_newline_counts_only_on_a_complete_trace() {
         }
     }
 }
+
+// ------------------------------------------------------- partial reads
+
+/// The reader options for the spec's first property.
+fn options_of(src: &str) -> dtest_trace::ReadOptions {
+    let spec = Spec::parse("t", &format!("property p: {src}")).unwrap();
+    let needs = spec.ir.needs(spec.ir.properties[0].root);
+    crate::columns::read_options(&spec.ir, &needs)
+}
+
+#[test]
+fn reads_skip_the_clocks_and_the_data_no_atom_looks_at() {
+    use dtest_trace::Kind;
+    let decoded = |o: dtest_trace::ReadOptions| -> Vec<Kind> {
+        Kind::ALL.into_iter().filter(|&k| o.decodes(k)).collect()
+    };
+    // Kinds, actors and directions are not data.
+    let o = options_of("G (verdict -> O start)");
+    assert!(!o.has_clocks() && decoded(o).is_empty());
+    let o = options_of(
+        "G (barrier_leave(_, _, dir = recv) -> (!barrier_broken S barrier_enter(tester1)))",
+    );
+    assert!(!o.has_clocks() && decoded(o).is_empty());
+    let o = options_of("G !output(_, /panic/)");
+    assert_eq!(decoded(o), [Kind::Output]);
+    assert_eq!(
+        decoded(options_of("F exit(_, _, status = 1)")),
+        [Kind::Exit]
+    );
+    // `any` with a text test looks at every kind's data.
+    assert_eq!(decoded(options_of("F any(_, /x/)")).len(), Kind::ALL.len());
+    // A join on the status reads both sides' data.
+    let o = options_of("forall r in exit: F exit(_, _, status = r.status)");
+    assert_eq!(decoded(o), [Kind::Exit]);
+    // A join on the actor does not.
+    let o = options_of("forall r in any(tester1): F any(_, _, actor = r.actor)");
+    assert!(decoded(o).is_empty());
+    // Causal operators need the clocks.
+    assert!(options_of("G (exit -> CO start)").has_clocks());
+}
+
+/// Columns read with only what the property needs give the outcome of
+/// columns read in full (verdict, explanation, vacuity).
+fn compare_partial(src: &str, t: &Trace) -> Result<(), TestCaseError> {
+    let spec = Spec::parse("random", &format!("property p: {src}"))
+        .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    let mut w = Writer::new(Vec::new(), t.header.clone()).unwrap();
+    for e in &t.events {
+        let msg = if e.dir == Dir::Local { None } else { e.msg };
+        w.append(e.actor, e.time_ns, e.dir, msg, e.clock.as_slice(), &e.data)
+            .unwrap();
+    }
+    let bytes = w.into_inner().unwrap();
+    let needs = spec.ir.needs(spec.ir.properties[0].root);
+    let full = Columns::read(Reader::new(&bytes[..]).unwrap(), &spec.ir, &needs).unwrap();
+    let opts = crate::columns::read_options(&spec.ir, &needs);
+    let reader = Reader::new(&bytes[..]).unwrap().with_options(opts);
+    let part = Columns::read(reader, &spec.ir, &needs).unwrap();
+    prop_assert_eq!(&part.atoms, &full.atoms);
+    prop_assert_eq!(&part.keys, &full.keys);
+    prop_assert_eq!(&part.extra, &full.extra);
+    prop_assert_eq!(&part.key_extra, &full.key_extra);
+    prop_assert_eq!(&part.clocks, &full.clocks);
+    prop_assert_eq!(&part.kind_counts, &full.kind_counts);
+    let p = &spec.ir.properties[0];
+    prop_assert_eq!(
+        eval::check(&spec.ir, p, &part),
+        eval::check(&spec.ir, p, &full),
+        "{}",
+        src
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn partial_reads_give_the_columns_of_full_reads(f in formula(), t in trace()) {
+        compare_partial(&f, &t)?;
+    }
+
+    #[test]
+    fn partial_reads_give_the_columns_of_full_reads_on_joins(j in join(), t in trace()) {
+        compare_partial(&j, &t)?;
+    }
+}

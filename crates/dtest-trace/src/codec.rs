@@ -550,6 +550,134 @@ impl<'a> Cursor<'a> {
         }
         Ok(())
     }
+
+    /// A bincode string or byte string, skipped: its length, checked to fit.
+    #[inline]
+    fn bin_skip(&mut self, len_what: &str) -> Result<u64> {
+        let len = self.bin_u64()?;
+        self.take(len, len_what)?;
+        Ok(len)
+    }
+
+    /// Steps over the data of an event of `kind` (see [`Cursor::data_into`])
+    /// without building it; returns its payload length (input and output
+    /// bytes, else 0). The layout is checked as `data_into` checks it (tags,
+    /// variants, lengths, participants) but texts are not checked to be
+    /// UTF-8, and `state` is not changed: a reader that skips the data of
+    /// `barrier_leave` must skip every one (a participant list may refer to
+    /// the previous one's).
+    pub fn skip_data(&mut self, kind: Kind, state: &CodecState) -> Result<u64> {
+        if kind == Kind::BarrierLeave {
+            let len = self.varint()?;
+            self.take(len, "string")?;
+            let code = self.varint()?;
+            let count = match (state.minor, code) {
+                (0, n) => n,
+                (_, 0) => return Ok(0),
+                (_, n) => n - 1,
+            };
+            if count > (self.buf.len() - self.pos) as u64 {
+                self.exhausted = true;
+                return Err(self.corrupt("participant list runs past the end of its block"));
+            }
+            for _ in 0..count {
+                match self.varint()? {
+                    0 => {
+                        let len = self.varint()?;
+                        self.take(len, "string")?;
+                    }
+                    id if id as usize - 1 < state.names.len() => {}
+                    _ => return Err(self.corrupt("barrier participant is not an actor")),
+                }
+            }
+            return Ok(0);
+        }
+        let at = self.offset();
+        let v = self.bin_u32()?;
+        if v != kind as u32 {
+            let found = Kind::from_tag(v.min(0xff) as u8)
+                .map(|k| k.name().to_string())
+                .unwrap_or_else(|| format!("unknown variant {v}"));
+            return Err(Error::Corrupt {
+                offset: at,
+                what: format!("event tag says {} but its data is {found}", kind.name()),
+            });
+        }
+        match kind {
+            Kind::Open | Kind::Close | Kind::Start | Kind::Signal | Kind::BarrierEnter => {
+                self.bin_skip("string")?;
+            }
+            Kind::Input => {
+                let n = self.bin_skip("byte string")?;
+                self.bin_bool()?;
+                return Ok(n);
+            }
+            Kind::Output => {
+                let n = self.bin_skip("byte string")?;
+                self.bin_variant(2, "stream")?;
+                return Ok(n);
+            }
+            Kind::Exit => match self.bin_variant(2, "exit status")? {
+                0 => {
+                    self.bin_i32()?;
+                }
+                _ => {
+                    self.bin_skip("string")?;
+                }
+            },
+            Kind::Match => {
+                self.bin_skip("string")?;
+                self.bin_skip("string")?;
+                let count = self.bin_u64()?;
+                if count > ((self.buf.len() - self.pos) / 2) as u64 {
+                    self.exhausted = true;
+                    return Err(self.corrupt("capture list runs past the end of its block"));
+                }
+                for _ in 0..count {
+                    self.bin_skip("string")?;
+                    self.bin_skip("string")?;
+                }
+            }
+            Kind::Timeout => {
+                self.bin_skip("string")?;
+                self.bin_u64()?;
+            }
+            Kind::BarrierBroken => {
+                self.bin_skip("string")?;
+                self.bin_skip("string")?;
+            }
+            Kind::Put | Kind::Get => {
+                self.bin_skip("string")?;
+                self.bin_skip("string")?;
+                self.bin_u64()?;
+                self.take(32, "sha256")?;
+            }
+            Kind::Verdict => {
+                self.bin_u32()?;
+                self.bin_bool()?;
+                self.bin_skip("string")?;
+                match self.byte()? {
+                    0 => {}
+                    1 => {
+                        self.bin_variant(2, "directive")?;
+                    }
+                    _ => return Err(self.corrupt("bad option in event data")),
+                }
+                self.bin_skip("string")?;
+            }
+            Kind::Custom => {
+                self.bin_skip("string")?;
+                self.bin_i32()?;
+                self.bin_skip("string")?;
+            }
+            Kind::End => {
+                self.bin_bool()?;
+                self.bin_skip("string")?;
+            }
+            Kind::BarrierLeave => unreachable!("handled above"),
+        }
+        Ok(0)
+    }
 }
 
 /// Packs kind and direction into a tag byte.

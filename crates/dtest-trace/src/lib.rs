@@ -88,7 +88,7 @@ pub use model::{
     Actor, ActorId, ActorKind, Dir, Directive, Event, EventData, ExitStatus, Header, Kind, MsgId,
     Stream, Transfer,
 };
-pub use reader::{Events, Reader, Warning};
+pub use reader::{Events, ReadOptions, Reader, Warning};
 pub use trace::Trace;
 pub use validate::{validate, Validator, Violation};
 pub use writer::{create, Recorder, Writer};

@@ -69,11 +69,65 @@ impl std::fmt::Display for Warning {
     }
 }
 
+/// What a [`Reader`] decodes: by default everything. A reader that only
+/// needs part of each event can skip the rest, which reads faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    clocks: bool,
+    /// Bit `k`: decode the data of kind `k`.
+    data: u32,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions::all()
+    }
+}
+
+impl ReadOptions {
+    const ALL_KINDS: u32 = (1 << Kind::ALL.len()) - 1;
+
+    /// Everything: full vector clocks and the data of every kind.
+    pub fn all() -> ReadOptions {
+        ReadOptions {
+            clocks: true,
+            data: Self::ALL_KINDS,
+        }
+    }
+
+    /// Whether to rebuild the vector clocks. Without them, every event's
+    /// clock is empty (no entry), and the reader keeps no clock of its own.
+    pub fn clocks(mut self, on: bool) -> ReadOptions {
+        self.clocks = on;
+        self
+    }
+
+    /// Decodes the data of these kinds only: an event of another kind gets
+    /// the empty data of its kind ([`EventData::empty`]), its bytes stepped
+    /// over (their layout checked, their texts not checked to be UTF-8).
+    pub fn data_of(mut self, kinds: impl IntoIterator<Item = Kind>) -> ReadOptions {
+        self.data = kinds.into_iter().fold(0, |m, k| m | 1 << k as u32);
+        self
+    }
+
+    /// Whether clocks are rebuilt.
+    pub fn has_clocks(&self) -> bool {
+        self.clocks
+    }
+
+    /// Whether the data of `kind` is decoded.
+    pub fn decodes(&self, kind: Kind) -> bool {
+        self.data & (1 << kind as u32) != 0
+    }
+}
+
 /// Reads a trace event by event.
 ///
 /// [`Reader::next_event`] lends the current event; its clock is the full
 /// vector clock, reconstructed from the stored differences. Receives carry
-/// their send's data (kept while the message is in flight).
+/// their send's data (kept while the message is in flight). A reader made
+/// with [`Reader::with_options`] may skip the clocks and the data of some
+/// kinds.
 #[derive(Debug)]
 pub struct Reader<R: Read> {
     input: R,
@@ -103,6 +157,11 @@ pub struct Reader<R: Read> {
     /// Position of the `Warning::Cut` in `warnings`, once there is one.
     cut_warning: Option<usize>,
     cut_events: u64,
+    options: ReadOptions,
+    /// Per kind, the empty data lent for events whose data is skipped.
+    blanks: Vec<Option<EventData>>,
+    /// The current event's data is a blank.
+    blank_current: bool,
 }
 
 /// Most spare `EventData` a reader keeps per kind.
@@ -132,6 +191,24 @@ fn placeholder() -> EventData {
     EventData::Close {
         reason: String::new(),
     }
+}
+
+/// Steps over the clock entries of an event (see
+/// [`CodecState::get_clock`]), checking that they name actors of the trace.
+#[inline]
+fn skip_clock(c: &mut Cursor<'_>, n: usize) -> Result<()> {
+    let count = c.varint()?;
+    for _ in 0..count {
+        let i = c.varint()?;
+        c.varint()?;
+        if i >= n as u64 {
+            return Err(Error::Corrupt {
+                offset: c.offset(),
+                what: format!("clock entry for actor {i}, but the trace has {n} actors"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads as much as possible into `buf`; returns the number of bytes read.
@@ -252,7 +329,29 @@ impl<R: Read> Reader<R> {
             bytes_payload: 0,
             cut_warning: None,
             cut_events: 0,
+            options: ReadOptions::all(),
+            blanks: Kind::ALL.iter().map(|_| None).collect(),
+            blank_current: false,
         })
+    }
+
+    /// Reads only what `options` asks for (see [`ReadOptions`]). Call it
+    /// before the first event is read: it panics afterwards.
+    pub fn with_options(mut self, options: ReadOptions) -> Self {
+        assert!(
+            self.state.next_index == 0,
+            "Reader::with_options after events were read"
+        );
+        self.options = options;
+        if !options.clocks {
+            self.current.clock = VectorClock(Vec::new());
+        }
+        self
+    }
+
+    /// What this reader decodes.
+    pub fn options(&self) -> ReadOptions {
+        self.options
     }
 
     /// The trace header.
@@ -350,14 +449,20 @@ impl<R: Read> Reader<R> {
         // its receive (moved, not cloned), any other back to the spare of
         // its kind, whose allocations the next event of that kind reuses.
         let old = std::mem::replace(&mut self.current.data, placeholder());
-        match self.stash.take() {
-            Some(m) => {
-                self.pending.insert(m, old);
-            }
-            None => {
-                let pool = &mut self.spares[old.kind() as usize];
-                if pool.len() < SPARES_PER_KIND && !is_heavy(&old) {
-                    pool.push(old);
+        if self.blank_current {
+            self.blank_current = false;
+            let k = old.kind() as usize;
+            self.blanks[k] = Some(old);
+        } else {
+            match self.stash.take() {
+                Some(m) => {
+                    self.pending.insert(m, old);
+                }
+                None => {
+                    let pool = &mut self.spares[old.kind() as usize];
+                    if pool.len() < SPARES_PER_KIND && !is_heavy(&old) {
+                        pool.push(old);
+                    }
                 }
             }
         }
@@ -458,25 +563,43 @@ impl<R: Read> Reader<R> {
         let time_ns = self.state.last_time.wrapping_add(dt as u64);
         self.state.last_time = time_ns;
         let msg = self.state.get_msg(c, dir)?;
-        self.state
-            .get_clock(c, actor, dir, msg, &mut self.current.clock.0)?;
-        let data = match dir {
-            Dir::Recv => {
-                let m = msg.unwrap_or_default();
-                match self.pending.remove(m) {
-                    Some(d) if d.kind() == kind => d,
-                    _ => EventData::empty(kind),
-                }
+        if self.options.clocks {
+            self.state
+                .get_clock(c, actor, dir, msg, &mut self.current.clock.0)?;
+        } else {
+            skip_clock(c, self.state.n)?;
+        }
+        let data = if !self.options.decodes(kind) {
+            match dir {
+                // Nothing of a skipped kind is kept for its receive; a
+                // send's data of another kind (a damaged trace) goes as
+                // in a full read.
+                Dir::Recv => drop(self.pending.remove(msg.unwrap_or_default())),
+                _ => self.bytes_payload += c.skip_data(kind, &self.state)?,
             }
-            _ => {
-                let mut d = self.spares[kind as usize]
-                    .pop()
-                    .unwrap_or_else(|| EventData::empty(kind));
-                c.data_into(kind, &mut self.state, &mut d)?;
-                if dir == Dir::Send {
-                    self.stash = Some(msg.unwrap_or_default());
+            self.blank_current = true;
+            self.blanks[kind as usize]
+                .take()
+                .unwrap_or_else(|| EventData::empty(kind))
+        } else {
+            match dir {
+                Dir::Recv => {
+                    let m = msg.unwrap_or_default();
+                    match self.pending.remove(m) {
+                        Some(d) if d.kind() == kind => d,
+                        _ => EventData::empty(kind),
+                    }
                 }
-                d
+                _ => {
+                    let mut d = self.spares[kind as usize]
+                        .pop()
+                        .unwrap_or_else(|| EventData::empty(kind));
+                    c.data_into(kind, &mut self.state, &mut d)?;
+                    if dir == Dir::Send {
+                        self.stash = Some(msg.unwrap_or_default());
+                    }
+                    d
+                }
             }
         };
         if kind == Kind::End {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use crate::codec::{FORMAT_MAJOR, FORMAT_MINOR, PREAMBLE_LEN};
 use crate::model::*;
 use crate::synth::{self, Config};
-use crate::{validate, Error, Reader, Recorder, Trace, VectorClock, Warning, Writer};
+use crate::{validate, Error, ReadOptions, Reader, Recorder, Trace, VectorClock, Warning, Writer};
 
 fn actors(n: usize) -> Vec<Actor> {
     (0..n)
@@ -1028,4 +1028,218 @@ fn escaping_of_untrusted_text() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["actor"], "t\x1b]0;x\x07\n");
     assert_eq!(v["matched"], "m\u{85}");
+}
+
+// --- Partial reads (`ReadOptions`): without clocks, and with the data of some
+// kinds only. Everything they decode is what a full read gives.
+
+/// What a read gives: the events, then warnings, completeness, payload bytes
+/// and the offset reached; or the error (as text) after the events read.
+type ReadOut = (Vec<Event>, Result<(Vec<Warning>, bool, u64, u64), String>);
+
+fn read_with(bytes: &[u8], opts: ReadOptions) -> Option<ReadOut> {
+    let r = Reader::new(Cursor::new(bytes)).ok()?;
+    let mut r = r.with_options(opts);
+    let mut v = Vec::new();
+    loop {
+        match r.next_event() {
+            Ok(Some(e)) => v.push(e.clone()),
+            Ok(None) => {
+                let end = (
+                    r.warnings().to_vec(),
+                    r.is_complete(),
+                    r.payload_bytes(),
+                    r.offset(),
+                );
+                return Some((v, Ok(end)));
+            }
+            Err(e) => return Some((v, Err(e.to_string()))),
+        }
+    }
+}
+
+/// The full read's events as a partial read with `opts` shows them.
+fn as_partial(events: &[Event], opts: ReadOptions) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if !opts.has_clocks() {
+                e.clock = VectorClock(Vec::new());
+            }
+            if !opts.decodes(e.data.kind()) {
+                e.data = EventData::empty(e.data.kind());
+            }
+            e
+        })
+        .collect()
+}
+
+/// Options from bits: bit 17 the clocks, bits 0 to 16 the kinds decoded.
+fn opts_of(bits: u32) -> ReadOptions {
+    ReadOptions::all().clocks(bits & (1 << 17) != 0).data_of(
+        Kind::ALL
+            .into_iter()
+            .filter(|&k| bits & (1 << k as u32) != 0),
+    )
+}
+
+fn assert_partial_agrees(bytes: &[u8], opts: ReadOptions) {
+    let full = read_with(bytes, ReadOptions::all());
+    let part = read_with(bytes, opts);
+    match (full, part) {
+        (None, None) => {}
+        (Some((fe, fend)), Some((pe, pend))) => {
+            let want = as_partial(&fe, opts);
+            if fend.is_ok() {
+                assert_eq!(pe, want, "{opts:?}");
+                assert_eq!(pend, fend, "{opts:?}");
+            } else {
+                // A partial read does not check what it skips (the texts
+                // are UTF-8, a clock entry is in range): where a full read
+                // fails on such bytes (no writer makes them), it may go on.
+                assert_eq!(
+                    &pe[..want.len().min(pe.len())],
+                    &want[..want.len().min(pe.len())]
+                );
+                assert!(pe.len() >= want.len(), "{opts:?}: {pend:?} vs {fend:?}");
+            }
+        }
+        (f, p) => panic!("header read differs: {f:?} vs {p:?}"),
+    }
+}
+
+#[test]
+fn read_options_defaults_and_accessors() {
+    let o = ReadOptions::default();
+    assert_eq!(o, ReadOptions::all());
+    assert!(o.has_clocks());
+    assert!(Kind::ALL.iter().all(|&k| o.decodes(k)));
+    let o = ReadOptions::all()
+        .clocks(false)
+        .data_of([Kind::Output, Kind::Exit]);
+    assert!(!o.has_clocks());
+    assert!(o.decodes(Kind::Output) && o.decodes(Kind::Exit) && !o.decodes(Kind::Input));
+    let bytes = synth::write_to(
+        Vec::new(),
+        &Config {
+            testers: 2,
+            events: 50,
+            seed: 1,
+            payload: 4,
+        },
+    )
+    .unwrap();
+    let r = Reader::new(Cursor::new(&bytes)).unwrap().with_options(o);
+    assert_eq!(r.options(), o);
+}
+
+#[test]
+#[should_panic(expected = "after events were read")]
+fn read_options_only_before_the_first_event() {
+    let bytes = synth::write_to(
+        Vec::new(),
+        &Config {
+            testers: 2,
+            events: 10,
+            seed: 1,
+            payload: 4,
+        },
+    )
+    .unwrap();
+    let mut r = Reader::new(Cursor::new(&bytes)).unwrap();
+    r.next_event().unwrap();
+    let _ = r.with_options(ReadOptions::all().clocks(false));
+}
+
+/// Synthetic traces in format 1.0 and 1.1 (barrier participants written
+/// in full and as "the previous list"), every option tried on each kind.
+#[test]
+fn partial_reads_of_synthetic_traces_agree_with_the_full_read() {
+    let t = synth::generate(&Config {
+        testers: 6,
+        events: 4000,
+        seed: 11,
+        payload: 8,
+    });
+    for minor in [0, 1, FORMAT_MINOR] {
+        let mut w = Writer::with_minor(Vec::new(), t.header.clone(), minor).unwrap();
+        for e in &t.events {
+            w.append_event(e).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        let mut tried = vec![0u32, 1 << 17, (1 << 17) - 1];
+        for k in Kind::ALL {
+            tried.push(1 << k as u32);
+            tried.push(((1 << 17) - 1) & !(1 << k as u32));
+            tried.push((1 << 17) | 1 << k as u32);
+        }
+        for bits in tried {
+            let opts = opts_of(bits);
+            let (ev, end) = read_with(&bytes, opts).unwrap();
+            assert_eq!(ev, as_partial(&t.events, opts), "minor {minor}, {opts:?}");
+            let (_, full_end) = read_with(&bytes, ReadOptions::all()).unwrap();
+            assert_eq!(end, full_end);
+        }
+    }
+}
+
+/// A torn trace read without clocks and data stops at the same event, with
+/// the same warning, as a full read.
+#[test]
+fn partial_reads_of_truncated_traces_stop_where_the_full_read_stops() {
+    let t = synth::generate(&Config {
+        testers: 2,
+        events: 120,
+        seed: 5,
+        payload: 8,
+    });
+    let bytes = write_events(&t.header, &t.events, 7);
+    for cut in 0..bytes.len() {
+        for bits in [0, 1 << 17, 1 << Kind::Output as u32] {
+            assert_partial_agrees(&bytes[..cut], opts_of(bits));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Arbitrary events (any data of every kind, arbitrary clocks): a
+    /// partial read gives the full read's events, less what it skips.
+    #[test]
+    fn partial_reads_agree_with_the_full_read(
+        n in 1usize..6,
+        ops in proptest::collection::vec(arb_op(), 0..40),
+        clocks in proptest::collection::vec(proptest::collection::vec(any::<u32>(), 0..6), 1..5),
+        times in proptest::collection::vec(any::<u64>(), 1..5),
+        flush_every in 0usize..5,
+        bits in any::<u32>(),
+    ) {
+        let h = header(n);
+        let events = build(n, &ops, &clocks, &times);
+        let bytes = write_events(&h, &events, flush_every);
+        let opts = opts_of(bits);
+        let (back, end) = read_with(&bytes, opts).unwrap();
+        prop_assert_eq!(back, as_partial(&events, opts));
+        let (_, full_end) = read_with(&bytes, ReadOptions::all()).unwrap();
+        prop_assert_eq!(end, full_end);
+    }
+
+    /// Damaged bytes: a partial read never panics, and agrees with the full
+    /// read on what it decodes and where it stops (see `assert_partial_agrees`).
+    #[test]
+    fn partial_decoder_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        cut in any::<usize>(),
+        bits in any::<u32>(),
+    ) {
+        let good = synth::write_to(Vec::new(), &Config { testers: 2, events: 30, seed: 3, payload: 4 }).unwrap();
+        let mut mixed = good[..PREAMBLE_LEN.min(good.len())].to_vec();
+        mixed.extend_from_slice(&bytes);
+        let opts = opts_of(bits);
+        assert_partial_agrees(&mixed, opts);
+        assert_partial_agrees(&bytes, opts);
+        assert_partial_agrees(&good[..cut % (good.len() + 1)], opts);
+    }
 }
