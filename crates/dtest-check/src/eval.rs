@@ -965,19 +965,32 @@ enum Op<'c> {
     /// An atom read from the columns.
     Atom(&'c Bits),
     /// An atom given with each event (index into the `live` values).
-    Live(usize),
-    Not(usize),
-    And(usize, usize),
-    Or(usize, usize),
-    /// A past operator: its node, its children's slots, its state, and
-    /// for a count of an atom, the atom (its lines are counted).
-    Past(&'c Node, usize, usize, PastState, Option<u32>),
+    Live(u32),
+    Not(u32),
+    And(u32, u32),
+    Or(u32, u32),
+    /// `p S q` without a window: `q || (p && previous value)`, the
+    /// previous value being the op's own slot before it is overwritten.
+    SinceAll(u32, u32),
+    /// A past operator (index into [`Stream::pasts`]).
+    Past(u32),
+}
+
+/// A past operator of a stream: its node, its children's slots, its
+/// state, and for a count of an atom, the atom (its lines are counted).
+struct PastOp<'c> {
+    node: &'c Node,
+    a: usize,
+    b: usize,
+    state: PastState,
+    counted: Option<u32>,
 }
 
 /// Streams a past-only formula: one value per node per event, computed
 /// from the children's values at the same event and the node's state.
 pub(crate) struct Stream<'c> {
     ops: Vec<Op<'c>>,
+    pasts: Vec<PastOp<'c>>,
     values: Vec<bool>,
     cols: Option<&'c Columns>,
     slot: HashMap<NodeId, usize>,
@@ -999,12 +1012,24 @@ impl<'c> Stream<'c> {
         let order = ir.reachable(root);
         let slot: HashMap<NodeId, usize> =
             order.iter().enumerate().map(|(k, &id)| (id, k)).collect();
+        let mut pasts = Vec::new();
+        let mut past = |node: &'c Node, a: usize, b: usize, counted: Option<u32>| {
+            pasts.push(PastOp {
+                node,
+                a,
+                b,
+                state: PastState::new(node, actors),
+                counted,
+            });
+            Op::Past(pasts.len() as u32 - 1)
+        };
         let ops = order
             .iter()
             .map(|&id| {
                 let node = &ir.nodes[id as usize];
                 let c = node.children();
                 let s = |k: usize| c.get(k).map(|x| slot[x]).unwrap_or(usize::MAX);
+                let s32 = |k: usize| s(k) as u32;
                 match *node {
                     Node::Const(b) => Op::Const(b),
                     Node::Atom(a) => match cols {
@@ -1012,25 +1037,21 @@ impl<'c> Stream<'c> {
                             Some(bits) => Op::Atom(bits),
                             None => Op::Const(false),
                         },
-                        None => Op::Live(a as usize),
+                        None => Op::Live(a),
                     },
-                    Node::Not(_) => Op::Not(s(0)),
-                    Node::And(..) => Op::And(s(0), s(1)),
-                    Node::Or(..) => Op::Or(s(0), s(1)),
-                    Node::CountGe(c, ..) => Op::Past(
-                        node,
-                        s(0),
-                        s(1),
-                        PastState::new(node, actors),
-                        atom_of(ir, c),
-                    ),
-                    _ => Op::Past(node, s(0), s(1), PastState::new(node, actors), None),
+                    Node::Not(_) => Op::Not(s32(0)),
+                    Node::And(..) => Op::And(s32(0), s32(1)),
+                    Node::Or(..) => Op::Or(s32(0), s32(1)),
+                    Node::Since(_, _, w) if w.is_all() => Op::SinceAll(s32(0), s32(1)),
+                    Node::CountGe(c, ..) => past(node, s(0), s(1), atom_of(ir, c)),
+                    _ => past(node, s(0), s(1), None),
                 }
             })
             .collect();
         Stream {
             values: vec![false; order.len()],
             ops,
+            pasts,
             cols,
             slot,
             watched: Vec::new(),
@@ -1061,15 +1082,23 @@ impl<'c> Stream<'c> {
     pub(crate) fn step(&mut self, i: usize, live: &[u32], cur: &Cur<'_>) -> bool {
         let vals = &mut self.values;
         let cols = self.cols;
-        for (k, op) in self.ops.iter_mut().enumerate() {
-            let v = match op {
-                Op::Const(c) => *c,
+        for (k, op) in self.ops.iter().enumerate() {
+            let v = match *op {
+                Op::Const(c) => c,
                 Op::Atom(bits) => bits.get(i),
-                Op::Live(a) => live.get(*a).is_some_and(|&c| c > 0),
-                Op::Not(a) => !vals[*a],
-                Op::And(a, b) => vals[*a] && vals[*b],
-                Op::Or(a, b) => vals[*a] || vals[*b],
-                Op::Past(node, a, b, st, counted) => {
+                Op::Live(a) => live.get(a as usize).is_some_and(|&c| c > 0),
+                Op::Not(a) => !vals[a as usize],
+                Op::And(a, b) => vals[a as usize] && vals[b as usize],
+                Op::Or(a, b) => vals[a as usize] || vals[b as usize],
+                Op::SinceAll(a, b) => vals[b as usize] || (vals[a as usize] && vals[k]),
+                Op::Past(p) => {
+                    let PastOp {
+                        node,
+                        a,
+                        b,
+                        state,
+                        counted,
+                    } = &mut self.pasts[p as usize];
                     let x = vals.get(*a).copied().unwrap_or(false);
                     let y = vals.get(*b).copied().unwrap_or(false);
                     let m = match (*counted, x) {
@@ -1079,7 +1108,7 @@ impl<'c> Stream<'c> {
                         },
                         _ => u64::from(x),
                     };
-                    st.step(node, m, y, cur)
+                    state.step(node, m, y, cur)
                 }
             };
             vals[k] = v;

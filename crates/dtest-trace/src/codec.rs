@@ -244,16 +244,65 @@ impl<'a> Cursor<'a> {
                 self.pos += 1;
                 Ok(b)
             }
-            None => {
-                self.exhausted = true;
-                Err(self.corrupt("event runs past the end of its block"))
-            }
+            None => Err(self.past_end("event")),
+        }
+    }
+
+    /// The error of a read past the end of the block (kept out of line:
+    /// the reads stay small enough to inline).
+    #[cold]
+    #[inline(never)]
+    fn past_end(&mut self, what: &str) -> Error {
+        self.exhausted = true;
+        let what = if what == "event" {
+            "event runs past the end of its block".to_string()
+        } else {
+            format!("{what} runs past the end of its block")
+        };
+        Error::Corrupt {
+            offset: self.offset(),
+            what,
         }
     }
 
     /// Reads an LEB128 varint.
     #[inline]
     pub fn varint(&mut self) -> Result<u64> {
+        // Most varints of a trace are one byte (actors, time steps, message
+        // id steps, clock entry counts).
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    /// [`Cursor::varint`] of more than one byte (or at the end).
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64> {
+        // Up to four bytes (time steps mostly), read at once.
+        if let Some(b) = self.buf.get(self.pos..self.pos + 4) {
+            let (b0, b1, b2, b3) = (
+                u64::from(b[0] & 0x7f),
+                u64::from(b[1]),
+                u64::from(b[2]),
+                u64::from(b[3]),
+            );
+            if b1 < 0x80 {
+                self.pos += 2;
+                return Ok(b0 | b1 << 7);
+            }
+            if b2 < 0x80 {
+                self.pos += 3;
+                return Ok(b0 | (b1 & 0x7f) << 7 | b2 << 14);
+            }
+            if b3 < 0x80 {
+                self.pos += 4;
+                return Ok(b0 | (b1 & 0x7f) << 7 | (b2 & 0x7f) << 14 | b3 << 21);
+            }
+        }
         let mut v: u64 = 0;
         let mut shift = 0;
         loop {
@@ -272,13 +321,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Consumes the next byte if it is 0 (a clock without stored entries,
+    /// see [`CodecState::get_clock`]); else consumes nothing.
+    #[inline]
+    pub fn zero(&mut self) -> bool {
+        if self.buf.get(self.pos) == Some(&0) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Takes the next `len` bytes.
     #[inline]
     fn take(&mut self, len: u64, what: &str) -> Result<&'a [u8]> {
         let rest = self.buf.len() - self.pos;
         if len > rest as u64 {
-            self.exhausted = true;
-            return Err(self.corrupt(&format!("{what} runs past the end of its block")));
+            return Err(self.past_end(what));
         }
         let bytes = &self.buf[self.pos..self.pos + len as usize];
         self.pos += len as usize;
@@ -306,6 +366,18 @@ impl<'a> Cursor<'a> {
     /// widest marker the integer type allows.
     #[inline]
     fn bin_uint(&mut self, max: u8) -> Result<u64> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b <= 250 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.bin_uint_long(max),
+        }
+    }
+
+    /// [`Cursor::bin_uint`] of more than one byte (or at the end).
+    #[inline(never)]
+    fn bin_uint_long(&mut self, max: u8) -> Result<u64> {
         let b = self.byte()?;
         let width = match b {
             0..=250 => return Ok(u64::from(b)),
@@ -1388,6 +1460,78 @@ mod tests {
         }
         for v in [0i64, -1, 1, i64::MIN, i64::MAX, -300] {
             assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    /// The varint decoder's fast paths (one to four bytes) agree with the
+    /// byte-by-byte loop on every value, position and damaged input:
+    /// same value, same bytes consumed, same error.
+    #[test]
+    fn varint_fast_paths_agree_with_the_loop() {
+        fn reference(buf: &[u8]) -> (std::result::Result<u64, String>, usize) {
+            let mut pos = 0;
+            let mut v: u64 = 0;
+            let mut shift = 0;
+            loop {
+                let Some(&b) = buf.get(pos) else {
+                    return (Err("end".into()), pos);
+                };
+                pos += 1;
+                if shift == 63 && b > 1 {
+                    return (Err("overflow".into()), pos);
+                }
+                v |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return (Ok(v), pos);
+                }
+                shift += 7;
+                if shift > 63 {
+                    return (Err("long".into()), pos);
+                }
+            }
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 14) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    // Mostly continuation bytes, so long varints occur.
+                    if r % 3 == 0 {
+                        (r >> 8) as u8 & 0x7f
+                    } else {
+                        (r >> 8) as u8 | 0x80
+                    }
+                })
+                .collect();
+            let (want, used) = reference(&bytes);
+            let mut c = Cursor::new(&bytes, 0);
+            match (c.varint(), want) {
+                (Ok(v), Ok(w)) => {
+                    assert_eq!(v, w, "{bytes:?}");
+                    assert_eq!(c.pos, used, "{bytes:?}");
+                }
+                (Err(_), Err(w)) => assert_eq!(c.exhausted, w == "end", "{bytes:?}"),
+                (got, want) => panic!("{bytes:?}: {got:?} vs {want:?}"),
+            }
+        }
+        for v in (0..64)
+            .map(|s| 1u64 << s)
+            .chain((0..64).map(|s| (1u64 << s) - 1))
+        {
+            let mut out = vec![0xff];
+            put_varint(&mut out, v);
+            out.push(7);
+            let mut c = Cursor::new(&out, 0);
+            c.pos = 1;
+            assert_eq!(c.varint().unwrap(), v);
+            assert_eq!(c.byte().unwrap(), 7);
         }
     }
 

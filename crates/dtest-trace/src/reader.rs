@@ -198,6 +198,10 @@ fn placeholder() -> EventData {
 #[inline]
 fn skip_clock(c: &mut Cursor<'_>, n: usize) -> Result<()> {
     let count = c.varint()?;
+    if count == 0 {
+        // Always, for a valid trace: the clock is the predicted one.
+        return Ok(());
+    }
     for _ in 0..count {
         let i = c.varint()?;
         c.varint()?;
@@ -448,12 +452,10 @@ impl<R: Read> Reader<R> {
         // Retire the previous event's data: a send's goes to `pending` for
         // its receive (moved, not cloned), any other back to the spare of
         // its kind, whose allocations the next event of that kind reuses.
-        let old = std::mem::replace(&mut self.current.data, placeholder());
-        if self.blank_current {
-            self.blank_current = false;
-            let k = old.kind() as usize;
-            self.blanks[k] = Some(old);
-        } else {
+        // A blank stays in place: the next event's data may be a blank of
+        // the same kind.
+        if !self.blank_current {
+            let old = std::mem::replace(&mut self.current.data, placeholder());
             match self.stash.take() {
                 Some(m) => {
                     self.pending.insert(m, old);
@@ -566,7 +568,7 @@ impl<R: Read> Reader<R> {
         if self.options.clocks {
             self.state
                 .get_clock(c, actor, dir, msg, &mut self.current.clock.0)?;
-        } else {
+        } else if !c.zero() {
             skip_clock(c, self.state.n)?;
         }
         let data = if !self.options.decodes(kind) {
@@ -577,12 +579,9 @@ impl<R: Read> Reader<R> {
                 Dir::Recv => drop(self.pending.remove(msg.unwrap_or_default())),
                 _ => self.bytes_payload += c.skip_data(kind, &self.state)?,
             }
-            self.blank_current = true;
-            self.blanks[kind as usize]
-                .take()
-                .unwrap_or_else(|| EventData::empty(kind))
+            None
         } else {
-            match dir {
+            Some(match dir {
                 Dir::Recv => {
                     let m = msg.unwrap_or_default();
                     match self.pending.remove(m) {
@@ -600,7 +599,7 @@ impl<R: Read> Reader<R> {
                     }
                     d
                 }
-            }
+            })
         };
         if kind == Kind::End {
             self.saw_end = true;
@@ -623,7 +622,7 @@ impl<R: Read> Reader<R> {
                 }
             }
         }
-        if dir != Dir::Recv {
+        if let (Some(data), true) = (&data, dir != Dir::Recv) {
             // A receive shows its send's payload: count it once.
             self.bytes_payload += data.payload_len() as u64;
         }
@@ -636,7 +635,30 @@ impl<R: Read> Reader<R> {
         cur.time_ns = time_ns;
         cur.dir = dir;
         cur.msg = msg;
-        cur.data = data;
+        match data {
+            Some(d) => {
+                if self.blank_current {
+                    self.blank_current = false;
+                    let old = std::mem::replace(&mut cur.data, d);
+                    let k = old.kind() as usize;
+                    self.blanks[k] = Some(old);
+                } else {
+                    cur.data = d;
+                }
+            }
+            None if self.blank_current && cur.data.kind() == kind => {}
+            None => {
+                let blank = self.blanks[kind as usize]
+                    .take()
+                    .unwrap_or_else(|| EventData::empty(kind));
+                let old = std::mem::replace(&mut cur.data, blank);
+                if self.blank_current {
+                    let k = old.kind() as usize;
+                    self.blanks[k] = Some(old);
+                }
+                self.blank_current = true;
+            }
+        }
         Ok(())
     }
 
