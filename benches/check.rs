@@ -4,7 +4,11 @@
 //! past-time property of the reelay comparison (benches/peers-check.sh),
 //! properties on output lines (a count of lines, a join on a captured group:
 //! line assembly, one regex search per line, keys per line), and checking
-//! alone on columns read beforehand (one thread).
+//! alone on columns read beforehand (one thread). `read-only` (`G true`)
+//! reads what the checker reads for it: no clocks, no event data (see
+//! `dtest_trace::ReadOptions`); `decode-all` and `decode-no-clocks-no-data`
+//! time the bare reader with everything decoded and with nothing but kinds,
+//! actors, times and message ids.
 //!
 //! Run: `cargo bench -p dtest-benches --bench check`. The trace is written
 //! once to a temporary file (about 160 MB). `DTEST_CHECK_EVENTS` overrides
@@ -16,6 +20,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dtest_check::{check_trace, Spec};
 use dtest_trace::synth::{self, Config};
+use dtest_trace::{ReadOptions, Reader};
 
 const BENCH_SPEC: &str = include_str!("../properties/bench.spec");
 
@@ -33,6 +38,18 @@ property ports_seen_twice:
 fn run(spec: &Spec, trace: &Path) -> usize {
     let r = check_trace(spec, &[], trace).expect("the benchmark trace checks");
     r.iter().filter(|r| r.holds()).count()
+}
+
+/// Reads every event with `opts`; returns the number of events.
+fn decode(trace: &Path, opts: ReadOptions) -> u64 {
+    let mut r = Reader::open(trace)
+        .expect("the benchmark trace opens")
+        .with_options(opts);
+    let mut n = 0;
+    while r.next_event().expect("the benchmark trace reads").is_some() {
+        n += 1;
+    }
+    n
 }
 
 fn bench(c: &mut Criterion) {
@@ -62,6 +79,13 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("check-{}M", events / 1_000_000));
     g.sample_size(10);
     g.throughput(Throughput::Elements(events));
+    g.bench_function("decode-all", |b| {
+        b.iter(|| black_box(decode(&trace, ReadOptions::all())))
+    });
+    g.bench_function("decode-no-clocks-no-data", |b| {
+        let opts = ReadOptions::all().clocks(false).data_of([]);
+        b.iter(|| black_box(decode(&trace, opts)))
+    });
     g.bench_function("read-only", |b| b.iter(|| black_box(run(&nothing, &trace))));
     g.bench_function("read+past-property", |b| {
         b.iter(|| black_box(run(&past, &trace)))

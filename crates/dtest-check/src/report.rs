@@ -160,7 +160,10 @@ fn fetch_texts(
         path: trace.to_path_buf(),
         source,
     };
-    let mut r = dtest_trace::Reader::open(trace).map_err(terr)?;
+    // Texts and lines only: no clocks.
+    let mut r = dtest_trace::Reader::open(trace)
+        .map_err(terr)?
+        .with_options(dtest_trace::ReadOptions::all().clocks(false));
     let names: Vec<String> = r.header().actors.iter().map(|a| a.name.clone()).collect();
     let matchers: BTreeMap<u32, Matcher<'_>> = wanted
         .values()
