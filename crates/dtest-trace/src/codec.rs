@@ -1157,19 +1157,23 @@ impl<V> InFlight<V> {
         if self.ring.is_empty() {
             self.base = id;
         }
-        let end = self.base.wrapping_add(self.ring.len() as u64);
-        if id == end && id >= self.base {
+        // Positions in the ring wrap around with the ids (a damaged trace
+        // may have ids near u64::MAX): an id is in the ring when its
+        // distance from `base` is below the ring's length.
+        let off = id.wrapping_sub(self.base);
+        let len = self.ring.len() as u64;
+        if off == len {
             self.ring.push_back(Some(v));
             if self.ring.len() > Self::RING_MAX {
                 if let Some(Some(old)) = self.ring.pop_front() {
                     self.spill.insert(self.base, old);
                 }
-                self.base += 1;
+                self.base = self.base.wrapping_add(1);
                 self.trim();
             }
             None
-        } else if id >= self.base && id < end {
-            self.ring[(id - self.base) as usize].replace(v)
+        } else if off < len {
+            self.ring[off as usize].replace(v)
         } else {
             self.spill.insert(id, v)
         }
@@ -1178,9 +1182,9 @@ impl<V> InFlight<V> {
     /// Takes the value of message `id` out.
     #[inline]
     pub fn remove(&mut self, id: u64) -> Option<V> {
-        let end = self.base.wrapping_add(self.ring.len() as u64);
-        if id >= self.base && id < end {
-            let v = self.ring[(id - self.base) as usize].take();
+        let off = id.wrapping_sub(self.base);
+        if off < self.ring.len() as u64 {
+            let v = self.ring[off as usize].take();
             self.trim();
             v
         } else if self.spill.is_empty() {
@@ -1193,7 +1197,7 @@ impl<V> InFlight<V> {
     fn trim(&mut self) {
         while let Some(None) = self.ring.front() {
             self.ring.pop_front();
-            self.base += 1;
+            self.base = self.base.wrapping_add(1);
         }
     }
 }

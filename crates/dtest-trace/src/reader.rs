@@ -573,11 +573,17 @@ impl<R: Read> Reader<R> {
         }
         let data = if !self.options.decodes(kind) {
             match dir {
-                // Nothing of a skipped kind is kept for its receive; a
-                // send's data of another kind (a damaged trace) goes as
-                // in a full read.
+                // Nothing of a skipped kind is kept for its receive. What
+                // a full read keeps for a message id is the data of its
+                // last send: a skipped send replaces (removes) the data
+                // of an earlier send with the same id, and a skipped
+                // receive takes it out (both only in damaged traces).
                 Dir::Recv => drop(self.pending.remove(msg.unwrap_or_default())),
-                _ => self.bytes_payload += c.skip_data(kind, &self.state)?,
+                Dir::Send => {
+                    drop(self.pending.remove(msg.unwrap_or_default()));
+                    self.bytes_payload += c.skip_data(kind, &self.state)?;
+                }
+                Dir::Local => self.bytes_payload += c.skip_data(kind, &self.state)?,
             }
             None
         } else {
