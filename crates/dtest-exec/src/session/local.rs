@@ -228,7 +228,16 @@ impl Channel for LocalChannel {
         if pg <= 0 {
             return None;
         }
-        Some(pg != self.pid)
+        if pg == self.pid {
+            return Some(false);
+        }
+        // The job holds the terminal, but its leader may still be the
+        // shell's fork before `exec`, with the shell's own SIGINT handler:
+        // a Ctrl-C then is lost (seen with bash under load). It counts as
+        // started once it runs another program (its executable or its
+        // command line differs from the shell's); a job that never execs
+        // (a subshell) is waited for until the caller's bound.
+        Some(!same_image(self.pid, pg))
     }
 
     fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo> {
@@ -336,6 +345,22 @@ impl Channel for LocalChannel {
 impl Drop for LocalChannel {
     fn drop(&mut self) {
         let _ = self.close(Duration::from_millis(100));
+    }
+}
+
+/// Whether process `b` still runs the same program as process `a`: the
+/// same executable and the same command line (a fork before `exec`). An
+/// unreadable `/proc` entry (the process ended) counts as different.
+fn same_image(a: i32, b: i32) -> bool {
+    let exe = |p: i32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    let cmdline = |p: i32| std::fs::read(format!("/proc/{p}/cmdline")).ok();
+    match (exe(a), exe(b)) {
+        (Some(x), Some(y)) if x == y => {}
+        _ => return false,
+    }
+    match (cmdline(a), cmdline(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
     }
 }
 
