@@ -551,7 +551,8 @@ fn checked_in_md5_chart() {
     // The chart is what `dtest msc` draws of the trace today, byte for byte.
     let o = run(dtest()
         .arg("msc")
-        .arg(repo_root().join("traces/md5.dtrace")));
+        .arg(repo_root().join("traces/md5.dtrace"))
+        .args(["-o", "-"]));
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(
         o.stdout == text.as_bytes(),

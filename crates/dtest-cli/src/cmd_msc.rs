@@ -44,8 +44,8 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'f', long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Write to this file instead of stdout (a chart of several pages goes
-    /// to FILE-1.svg, FILE-2.svg, ...).
+    /// Write to this file instead of stdout (`-` is stdout); a chart of several pages
+    /// goes to FILE-1.svg, FILE-2.svg, ...
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Show only these actors' lanes, in this order (messages to the others
@@ -98,7 +98,11 @@ fn parse_kinds(s: &str) -> Result<KindList, String> {
 }
 
 /// Runs `dtest msc`.
-pub fn run(args: Args) -> CliResult {
+pub fn run(mut args: Args) -> CliResult {
+    // `-o -` is stdout, as usual.
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        args.output = None;
+    }
     let format = match (args.format, &args.output) {
         (Some(FormatArg::Svg), _) => Format::Svg,
         (Some(FormatArg::Mscgen), _) => Format::Mscgen,
