@@ -284,7 +284,17 @@ pub fn signal_command(sid: i32, sig: Signal) -> String {
     // as ended and go back to its prompt); a stop is only reported while
     // the job is still stopped when the shell runs again.
     let (first, last) = match sig {
-        Signal::Stop => (format!("kill -STOP {sid} 2>/dev/null; "), String::new()),
+        // ... and only once the shell is stopped (state T): `kill`
+        // returns before it is, and a shell woken in its `wait` could still
+        // collect the job's stop (1 s at most).
+        Signal::Stop => (
+            format!(
+                "kill -STOP {sid} 2>/dev/null && {{ i=0; while [ $i -lt 200 ]; do \
+                 l=; read -r l 2>/dev/null < /proc/{sid}/stat; case ${{l##*\") \"}} in T*|t*) break ;; esac; \
+                 i=$((i+1)); sleep 0.005 2>/dev/null || break; done; }}; "
+            ),
+            String::new(),
+        ),
         Signal::Cont => (String::new(), format!("kill -CONT {sid} 2>/dev/null; ")),
         _ => (String::new(), String::new()),
     };

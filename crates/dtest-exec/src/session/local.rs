@@ -206,8 +206,12 @@ impl Channel for LocalChannel {
         // with job control must never see its job stopped (it would report
         // it as ended and go back to its prompt); a stop is only reported
         // while the job is still stopped when the shell runs again.
-        if sig == Signal::Stop {
-            kill(self.pid, libc::SIGSTOP);
+        if sig == Signal::Stop && kill(self.pid, libc::SIGSTOP) {
+            // Only once the shell is stopped: woken in its `wait` by the
+            // STOP, it could still collect the job's stop before stopping
+            // itself, and report the job as ended when continued (seen
+            // under load: "[1] + Stopped (signal)").
+            super::sys::wait_stopped(self.pid, Duration::from_secs(1));
         }
         let mut n = 0;
         for pid in session_members(self.pid) {

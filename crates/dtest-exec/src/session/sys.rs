@@ -375,6 +375,29 @@ impl Output for FdOutput {
     }
 }
 
+/// Waits (up to `max`) until process `pid` is stopped (state `T`), after a
+/// `SIGSTOP`: `kill` returns before the target has stopped, and a shell
+/// that still runs can collect its job's stop in a `wait` it was already
+/// in. Whether it is stopped (false: still running at `max`, or gone).
+pub fn wait_stopped(pid: i32, max: std::time::Duration) -> bool {
+    let end = std::time::Instant::now() + max;
+    loop {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, Some("T") | Some("t")) {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Process ids whose session id is `sid` (from `/proc`), `sid` itself
 /// excluded, zombies excluded.
 pub fn session_members(sid: i32) -> Vec<i32> {

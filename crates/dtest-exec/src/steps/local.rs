@@ -108,8 +108,10 @@ pub(super) fn run(
             break None;
         }
     };
-    // Anything the command left in its process group goes too.
-    kill(-pid, libc::SIGKILL);
+    // What the command left running (`server &`, a daemon on its way to
+    // `setsid`) runs on: it carries the run's marks and is stopped, and
+    // reported, when the tester ends. Killing the process group here would
+    // kill a daemon or not depending on whether it had left the group yet.
     let mut parts: Vec<Vec<u8>> = vec![Vec::new(); n_readers];
     let until = Instant::now() + READERS_GRACE;
     for _ in 0..n_readers {
