@@ -469,9 +469,7 @@ impl<'a> Loader<'a> {
         for (k, _) in t.iter() {
             if !allowed.contains(&k) {
                 let span = t.key(k).and_then(|k| k.span());
-                let hint = closest(k, allowed)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(k, allowed);
                 self.err_span(
                     span,
                     format!(
@@ -846,9 +844,7 @@ impl<'a> Loader<'a> {
         for (k, _) in &opts.sets {
             if !known.contains(k) && !BUILTIN_VARS.contains(&k.as_str()) {
                 let cands: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-                let hint = closest(k, &cands)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(k, &cands);
                 let listed = if cands.is_empty() {
                     "it has none".to_string()
                 } else {
@@ -985,9 +981,7 @@ impl<'a> Loader<'a> {
             if !keys.contains(&k.as_str()) {
                 let mut all: Vec<&str> = TESTER_KEYS.to_vec();
                 all.extend_from_slice(keys);
-                let hint = closest(&k, &all)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(&k, &all);
                 let theirs = if keys.is_empty() {
                     format!("a `{}` host takes no other key", url.scheme)
                 } else {
@@ -1085,9 +1079,7 @@ impl<'a> Loader<'a> {
                     extra.push((k.to_string(), span));
                 }
                 None => {
-                    let hint = closest(k, TESTER_KEYS)
-                        .map(|c| format!(" (did you mean `{c}`?)"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(k, TESTER_KEYS);
                     self.err_span(
                         span,
                         format!(
@@ -1234,9 +1226,7 @@ impl<'a> Loader<'a> {
             };
             let Some(list) = lists.get(name) else {
                 let names: Vec<&str> = lists.keys().map(|s| s.as_str()).collect();
-                let hint = closest(name, &names)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(name, &names);
                 let mut known = names.clone();
                 known.sort();
                 let listed = if known.is_empty() {
@@ -1513,6 +1503,13 @@ fn referenced_names(text: &str) -> Vec<String> {
 }
 
 /// The allowed key closest to a misspelt one, if any is close.
+/// ` (did you mean `x`?)` for the candidate closest to `k`, or nothing.
+fn did_you_mean(k: &str, allowed: &[&str]) -> String {
+    closest(k, allowed)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
 fn closest<'k>(k: &str, allowed: &[&'k str]) -> Option<&'k str> {
     allowed
         .iter()

@@ -128,6 +128,16 @@ impl Pattern {
     }
 }
 
+/// A pattern as descriptions and messages show it: `"text"` for literal
+/// text, `/regex/` for a regex.
+pub fn shown(pattern: &str, literal: bool) -> String {
+    if literal {
+        format!("\"{pattern}\"")
+    } else {
+        format!("/{pattern}/")
+    }
+}
+
 fn one_line_regex_error(e: &regex::Error) -> String {
     let s = e.to_string();
     let last = s

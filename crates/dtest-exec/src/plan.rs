@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::duration::fmt_duration;
+use crate::matcher::shown;
 use crate::scenario::{Defaults, OnFail, Scenario, Step, StepKind, Tester};
 use crate::vars;
 
@@ -213,14 +214,6 @@ fn step_line(s: &Step, d: &Defaults, x: &dyn Fn(&str) -> String) -> String {
     match &s.name {
         Some(n) => format!("{} [{what}]", x(n)),
         None => what,
-    }
-}
-
-fn shown(p: &str, literal: bool) -> String {
-    if literal {
-        format!("\"{p}\"")
-    } else {
-        format!("/{p}/")
     }
 }
 

@@ -813,19 +813,11 @@ impl Scenario {
                                             Some(off) => Problem::at(w(kw), off, msg),
                                             None => Problem::new(w(kw), msg),
                                         });
-                                        continue;
                                     }
-                                    known.insert(n, 0);
                                 }
                             }
                             Err(e) if !has_vars => probs.push(Problem::new(w(kw), e)),
-                            // The regex is known at run time only; its
-                            // groups are still written as `(?P<name>`.
-                            Err(_) => {
-                                for n in crate::order::captures_of(&s.kind) {
-                                    known.insert(n, 0);
-                                }
-                            }
+                            Err(_) => {}
                         }
                     }
                     StepKind::ExpectAll { patterns, literal } => {
@@ -837,19 +829,9 @@ impl Scenario {
                         }
                         for pattern in patterns {
                             value!(kw, pattern);
-                            match Pattern::new(pattern, *literal) {
-                                Ok(p) => {
-                                    for n in p.capture_names() {
-                                        known.insert(n, 0);
-                                    }
-                                }
-                                Err(e) if !pattern.contains("${") => {
+                            if let Err(e) = Pattern::new(pattern, *literal) {
+                                if !pattern.contains("${") {
                                     probs.push(Problem::new(w(kw), format!("`{pattern}`: {e}")))
-                                }
-                                Err(_) => {
-                                    for n in crate::order::captures_of(&s.kind) {
-                                        known.insert(n, 0);
-                                    }
                                 }
                             }
                         }
@@ -858,19 +840,9 @@ impl Scenario {
                         value!(kw, command);
                         if let Some(u) = until {
                             value!("until", u);
-                            match Pattern::new(u, false) {
-                                Ok(p) => {
-                                    for n in p.capture_names() {
-                                        known.insert(n, 0);
-                                    }
-                                }
-                                Err(e) if !u.contains("${") => {
+                            if let Err(e) = Pattern::new(u, false) {
+                                if !u.contains("${") {
                                     probs.push(Problem::new(w("until"), e))
-                                }
-                                Err(_) => {
-                                    for n in crate::order::captures_of(&s.kind) {
-                                        known.insert(n, 0);
-                                    }
                                 }
                             }
                         }
@@ -895,6 +867,14 @@ impl Scenario {
                     | StepKind::Wait { .. }
                     | StepKind::Sleep(_)
                     | StepKind::Custom(_) => {}
+                }
+                // The step's captures are variables of the steps after it
+                // (a pattern with variables is known at run time only: its
+                // groups are read as written, `(?P<name>`).
+                for n in crate::order::captures_of(&s.kind) {
+                    if !builtin_vars.contains(&n.as_str()) {
+                        known.insert(n, 0);
+                    }
                 }
                 if let Some(n) = &s.name {
                     value!("name", n);

@@ -7,7 +7,7 @@ use dtest_trace::EventData;
 
 use super::Outcome;
 use crate::duration::fmt_duration;
-use crate::matcher::Pattern;
+use crate::matcher::{shown, Pattern};
 use crate::report::DiagValue;
 use crate::runner::tester::TesterRun;
 use crate::session::capture::BACKLOG_MAX;
@@ -40,14 +40,6 @@ pub(super) fn run_all(
     let shown: Vec<String> = pats.iter().map(|p| shown(p, literal)).collect();
     let shown = format!("all of {}", shown.join(", "));
     wait_for(tr, Pattern::all(parts), &pats.join(" & "), &shown, timeout)
-}
-
-fn shown(pat: &str, literal: bool) -> String {
-    if literal {
-        format!("\"{pat}\"")
-    } else {
-        format!("/{pat}/")
-    }
 }
 
 fn wait_for(

@@ -26,6 +26,7 @@ mod wait;
 use dtest_trace::{Directive, ExitStatus};
 
 use crate::duration::fmt_duration;
+use crate::matcher::shown;
 use crate::report::DiagValue;
 use crate::runner::tester::TesterRun;
 use crate::scenario::{Step, StepKind};
@@ -188,24 +189,9 @@ pub(crate) fn describe(tr: &TesterRun<'_>, step: &Step) -> String {
             command,
             status: Some(st),
         } => format!("run `{}` (status {st})", x(command)),
-        StepKind::Expect { pattern, literal } => {
-            if *literal {
-                format!("expect \"{}\"", x(pattern))
-            } else {
-                format!("expect /{}/", x(pattern))
-            }
-        }
+        StepKind::Expect { pattern, literal } => format!("expect {}", shown(&x(pattern), *literal)),
         StepKind::ExpectAll { patterns, literal } => {
-            let ps: Vec<String> = patterns
-                .iter()
-                .map(|p| {
-                    if *literal {
-                        format!("\"{}\"", x(p))
-                    } else {
-                        format!("/{}/", x(p))
-                    }
-                })
-                .collect();
+            let ps: Vec<String> = patterns.iter().map(|p| shown(&x(p), *literal)).collect();
             format!("expect all of {}", ps.join(", "))
         }
         StepKind::Poll { command, until, .. } => match until {
