@@ -548,6 +548,78 @@ fn failing_run_report_in_chromium() {
     });
 }
 
+/// The log shows a line split across reads as one line, linked to the read
+/// that ended it; a line too long is cut and marked.
+#[test]
+fn log_lines_joined_across_reads_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("split.dtrace");
+    let actor = |id, name: &str, kind| dtest_trace::Actor {
+        id,
+        name: name.into(),
+        kind,
+        host: "local".into(),
+    };
+    let actors = vec![
+        actor(0, "master", dtest_trace::ActorKind::Master),
+        actor(1, "t1", dtest_trace::ActorKind::Tester),
+        actor(2, "t1@local", dtest_trace::ActorKind::Session),
+    ];
+    let rec =
+        dtest_trace::Recorder::create(&trace, dtest_trace::Header::new("split", actors)).unwrap();
+    let out = dtest_trace::Stream::Stdout;
+    // Events: each chunk is a send (2, 4, 6, ...) and its receive.
+    rec.local(0, dtest_trace::EventData::Open { target: "x".into() })
+        .unwrap();
+    rec.local(1, dtest_trace::EventData::Open { target: "y".into() })
+        .unwrap();
+    for chunk in [
+        &b"hel"[..],
+        b"lo wo",
+        b"rld\r\nwhole\nsta",
+        b"rt \xc3",
+        b"\xa9nd",
+    ] {
+        rec.output(2, 1, out, chunk).unwrap();
+    }
+    rec.output(2, 1, out, &vec![b'z'; 70_000]).unwrap();
+    rec.output(2, 1, out, b"\n").unwrap();
+    rec.finish(0, true, "done").unwrap();
+    drop(rec);
+    let html = dir.path().join("split.html");
+    let o = run(dtest().arg("report").arg(&trace).arg("-o").arg(&html));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let b = Browser::start();
+    b.open(&html);
+    let lines = b.js(
+        "return [...document.querySelectorAll('.logline')].filter(d => d.style.display !== 'none')\
+         .sort((x, y) => x.dataset.line - y.dataset.line)\
+         .map(d => [+d.dataset.ev, d.children[2].textContent.slice(0, 12), d.classList.contains('cut')])",
+    );
+    assert_eq!(
+        lines,
+        json!([
+            [6, "hello world", false],
+            [6, "whole", false],
+            [12, "✂ start éndz", true],
+            [14, "zzzzzzzzzzzz", false]
+        ])
+    );
+    assert!(b
+        .text("#log-count")
+        .starts_with("(4 lines from 7 output events"));
+    // A line links to the read that ended it.
+    b.click(".logline[data-line='0']");
+    b.wait("the line's event selected", 30, |b| {
+        b.text("#detail h3").starts_with("#6 output").then_some(())
+    });
+    // A read in which no line ended (part of one) still selects.
+    b.js("location.hash = '#e8'; return 0");
+    b.wait("the partial read selected", 30, |b| {
+        b.text("#detail h3").starts_with("#8 output").then_some(())
+    });
+}
+
 /// Writes a screenshot of the md5 example's report to the file named by
 /// `DTEST_REPORT_SCREENSHOT` (the one in docs/):
 /// `DTEST_REPORT_SCREENSHOT=$PWD/docs/report-md5.png cargo test -p dtest-tests --test it -- report::screenshot --ignored`

@@ -6,7 +6,9 @@
 //! violation linking to its events), an interactive chart of the trace
 //! (zoom, scroll, lanes shown or hidden, kinds filtered, search, an event's
 //! full text, time, vector clock and step, its causal past on demand) and a
-//! time-merged log of every session's output, each line linked to its event.
+//! time-merged log of every session's output, line by line (a line split
+//! across reads is one line), each line linked to the event in which it
+//! ended (see [`log`]).
 //!
 //! The trace is read in one streaming pass and embedded compactly, so the
 //! file grows linearly with the trace:
@@ -16,7 +18,9 @@
 //!   event, the actor's own entry left implicit) in one base64 string;
 //! - the events' texts as one JSON array (a receive's text is its send's,
 //!   stored once), the kind-specific fields of the few events that have
-//!   them as a sparse list.
+//!   them as a sparse list;
+//! - the log's lines: per line its event and a slice of that event's text,
+//!   or (for a line joined from several reads) its own text.
 //!
 //! The page decodes that once and draws only what is visible (a canvas for
 //! the chart, a handful of DOM rows for the log), so a million-event trace
@@ -37,6 +41,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use dtest_trace::{ActorKind, Dir, EventData, Reader};
+
+mod log;
 
 /// The report's file name in a run directory.
 pub const REPORT_FILE: &str = "report.html";
@@ -226,12 +232,18 @@ const EVENT_TEXT_MAX: usize = 64 * 1024;
 const TEXT_BUDGET: usize = 256 << 20;
 const EVENT_TEXT_MAX_OVER_BUDGET: usize = 512;
 
-/// `s` cut to at most `max` bytes (at a character boundary), the cut marked.
-fn shortened(s: &str, max: usize) -> String {
+/// Where `s` is cut to at most `max` bytes (a character boundary).
+fn cut_point(s: &str, max: usize) -> usize {
     let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
         end -= 1;
     }
+    end
+}
+
+/// `s` cut to at most `max` bytes (at a character boundary), the cut marked.
+fn shortened(s: &str, max: usize) -> String {
+    let end = cut_point(s, max);
     format!("{}… [{} more bytes in the trace]", &s[..end], s.len() - end)
 }
 
@@ -284,6 +296,7 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
     let mut ctx: Vec<StepContext> = (0..na).map(|_| StepContext::default()).collect();
     let mut n: u64 = 0;
     let mut cut_texts: u64 = 0;
+    let mut log = log::Log::new(na);
 
     while let Some(ev) = r.next_event()? {
         let idx = ev.index;
@@ -348,16 +361,37 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
             texts.push('0');
         } else {
             let text = ev.text();
-            let cap = if texts.len() < TEXT_BUDGET {
+            let under_budget = texts.len() + log.text_bytes() < TEXT_BUDGET;
+            let cap = if under_budget {
                 EVENT_TEXT_MAX
             } else {
                 EVENT_TEXT_MAX_OVER_BUDGET
             };
-            if text.len() > cap {
+            let shown = if text.len() > cap {
                 cut_texts += 1;
                 js_str(&mut texts, &shortened(&text, cap));
+                cut_point(&text, cap)
             } else {
                 js_str(&mut texts, &text);
+                text.len()
+            };
+            if let EventData::Output { bytes, stream } = &ev.data {
+                if ev.dir != Dir::Recv {
+                    let max = if under_budget {
+                        log::LOG_TEXT_MAX
+                    } else {
+                        EVENT_TEXT_MAX_OVER_BUDGET
+                    };
+                    let chunk = log::Chunk {
+                        ev: idx,
+                        actor: ev.actor,
+                        stream: *stream,
+                        bytes,
+                        text: &text,
+                        shown,
+                    };
+                    log.output(&chunk, max);
+                }
             }
             if let Some(x) = extra(&ev.data) {
                 if extras.len() > 1 {
@@ -476,6 +510,12 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
         varint(&mut cols, if p < 0 { 0 } else { zigzag(p - i as i64) });
     }
     cols.extend_from_slice(&clocks);
+    let log_max = if texts.len() + log.text_bytes() < TEXT_BUDGET {
+        log::LOG_TEXT_MAX
+    } else {
+        EVENT_TEXT_MAX_OVER_BUDGET
+    };
+    let (log_col, log_texts) = log.finish(&times, log_max);
     drop((actors, kd, times, partner, clocks));
 
     // The points: the run's own, else the trace's verdicts.
@@ -491,7 +531,9 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
     points.extend(opts.extra_points.iter().cloned());
     let failed = points.iter().filter(|p| p.failed).count();
 
-    let mut data = String::with_capacity(texts.len() + cols.len() * 4 / 3 + 4096);
+    let mut data = String::with_capacity(
+        texts.len() + cols.len() * 4 / 3 + log_col.len() + log_texts.len() + 4096,
+    );
     data.push_str("{\"scenario\":");
     js_str(&mut data, &header.scenario);
     data.push_str(&format!(
@@ -639,6 +681,12 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
     data.push_str(",\"texts\":");
     data.push_str(&texts);
     drop(texts);
+    data.push_str(&format!(
+        ",\"log_line_max\":{},\"log\":\"{log_col}\",\"logtexts\":",
+        log::LINE_MAX
+    ));
+    data.push_str(&log_texts);
+    drop(log_texts);
     data.push('}');
 
     let title = format!(
