@@ -131,7 +131,20 @@ fn assert_causal(svg: &str) {
             );
         }
     }
-    assert!(arrows > 0 || ev.len() < 2, "no message drawn");
+    if svg.contains(", compact") {
+        // A compact chart draws each event once: by its own element or in
+        // the mark of another (data-with), never both.
+        let mut seen = std::collections::HashSet::new();
+        for a in ev.values() {
+            for w in a.get("with").map(|w| w.split(',')).into_iter().flatten() {
+                let w: u64 = w.parse().unwrap();
+                assert!(!ev.contains_key(&w), "#{w} drawn alone and with a mark");
+                assert!(seen.insert(w), "#{w} drawn with two marks");
+            }
+        }
+    } else {
+        assert!(arrows > 0 || ev.len() < 2, "no message drawn");
+    }
 }
 
 fn synth(dir: &Path, testers: &str, events: &str) -> PathBuf {
@@ -355,14 +368,15 @@ fn fifty_actor_synthetic_trace() {
     let dir = tempfile::tempdir().unwrap();
     // 25 testers and their sessions, plus the master: 51 actors.
     let t = synth(dir.path(), "25", "3000");
-    let svg = both(&t, dir.path(), "fifty", &["--sessions"]);
+    let svg = both(&t, dir.path(), "fifty", &["--sessions", "--detail", "full"]);
     assert_causal(&svg);
     assert_eq!(svg.matches("class=\"life\"").count(), 51);
     assert_eq!(events(&svg).len(), 3000);
-    // By default each session is on its tester's lane.
+    // By default each session is on its tester's lane, and the master,
+    // which only kept the barriers, has none.
     let folded = both(&t, dir.path(), "fifty-folded", &[]);
     assert_causal(&folded);
-    assert_eq!(folded.matches("class=\"life\"").count(), 26);
+    assert_eq!(folded.matches("class=\"life\"").count(), 25);
     let m = std::fs::read_to_string(dir.path().join("fifty.msc")).unwrap();
     assert!(m.contains("arcskip"));
     assert!(m.contains(" abox ") || m.contains("--- [label=\"barrier"));
@@ -374,13 +388,20 @@ fn actors_window_and_highlight() {
     let d = dir.path();
     let t = synth(d, "4", "600");
 
+    // Every event drawn (--detail full), to count them.
     // --actors: only those lanes, in that order; messages to the others
     // are stubs.
     let svg = both(
         &t,
         d,
         "actors",
-        &["--actors", "tester2@host2,tester2,master", "--sessions"],
+        &[
+            "--actors",
+            "tester2@host2,tester2,master",
+            "--sessions",
+            "--detail",
+            "full",
+        ],
     );
     assert_causal(&svg);
     let lanes: Vec<&str> = svg
@@ -411,7 +432,15 @@ fn actors_window_and_highlight() {
         &t,
         d,
         "window",
-        &["--from", "100", "--to", "299", "--sessions"],
+        &[
+            "--from",
+            "100",
+            "--to",
+            "299",
+            "--sessions",
+            "--detail",
+            "full",
+        ],
     );
     assert_causal(&svg);
     let ev = events(&svg);
@@ -425,7 +454,7 @@ fn actors_window_and_highlight() {
     ] {
         let report = d.join(format!("{name}.json"));
         std::fs::write(&report, json).unwrap();
-        let svg = both(&t, d, &format!("hl-{name}"), &["--highlight", report.to_str().unwrap(), "--sessions"]);
+        let svg = both(&t, d, &format!("hl-{name}"), &["--highlight", report.to_str().unwrap(), "--sessions", "--detail", "full"]);
         let ev = events(&svg);
         assert!(svg.contains("class=\"dtest-msc highlighting"));
         assert!(ev[&250].contains_key("index"));
@@ -618,29 +647,51 @@ fn highlight_from_dtest_check_report() {
     );
     let path = d.join("report.json");
     std::fs::write(&path, &o.stdout).unwrap();
-    let svg = both(
-        &trace,
-        d,
-        "checked",
-        &["--highlight", path.to_str().unwrap(), "--sessions"],
-    );
-    let mut hits: Vec<u64> = svg
-        .split("<g class=\"ev ")
-        .skip(1)
-        .filter(|c| c[..c.find('"').unwrap()].split(' ').any(|w| w == "hit"))
-        .map(|c| {
-            c.split("data-index=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
+    let highlight = ["--highlight", path.to_str().unwrap(), "--sessions"];
+    // Every event drawn: exactly the report's events are hits.
+    let full = [&highlight[..], &["--detail", "full"]].concat();
+    let svg = both(&trace, d, "checked", &full);
+    let hits = |svg: &str| -> Vec<HashMap<String, String>> {
+        let ev = events(svg);
+        let mut v: Vec<(u64, HashMap<String, String>)> = svg
+            .split("<g class=\"ev ")
+            .skip(1)
+            .filter(|c| c[..c.find('"').unwrap()].split(' ').any(|w| w == "hit"))
+            .map(|c| {
+                let i: u64 = c
+                    .split("data-index=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                (i, ev[&i].clone())
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v.into_iter().map(|x| x.1).collect()
+    };
+    let index = |a: &HashMap<String, String>| a["index"].parse::<u64>().unwrap();
+    let got: Vec<u64> = hits(&svg).iter().map(index).collect();
+    assert_eq!(got, want);
+    // Compact: each of them is a hit, or drawn in the mark of one.
+    let svg = both(&trace, d, "checked-compact", &highlight);
+    let mut got: Vec<u64> = hits(&svg)
+        .iter()
+        .flat_map(|a| {
+            let with = a
+                .get("with")
+                .map(|w| w.split(',').map(|x| x.parse::<u64>().unwrap()));
+            std::iter::once(index(a)).chain(with.into_iter().flatten())
         })
         .collect();
-    hits.sort_unstable();
-    assert_eq!(hits, want);
+    got.sort_unstable();
+    assert!(
+        want.iter().all(|w| got.contains(w)),
+        "{want:?} not all in {got:?}"
+    );
 }
 
 /// A trace torn by a killed run is drawn up to its last readable event,
@@ -810,19 +861,40 @@ fn folded_lanes_time_layout_labels_kinds_and_windows() {
     let t = d.join("failover.dtrace");
     failover(&t);
 
-    // Default: one lane per tester (its session folded in), rows in time
-    // order, the chatter one mark showing the line the expect matched.
+    // Default: one lane per tester (its session folded in), no master lane
+    // (it only kept the barriers), rows in time order; the chatter and the
+    // expect that found its line in it are one mark showing that line.
     let svg = both(&t, d, "default", &[]);
+    assert_causal(&svg);
+    assert_eq!(
+        svg.matches("class=\"life\"").count(),
+        2,
+        "primary, sentinel"
+    );
+    assert!(svg.contains("time-layout"));
+    assert!(svg.contains(", compact"));
+    assert!(
+        svg.contains("k-start a1 own") && svg.contains("k-signal a1 own"),
+        "marks on the tester's lane"
+    );
+    assert!(
+        svg.contains("match: \u{2026}Ready to accept connections tcp"),
+        "the matched line, without its log prefix"
+    );
+    let kill = y_of(&svg, "data-kind=\"signal\"");
+    let switch = y_of(&svg, "+switch-master");
+    assert!(kill < switch, "time layout: the KILL is above the switch");
+    // A barrier release is drawn on its participants' lanes.
+    assert!(svg.contains("<g class=\"barrier\" data-name=\"primary killed\""));
+
+    // Every event: the master's lane and the barrier messages come back,
+    // the chatter is one mark of its own.
+    let svg = both(&t, d, "full", &["--detail", "full"]);
     assert_causal(&svg);
     assert_eq!(
         svg.matches("class=\"life\"").count(),
         3,
         "master, primary, sentinel"
-    );
-    assert!(svg.contains("time-layout"));
-    assert!(
-        svg.contains("k-start a1 own") && svg.contains("k-signal a1 own"),
-        "marks on the tester's lane"
     );
     assert_eq!(
         svg.matches("data-run=\"30\"").count(),
@@ -834,19 +906,21 @@ fn folded_lanes_time_layout_labels_kinds_and_windows() {
         "the matched line, without its log prefix"
     );
     assert!(svg.contains("match: \u{2026}Ready to accept connections tcp"));
+    assert!(svg.contains("k-barrier_enter"));
     let kill = y_of(&svg, "data-kind=\"signal\"");
     let switch = y_of(&svg, "+switch-master");
     assert!(kill < switch, "time layout: the KILL is above the switch");
 
-    // --sessions: five lanes, every event drawn.
-    let apart = both(&t, d, "apart", &["--sessions"]);
+    // --sessions: five lanes with --detail full.
+    let apart = both(&t, d, "apart", &["--sessions", "--detail", "full"]);
     assert_eq!(apart.matches("class=\"life\"").count(), 5);
 
     // --kinds: hide output and input; or show only some kinds.
     let svg = both(&t, d, "kinds", &["--kinds", "-output,-input"]);
     assert!(events(&svg).values().all(|a| a["kind"] != "output"));
     assert!(svg.contains("k-signal"));
-    let svg = both(&t, d, "only", &["--kinds=match,end"]);
+    // (The end is on the master's lane, which compact charts leave out.)
+    let svg = both(&t, d, "only", &["--kinds=match,end", "--detail", "full"]);
     let ev = events(&svg);
     assert!(
         ev.values()
@@ -929,8 +1003,8 @@ fn tall_charts_are_split_into_pages() {
         assert!(h < 32767.0, "{name} is {h} px high");
         assert_eq!(
             svg.matches("<g class=\"lane ").count(),
-            2 * 3,
-            "lane names on every page"
+            2 * 2,
+            "lane names on every page (two testers, no master lane)"
         );
         assert!(svg.contains(&format!(
             "data-page=\"{}\" data-pages=\"{}\"",
@@ -992,7 +1066,8 @@ fn mscgen_backslashes_and_labels_in_their_boxes() {
         w.flush().unwrap();
     }
     let m = d.join("bs.msc");
-    let text = String::from_utf8(msc(&t, &m, &[])).unwrap();
+    // Every event on its own: the verdicts are boxes of their own.
+    let text = String::from_utf8(msc(&t, &m, &["--detail", "full"])).unwrap();
     assert!(!text.contains('\u{29f5}'));
     let svg = d.join("bs.mscgen.svg");
     let o = run(Command::new(&mscgen)

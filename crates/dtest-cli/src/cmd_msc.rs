@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use dtest_msc::{Bound, Events, Format, LayoutKind, Options};
+use dtest_msc::{Bound, Detail, Events, Format, LayoutKind, Options};
 use dtest_trace::{Kind, Reader};
 
 use crate::{CliError, CliResult};
@@ -25,6 +25,20 @@ pub enum LayoutArg {
     Time,
     /// Rows from causality alone: the most compact; one row means concurrent.
     Causal,
+}
+
+/// How much `dtest msc` draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetailArg {
+    /// The story (the default): no master lane for barrier bookkeeping (a
+    /// release is drawn on its participants' lanes, the wait before it as a
+    /// bar), and what a tester did in one moment as one mark (a command
+    /// with its output and exit, a match with its output, `ok` verdicts as
+    /// numbered badges).
+    Compact,
+    /// Every event on its own: barrier messages as arrows to the master,
+    /// each verdict as a box.
+    Full,
 }
 
 /// Arguments of `dtest msc`.
@@ -78,6 +92,10 @@ pub struct Args {
     /// happens-before alone, the most compact).
     #[arg(long, value_enum, default_value = "time")]
     pub layout: LayoutArg,
+    /// How much to draw: `compact` (the story: one mark per moment of a
+    /// tester, barriers as releases) or `full` (every event on its own).
+    #[arg(long, value_enum, default_value = "compact")]
+    pub detail: DetailArg,
     /// Highlight the events of this report (JSON) and their causal past.
     #[arg(long, value_name = "REPORT.json")]
     pub highlight: Option<PathBuf>,
@@ -131,6 +149,10 @@ pub fn run(mut args: Args) -> CliResult {
         layout: match args.layout {
             LayoutArg::Time => LayoutKind::Time,
             LayoutArg::Causal => LayoutKind::Causal,
+        },
+        detail: match args.detail {
+            DetailArg::Compact => Detail::Compact,
+            DetailArg::Full => Detail::Full,
         },
         highlight,
         matched_lines,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use dtest_trace::{Directive, Event, EventData, ExitStatus, Stream};
+use dtest_trace::{Directive, Event, EventData, ExitStatus, Kind, Stream};
 
 use crate::text;
 use crate::view::{Other, View};
@@ -15,8 +15,109 @@ pub(crate) const TOOLTIP_CAP: usize = 4096;
 /// lines: [`label`], except that output shows its most telling line (the
 /// one a later `match` found its text in, else the last non-empty one) and
 /// a run of output chunks drawn as one mark shows the run's, and a `match`
-/// shows the line it matched.
+/// shows the line it matched. A compact mark drawing several events says
+/// what each says ([`mark_label`]).
 pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> String {
+    if view.attached(i).is_empty() {
+        one_label(view, i, max, max_lines)
+    } else {
+        mark_label(view, i, max)
+    }
+}
+
+/// The label of a compact mark: what its events say, joined by ` → `, in
+/// at most `max` columns, each part cut to a fair share of the room. `ok`
+/// verdicts are left to the badge ([`badge`]), a barrier entry to the wait
+/// bar; the output a `match` found its text in is said by the match.
+fn mark_label(view: &View, i: u64, max: usize) -> String {
+    let t = view.trace;
+    let mut parts: Vec<u64> = Vec::new();
+    // A second command is a repeat: said by the count.
+    let first = view
+        .attached(i)
+        .iter()
+        .take_while(|&&m| t.event(m).kind() != Kind::Start);
+    for &m in std::iter::once(&i).chain(first) {
+        match t.event(m).kind() {
+            // Said by the badge, the wait bar, the tooltip.
+            Kind::Verdict | Kind::BarrierEnter | Kind::Close => {}
+            Kind::Match => {
+                while parts
+                    .last()
+                    .is_some_and(|&p| t.event(p).kind() == Kind::Output)
+                {
+                    parts.pop();
+                }
+                parts.push(m);
+            }
+            _ => parts.push(m),
+        }
+    }
+    if parts.is_empty() {
+        return one_label(view, i, max, 1);
+    }
+    let times = match view.repeats(i) {
+        Some((n, last)) => format!(" \u{d7}{} to {}", n + 1, text::secs(last)),
+        None => String::new(),
+    };
+    const SEP: &str = " \u{2192} ";
+    let seps = text::cols(SEP) * (parts.len() - 1) + text::cols(&times);
+    let room = max.saturating_sub(seps);
+    // Fair shares: what a part does not need goes to the others.
+    let want: Vec<usize> = parts
+        .iter()
+        .map(|&m| text::cols(&part_label(view, m, 200, 1, false)))
+        .collect();
+    let mut share = vec![0usize; parts.len()];
+    let mut left = room;
+    loop {
+        let open: Vec<usize> = (0..parts.len()).filter(|&k| share[k] < want[k]).collect();
+        if open.is_empty() || left == 0 {
+            break;
+        }
+        let each = (left / open.len()).max(1);
+        for k in open {
+            let give = (want[k] - share[k]).min(each).min(left);
+            share[k] += give;
+            left -= give;
+        }
+    }
+    let labels: Vec<String> = parts
+        .iter()
+        .zip(&share)
+        .map(|(&m, &n)| part_label(view, m, n.max(4), 1, false))
+        .collect();
+    text::short(&(labels.join(SEP) + &times), max)
+}
+
+/// The numbers of the `ok` verdicts drawn with mark `i` (compact charts),
+/// as a badge text (`3`, `3,4`), if any.
+pub(crate) fn badge(view: &View, i: u64) -> Option<String> {
+    let nums: Vec<String> = view
+        .attached(i)
+        .iter()
+        .filter_map(|&m| match &view.trace.event(m).data {
+            EventData::Verdict { number, .. } => Some(number.to_string()),
+            _ => None,
+        })
+        .collect();
+    (!nums.is_empty()).then(|| text::short(&nums.join(","), 12))
+}
+
+/// Whether a compact mark holds a failure (an exit status not 0).
+pub(crate) fn mark_fails(view: &View, i: u64) -> bool {
+    view.attached(i)
+        .iter()
+        .any(|&m| status(data(view, m)) == Some("fail"))
+}
+
+fn one_label(view: &View, i: u64, max: usize, max_lines: usize) -> String {
+    part_label(view, i, max, max_lines, true)
+}
+
+/// [`one_label`]; `count`: whether an output label says how many lines
+/// there were (not in a compact mark, where room is short).
+fn part_label(view: &View, i: u64, max: usize, max_lines: usize, count: bool) -> String {
     let e = view.trace.event(i);
     let d = data(view, i);
     match d {
@@ -26,11 +127,11 @@ pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> Str
             } else {
                 ""
             };
-            let (text, chunks) = match view.run(i) {
-                Some(run) => (run_text(view, run, usize::MAX), run.len() / 2),
-                None => (String::from_utf8_lossy(bytes).into_owned(), 1),
+            let text = match view.run(i) {
+                Some(run) => run_text(view, run, usize::MAX),
+                None => String::from_utf8_lossy(bytes).into_owned(),
             };
-            telling_label(prefix, &text, chunks, view.matched_in(i), max)
+            telling_label(prefix, &text, count, view.matched_in(i), max)
         }
         EventData::Match {
             pattern, matched, ..
@@ -151,7 +252,7 @@ fn log_prefix(line: &str) -> Option<usize> {
 fn telling_label(
     prefix: &str,
     text: &str,
-    chunks: usize,
+    count: bool,
     matched: Option<&str>,
     max: usize,
 ) -> String {
@@ -162,8 +263,8 @@ fn telling_label(
         .split('\n')
         .filter(|l| !l.trim_end_matches('\r').trim().is_empty())
         .count();
-    let _ = chunks;
     let suffix = match lines {
+        _ if !count => String::new(),
         0 | 1 => String::new(),
         n => format!(" ({n} lines)"),
     };
@@ -294,8 +395,30 @@ pub(crate) fn data<'t>(view: &View<'t>, i: u64) -> &'t EventData {
     &view.trace.event(i).data
 }
 
-/// The full tooltip of event `i` (plain text, printable, capped).
+/// The full tooltip of event `i` (plain text, printable, capped), and of
+/// the events drawn with it in a compact mark.
 pub(crate) fn tooltip(view: &View, i: u64) -> String {
+    let mut s = one_tooltip(view, i);
+    if let Some((n, last)) = view.repeats(i) {
+        let _ = write!(
+            s,
+            "\n(done {} times in a row, the same each time, until {})",
+            n + 1,
+            text::secs(last)
+        );
+    }
+    for &m in view.attached(i) {
+        if s.len() > 4 * TOOLTIP_CAP {
+            s.push_str("\n\n...");
+            break;
+        }
+        s.push_str("\n\n");
+        s.push_str(&one_tooltip(view, m));
+    }
+    s
+}
+
+fn one_tooltip(view: &View, i: u64) -> String {
     let t = view.trace;
     let e = &t.event(i);
     let mut s = String::new();

@@ -216,18 +216,13 @@ impl Layout {
             .filter(|&v| indeg[v as usize] == 0)
             .map(|v| Reverse(key(v)))
             .collect();
-        // Time layout: rows never go back up in placement order, and a row
-        // only gathers events close in time (within `slice` of its first):
-        // one row is one moment.
-        let mut floor = 0u32;
-        let mut floor_time: Option<u64> = None;
-        let slice = {
-            let (lo, hi) = (times.iter().min(), times.iter().max());
-            match (lo, hi) {
-                (Some(&lo), Some(&hi)) => ((hi - lo) / 400).max(1_000_000),
-                _ => 1_000_000,
-            }
-        };
+        // Time layout: the run is cut into moments, each starting with the
+        // first node more than `slice` after the start of the previous one.
+        // A moment's rows all come below the rows of the moments before it;
+        // inside a moment, nodes are placed as causality and room allow.
+        let mut moment_row = 0u32;
+        let mut moment_time: Option<u64> = None;
+        let slice = view.slice_ns();
         let mut lower = vec![0u32; n];
         let mut node_row = vec![0u32; n];
         let mut occupied: Vec<Vec<Span>> = Vec::new();
@@ -240,8 +235,11 @@ impl Layout {
             let g = group_of[(i - from) as usize];
             let shown = g != NONE || view.shown(i);
             if view.time_rows && shown {
-                let late = floor_time.is_some_and(|f| times[vi] > f.saturating_add(slice));
-                lower[vi] = lower[vi].max(floor + u32::from(late));
+                if moment_time.is_none_or(|m| times[vi] > m.saturating_add(slice)) {
+                    moment_row = occupied.len() as u32;
+                    moment_time = Some(times[vi]);
+                }
+                lower[vi] = lower[vi].max(moment_row);
             }
             // The `end` event closes the run: below everything else. It is
             // the last event, so this puts no causality upside down.
@@ -260,10 +258,6 @@ impl Layout {
                 let r = first_free(&mut occupied, lower[vi], span);
                 if g != NONE {
                     groups[g as usize].row = r;
-                }
-                if view.time_rows && (r > floor || floor_time.is_none()) {
-                    floor = r;
-                    floor_time = Some(times[vi]);
                 }
                 r
             } else {

@@ -202,6 +202,7 @@
 //! JOINER (U+2060, drawn as nothing) where mscgen would read it as an
 //! escape (before `n` or `"`, and at the end of a label).
 
+mod attach;
 mod describe;
 mod error;
 mod highlight;
@@ -321,6 +322,22 @@ pub enum LayoutKind {
     Causal,
 }
 
+/// How much of a run a chart draws (see the crate docs, "Detail").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Detail {
+    /// The story (the default): the master's barrier bookkeeping is not
+    /// drawn (a release is a hexagon on its participants' lanes, the wait
+    /// before it a bar on each lane), and what one tester did in one moment
+    /// is one mark: a command with its output and exit, an expect's match
+    /// with the output it found, an `ok` verdict as a numbered badge on the
+    /// mark of the step it concludes.
+    #[default]
+    Compact,
+    /// Every event on its own: each barrier message an arrow to the master,
+    /// each verdict a box.
+    Full,
+}
+
 /// What to draw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -345,6 +362,8 @@ pub struct Options {
     pub sessions: bool,
     /// Row assignment.
     pub layout: LayoutKind,
+    /// How much is drawn.
+    pub detail: Detail,
     /// Events to highlight (see [`parse_highlight`]); `None`: no highlight.
     pub highlight: Option<Vec<u64>>,
     /// Lines of output a property matched, by event index (see

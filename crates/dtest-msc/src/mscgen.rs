@@ -293,8 +293,17 @@ fn statement<'a>(
     let me = name(i);
     let mut label = String::new();
     let mut s = String::new();
-    if e.dir == Dir::Local || is_condition(view, i) || matches!(view.other(i), Other::Own(_)) {
-        text::mscgen(&mut label, &describe::label_of(view, i, room(1.0), 1));
+    if e.dir == Dir::Local
+        || is_condition(view, i)
+        || matches!(view.other(i), Other::Own(_))
+        || view.enter_mark(i)
+    {
+        // A compact mark's verdicts (a badge in SVG) lead its label.
+        let badge = describe::badge(view, i)
+            .map(|b| format!("ok {b}: "))
+            .unwrap_or_default();
+        let l = describe::label_of(view, i, room(1.0).saturating_sub(badge.len()).max(8), 1);
+        text::mscgen(&mut label, &format!("{badge}{l}"));
         let shape = match (e.kind(), describe::status(data)) {
             (Kind::Verdict | Kind::Match | Kind::End, _) => "rbox",
             (Kind::BarrierLeave | Kind::BarrierBroken, _) => "abox",

@@ -28,7 +28,7 @@ const LANE_MIN: f64 = 190.0;
 const SCREEN_W: f64 = 1900.0;
 const LANE_MAX: f64 = 330.0;
 /// Distance between two rows.
-pub(crate) const ROW_H: f64 = 28.0;
+pub(crate) const ROW_H: f64 = 24.0;
 /// Advance of one character of the label font (DejaVu Sans Mono 11 px:
 /// 0.602 em, rounded up).
 pub(crate) const CHAR_W: f64 = 6.7;
@@ -85,6 +85,11 @@ text{font-family:"DejaVu Sans Mono",monospace;font-size:11px;fill:#1a1a1a}
 .hit .shaft{stroke:#e00000;stroke-width:3}.hit .head{fill:#e00000}
 .hit .box,.hit .cond{stroke:#e00000;stroke-width:3}
 .hit text{fill:#c00000;font-weight:bold}
+.badge rect{fill:#2e7d32;stroke:none}
+.ev g.badge text{fill:#fff;font-size:10px;font-weight:bold}
+line.span{stroke:#6d6d6d;stroke-width:4;opacity:.3;stroke-linecap:round}
+line.wait{stroke:#7a4fa3;stroke-width:4;opacity:.3;stroke-linecap:round}
+.k-barrier_enter .box{fill:#f6f0fb;stroke:#7a4fa3;stroke-dasharray:2 2}
 "#;
 
 /// The y of row `r`.
@@ -222,8 +227,10 @@ impl Svg {
         }
     }
 
+    /// A box's label, in the room its lane leaves it (less a badge's).
     fn box_label(&self, view: &View, i: u64) -> String {
-        describe::label_of(view, i, self.box_cols(), 1)
+        let badge = (Svg::badge_width(view, i) / CHAR_W).ceil() as usize;
+        describe::label_of(view, i, self.box_cols().saturating_sub(badge).max(8), 1)
     }
 
     fn message_label(&self, view: &View, i: u64, a: &Arrow) -> String {
@@ -259,6 +266,12 @@ impl Svg {
         view.trace.event(i).dir == Dir::Local
             || matches!(view.other(i), Other::Own(_))
             || Svg::is_condition(view, i)
+            || view.enter_mark(i)
+    }
+
+    /// Width of the verdict badge of mark `i`, with its gap, if any.
+    fn badge_width(view: &View, i: u64) -> f64 {
+        describe::badge(view, i).map_or(0.0, |b| badge_w(&b) + 3.0)
     }
 
     fn is_condition(view: &View, i: u64) -> bool {
@@ -273,11 +286,11 @@ impl Geometry for Svg {
         let x = self.x(view.lane(e.actor)?);
         if Svg::is_condition(view, i) {
             let w = Svg::cond_width(&self.box_label(view, i));
-            return Some((x - w / 2.0, x + w / 2.0));
+            return Some((x - w / 2.0 - Svg::badge_width(view, i), x + w / 2.0));
         }
         if Svg::is_box(view, i) {
             let w = Svg::box_width(&self.box_label(view, i));
-            return Some((x - w / 2.0, x + w / 2.0));
+            return Some((x - w / 2.0 - Svg::badge_width(view, i), x + w / 2.0));
         }
         match e.dir {
             Dir::Local => None,
@@ -359,7 +372,7 @@ pub(crate) fn write(view: &View, open: &mut crate::PageSink<'_>) -> Result<usize
     let width = fixed + 2.0 * g.side + g.lane_w * lanes as f64;
     let incomplete = view.trace.complete == Some(false);
     let foot_extra = 24.0 + if incomplete { 34.0 } else { 0.0 };
-    let legend_h = legend_height(width);
+    let legend_h = legend_height(width, view.compact);
     // Height below the last row's middle: lifeline end, names, legend.
     let below = -ROW_H / 2.0 + foot_extra + HEAD_H + 22.0 + legend_h + 10.0;
     let rows = layout.rows.max(1);
@@ -504,14 +517,32 @@ fn write_page(
         );
     }
     let hidden = trace.header.actors.len() - view.lane_actors.iter().map(Vec::len).sum::<usize>();
-    if hidden > 0 {
-        let _ = write!(sub, ", {hidden} actors not shown");
+    let masters = trace
+        .header
+        .actors
+        .iter()
+        .filter(|a| a.kind == ActorKind::Master)
+        .count();
+    let hidden = hidden.saturating_sub(if view.no_master { masters } else { 0 });
+    match hidden {
+        0 => {}
+        1 => sub.push_str(", 1 actor not shown"),
+        n => {
+            let _ = write!(sub, ", {n} actors not shown");
+        }
     }
     let _ = write!(
         sub,
         ", {} layout",
         if view.time_rows { "time" } else { "causal" }
     );
+    if view.compact {
+        sub.push_str(if view.no_master {
+            ", compact: no master lane, ok verdicts as badges (--detail full: every event)"
+        } else {
+            ", compact: ok verdicts as badges (--detail full: every event)"
+        });
+    }
     if page.count > 1 {
         let _ = write!(sub, ", page {} of {}", page.index + 1, page.count);
     }
@@ -619,6 +650,9 @@ fn write_page(
         b.push_str("\"/></g>\n");
     }
 
+    if view.compact {
+        wait_bars(&mut b, g, view, layout, page, row_time);
+    }
     out.write_all(b.as_bytes())?;
     b.clear();
     // Messages first, then boxes and conditions, which cover the arrows
@@ -670,10 +704,95 @@ fn write_page(
         b.push_str("\">incomplete trace: the run stopped here without its end event</text></g>\n");
     }
     lane_heads(&mut b, g, view, foot_y);
-    legend(&mut b, legend_y, width);
+    legend(&mut b, legend_y, width, view.compact);
     b.push_str("</svg>\n");
     out.write_all(b.as_bytes())?;
     Ok(())
+}
+
+/// Width of a verdict badge saying `text`.
+fn badge_w(text: &str) -> f64 {
+    text::cols(text) as f64 * 6.1 + 8.0
+}
+
+/// A badge of `ok` verdict numbers, its right end at `right`.
+fn badge(b: &mut String, right: f64, y: f64, nums: &str) {
+    let w = badge_w(nums);
+    b.push_str("<g class=\"badge\"><rect x=\"");
+    num(b, right - w);
+    b.push_str("\" y=\"");
+    num(b, y - 7.0);
+    b.push_str("\" width=\"");
+    num(b, w);
+    b.push_str("\" height=\"14\" rx=\"7\"/>");
+    text_at(b, right - w / 2.0, y + 3.5, "middle", nums, false);
+    b.push_str("</g>");
+}
+
+/// Compact charts: a bar on each lane from where its tester entered a
+/// barrier down to where the barrier released (or broke) it.
+fn wait_bars(
+    b: &mut String,
+    g: &Svg,
+    view: &View,
+    layout: &Layout,
+    page: &Page,
+    row_time: &[Option<u64>],
+) {
+    let t = view.trace;
+    let bar = |b: &mut String, class: &str, x: f64, r0: u32, r1: u32| {
+        if r0 >= r1 || r1 < page.r0 || r0 >= page.r1 {
+            return;
+        }
+        let _ = write!(b, "<line class=\"{class}\" x1=\"");
+        num(b, x);
+        b.push_str("\" y1=\"");
+        num(b, row_y(r0) + 9.0);
+        b.push_str("\" x2=\"");
+        num(b, x);
+        b.push_str("\" y2=\"");
+        num(b, row_y(r1) - 10.0);
+        b.push_str("\"/>\n");
+    };
+    b.push_str("<g class=\"waits\">\n");
+    for i in view.from..view.to {
+        let Some(r1) = layout.row(i) else { continue };
+        if let (Some((_, last)), true) = (view.repeats(i), view.time_rows) {
+            // A repeated mark: down to the last row of its time.
+            let until = (r1..row_time.len() as u32)
+                .take_while(|&r| row_time[r as usize].is_none_or(|x| x <= last))
+                .last()
+                .unwrap_or(r1);
+            if let Some(lane) = view.lane(t.event(i).actor) {
+                bar(b, "span", g.x(lane), r1, until + 1);
+            }
+        }
+        if !Svg::is_condition(view, i) {
+            continue;
+        }
+        let e = t.event(i);
+        let Some(lane) = view.lane(e.actor) else {
+            continue;
+        };
+        // The tester's entry: its last `barrier_enter` before the release.
+        let chain = t.actor_events(e.actor);
+        let Ok(k) = chain.binary_search(&i) else {
+            continue;
+        };
+        let enter = chain[..k]
+            .iter()
+            .rev()
+            .take_while(|&&x| !Svg::is_condition(view, x))
+            .find(|&&x| t.event(x).kind() == Kind::BarrierEnter);
+        let Some(r0) = enter
+            .and_then(|&x| view.drawn_by(x))
+            .and_then(|d| layout.row(d))
+        else {
+            continue;
+        };
+        bar(b, "wait", g.x(lane), r0, r1);
+    }
+    b.push_str("</g>\n");
 }
 
 /// The shaft of a message whose receive (event `i`, on a later page than
@@ -725,25 +844,58 @@ const LEGEND: [(&str, &str); 11] = [
     ("skip", "skip"),
     ("todo", "todo"),
 ];
+/// Compact charts: instead of the barrier message, the wait bar and the
+/// verdict badge.
+const LEGEND_COMPACT: [(&str, &str); 3] = [
+    ("wait", "waiting at a barrier"),
+    ("span", "the same, repeated (\u{d7}N)"),
+    ("badge", "ok verdicts (numbers)"),
+];
 const LEGEND_W: f64 = 190.0;
+
+/// The legend's items.
+fn legend_items(compact: bool) -> Vec<(&'static str, &'static str)> {
+    LEGEND
+        .iter()
+        .copied()
+        .filter(|(c, _)| !(compact && *c == "k-barrier_enter"))
+        .chain(LEGEND_COMPACT.iter().copied().filter(|_| compact))
+        .collect()
+}
 
 fn legend_per_row(width: f64) -> usize {
     (((width - 2.0 * MARGIN) / LEGEND_W) as usize).max(1)
 }
 
-fn legend_height(width: f64) -> f64 {
-    LEGEND.len().div_ceil(legend_per_row(width)) as f64 * 20.0
+fn legend_height(width: f64, compact: bool) -> f64 {
+    legend_items(compact).len().div_ceil(legend_per_row(width)) as f64 * 20.0
 }
 
 /// A legend of the arrow and box styles, under the lane names.
-fn legend(b: &mut String, y: f64, width: f64) {
+fn legend(b: &mut String, y: f64, width: f64, compact: bool) {
     let per_row = legend_per_row(width);
     b.push_str("<g class=\"legend\">\n");
-    for (k, (class, words)) in LEGEND.iter().enumerate() {
+    for (k, (class, words)) in legend_items(compact).into_iter().enumerate() {
         let x = MARGIN + LEGEND_W * (k % per_row) as f64;
         let y = y + 20.0 * (k / per_row) as f64;
         let _ = write!(b, "<g class=\"{class}\">");
-        match *class {
+        match class {
+            "wait" | "span" => {
+                let _ = write!(b, "<line class=\"{class}\" x1=\"");
+                num(b, x + 4.0);
+                b.push_str("\" y1=\"");
+                num(b, y);
+                b.push_str("\" x2=\"");
+                num(b, x + 32.0);
+                b.push_str("\" y2=\"");
+                num(b, y);
+                b.push_str("\"/>");
+            }
+            "badge" => {
+                b.push_str("<g class=\"ev\">");
+                badge(b, x + 36.0, y, "3,4");
+                b.push_str("</g>");
+            }
             "k-barrier_leave recv" => {
                 b.push_str("<polygon class=\"cond\" points=\"");
                 for (px, py) in [
@@ -857,6 +1009,9 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     if let Some(s) = describe::status(data) {
         let _ = write!(b, " {s}");
     }
+    if describe::mark_fails(view, i) {
+        b.push_str(" fail");
+    }
     match view.mark(i) {
         Mark::Plain => {}
         Mark::Hit => b.push_str(" hit"),
@@ -884,6 +1039,14 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     if let Some(run) = view.run(i) {
         let _ = write!(b, " data-run=\"{}\"", run.len() / 2);
     }
+    let with = view.attached(i);
+    if !with.is_empty() {
+        b.push_str(" data-with=\"");
+        for (k, m) in with.iter().enumerate() {
+            let _ = write!(b, "{}{m}", if k > 0 { "," } else { "" });
+        }
+        b.push('"');
+    }
     b.push_str("><title>");
     text::xml(b, &describe::tooltip(view, i));
     b.push_str("</title>");
@@ -910,6 +1073,9 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
         b.pop();
         b.push_str("\"/>");
         text_at(b, x, y + 4.0, "middle", &label, false);
+        if let Some(nums) = describe::badge(view, i) {
+            badge(b, x - w / 2.0 - 3.0, y, &nums);
+        }
         b.push_str("</g>\n");
         return;
     }
@@ -931,6 +1097,9 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
             };
             let _ = write!(b, "\" height=\"18\" rx=\"{rx}\"/>");
             text_at(b, x, y + 4.0, "middle", &label, false);
+            if let Some(nums) = describe::badge(view, i) {
+                badge(b, x - w / 2.0 - 3.0, y, &nums);
+            }
         }
         (Dir::Send, Some(a)) => {
             // The arrow: from here to the receive, or to this column's edge.

@@ -9,7 +9,15 @@ use dtest_trace::{
 
 use crate::layout::{Geometry, Layout};
 use crate::view::View;
-use crate::{mscgen::Msc, svg::Svg, Bound, Events, Format, Options};
+use crate::{mscgen::Msc, svg::Svg, Bound, Detail, Events, Format, LayoutKind, Options};
+
+/// Options drawing every event on its own.
+fn full() -> Options {
+    Options {
+        detail: Detail::Full,
+        ..Options::default()
+    }
+}
 
 fn ev(t: &Trace, o: &Options) -> Events {
     Events::from_trace(t, o).unwrap()
@@ -230,11 +238,227 @@ fn check_invariants(view: &View, geom: &dyn Geometry) -> Layout {
 
 #[test]
 fn causality_is_never_drawn_upside_down() {
-    for t in [small(), synthetic(3, 300), synthetic(6, 500)] {
-        let evs = ev(&t, &Options::default());
-        let view = View::new(&evs, &Options::default()).unwrap();
-        check_invariants(&view, &Svg::new(&view));
-        check_invariants(&view, &Msc);
+    for t in [small(), story(), synthetic(3, 300), synthetic(6, 500)] {
+        for detail in [Detail::Compact, Detail::Full] {
+            for layout in [LayoutKind::Time, LayoutKind::Causal] {
+                let o = Options {
+                    detail,
+                    layout,
+                    ..Options::default()
+                };
+                let evs = ev(&t, &o);
+                let view = View::new(&evs, &o).unwrap();
+                check_invariants(&view, &Svg::new(&view));
+                check_invariants(&view, &Msc);
+            }
+        }
+    }
+}
+
+/// A tester's story as dtest records it: a command, its output, an
+/// expect's match, the verdicts, the command's exit, a barrier with a
+/// second tester, the same poll attempt three times, a session closed.
+fn story() -> Trace {
+    let mut b = Builder::new(&["master", "t1", "t1@h", "t2", "t2@h"]);
+    let verdict = |n: u32| EventData::Verdict {
+        number: n,
+        ok: true,
+        description: format!("step {n}"),
+        directive: None,
+        reason: String::new(),
+    };
+    b.message(
+        1,
+        2,
+        EventData::Start {
+            command: "server".into(),
+        },
+    );
+    b.local(1, verdict(1));
+    b.message(2, 1, out("booting\n"));
+    b.message(2, 1, out("ready\n"));
+    b.local(
+        1,
+        EventData::Match {
+            pattern: "ready".into(),
+            matched: "ready".into(),
+            captures: Vec::new(),
+        },
+    );
+    b.local(1, verdict(2));
+    b.message(
+        2,
+        1,
+        EventData::Exit {
+            status: ExitStatus::Code(0),
+        },
+    );
+    b.local(1, verdict(3));
+    let e1 = b.send(
+        1,
+        EventData::BarrierEnter {
+            name: "sync".into(),
+        },
+    );
+    for _ in 0..3 {
+        b.message(
+            3,
+            4,
+            EventData::Start {
+                command: "probe".into(),
+            },
+        );
+        b.message(4, 3, out("nope\n"));
+        b.message(
+            4,
+            3,
+            EventData::Exit {
+                status: ExitStatus::Code(1),
+            },
+        );
+    }
+    let e2 = b.send(
+        3,
+        EventData::BarrierEnter {
+            name: "sync".into(),
+        },
+    );
+    b.recv(0, e1);
+    b.recv(0, e2);
+    let leave = || EventData::BarrierLeave {
+        name: "sync".into(),
+        participants: vec!["t1".into(), "t2".into()].into(),
+    };
+    let l1 = b.send(0, leave());
+    let l2 = b.send(0, leave());
+    b.recv(1, l1);
+    b.local(1, verdict(4));
+    b.recv(3, l2);
+    b.local(3, verdict(5));
+    b.local(
+        2,
+        EventData::Close {
+            reason: "closed (shell status 0)".into(),
+        },
+    );
+    b.local(
+        0,
+        EventData::End {
+            ok: true,
+            summary: "5 tests".into(),
+        },
+    );
+    b.trace(true)
+}
+
+#[test]
+fn compact_marks_tell_a_step_in_one_mark_and_lose_nothing() {
+    let t = story();
+    let o = Options::default();
+    let evs = ev(&t, &o);
+    let view = View::new(&evs, &o).unwrap();
+    // No master lane: it only did barrier bookkeeping.
+    assert!(view.no_master);
+    assert_eq!(view.lanes, vec![1, 3]);
+    // Every event of a shown lane is drawn by a shown mark, on its lane.
+    for i in view.from..view.to {
+        let e = &t.events[i as usize];
+        if e.actor == 0 {
+            continue;
+        }
+        let d = view
+            .drawn_by(i)
+            .unwrap_or_else(|| panic!("#{i} is drawn by nothing"));
+        assert!(view.shown(d), "#{i} drawn by #{d}, which is not shown");
+        assert_eq!(
+            view.lane(t.events[d as usize].actor),
+            view.lane(e.actor),
+            "#{i}"
+        );
+    }
+    // The command, its output, the match, its exit, three verdicts, the
+    // barrier entry and the session's normal close: one mark, which says the command, the matched line and the exit,
+    // with the verdicts as a badge.
+    let start = 0;
+    let with = view.attached(start).to_vec();
+    let kinds: Vec<&str> = with
+        .iter()
+        .map(|&m| t.events[m as usize].kind().name())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "verdict",
+            "output",
+            "match",
+            "verdict",
+            "exit",
+            "verdict",
+            "barrier_enter",
+            "close"
+        ],
+        "{with:?}"
+    );
+    assert_eq!(
+        crate::describe::label_of(&view, start, 80, 1),
+        "$ server \u{2192} match: ready \u{2192} exit 0"
+    );
+    assert_eq!(
+        crate::describe::badge(&view, start).as_deref(),
+        Some("1,2,3")
+    );
+    // The first two attempts of the probe: one mark, said twice. The third
+    // is not the same: the barrier entry came with it.
+    let probe = t
+        .events
+        .iter()
+        .position(|e| matches!(&e.data, EventData::Start { command } if command == "probe"))
+        .unwrap() as u64;
+    assert_eq!(view.repeats(probe).map(|r| r.0), Some(1));
+    let label = crate::describe::label_of(&view, probe, 80, 1);
+    assert!(
+        label.starts_with("$ probe \u{2192} nope \u{2192} exit 1 \u{d7}2 to "),
+        "{label}"
+    );
+    // The releases still line up, with their verdicts as badges.
+    let l = check_invariants(&view, &Svg::new(&view));
+    assert_eq!(l.groups.len(), 1);
+    let g = &l.groups[0];
+    assert_eq!(
+        crate::describe::badge(&view, g.members[0]).as_deref(),
+        Some("4")
+    );
+    // Drawn: the server mark, the two probe marks, two releases.
+    let shown: Vec<u64> = (view.from..view.to).filter(|&i| view.shown(i)).collect();
+    assert_eq!(shown.len(), 5, "{shown:?}");
+    // The full detail draws each of them.
+    let f = full();
+    let evs = ev(&t, &f);
+    let all = View::new(&evs, &f).unwrap();
+    assert!(all.attached(start).is_empty());
+    assert!((all.from..all.to).filter(|&i| all.shown(i)).count() > 20);
+}
+
+#[test]
+fn compact_marks_stay_within_a_moment() {
+    // Synthetic traces: any attachment stays within the moment of its host
+    // (repeats aside, which say until when).
+    for t in [synthetic(3, 400), synthetic(6, 800)] {
+        let o = Options::default();
+        let evs = ev(&t, &o);
+        let view = View::new(&evs, &o).unwrap();
+        for i in view.from..view.to {
+            let Some(h) = view.host(i) else { continue };
+            assert!(view.shown(h));
+            if view.repeats(h).is_none() {
+                for x in view.mark_events(i) {
+                    assert!(
+                        t.events[x as usize].time_ns <= view.telling_time(h) + view.slice_ns(),
+                        "#{x} drawn with #{h}"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -256,8 +480,8 @@ fn barrier_release_is_aligned_across_participants() {
 #[test]
 fn end_event_is_drawn_last() {
     let t = small();
-    let evs = ev(&t, &Options::default());
-    let view = View::new(&evs, &Options::default()).unwrap();
+    let evs = ev(&t, &full());
+    let view = View::new(&evs, &full()).unwrap();
     let l = Layout::new(&view, &Svg::new(&view));
     let end = t.len() as u64 - 1;
     assert_eq!(l.row(end), Some(l.rows - 1));
@@ -497,6 +721,7 @@ fn svg_lifelines_are_one_element_per_lane() {
     let mut svg = Vec::new();
     let opts = Options {
         sessions: true,
+        detail: Detail::Full,
         ..Options::default()
     };
     crate::write(&t, &opts, Format::Svg, &mut svg).unwrap();

@@ -79,7 +79,21 @@ pub(crate) struct View<'t> {
     /// Whether the layout follows time (rows in time order) rather than
     /// causality alone.
     pub time_rows: bool,
+    /// A compact chart ([`crate::Detail::Compact`]).
+    pub compact: bool,
+    /// Whether the compact chart left the master's lane out.
+    pub no_master: bool,
+    /// For each window event drawn as part of another mark (compact
+    /// charts, see [`crate::attach`]): that mark.
+    host_of: Vec<u64>,
+    /// For each host: the marks drawn with it, in order.
+    with: HashMap<u64, Vec<u64>>,
+    /// For a host repeated in a row (see [`crate::attach`]): how many more
+    /// times, and when the last repeat ended (ns).
+    repeats: HashMap<u64, (u32, u64)>,
 }
+
+const NO_HOST: u64 = u64::MAX;
 
 /// The default lane order: masters, then each tester followed by its
 /// sessions (`<tester>@<host>`), then any other actor, in table order.
@@ -134,7 +148,23 @@ impl<'t> View<'t> {
         for (p, &a) in order.iter().enumerate() {
             default_pos[a as usize] = p as u32;
         }
+        let compact = opts.detail == crate::Detail::Compact;
         let listed = match &opts.actors {
+            // A compact chart draws no master lane when the master did
+            // nothing but barrier bookkeeping (and the end, which the
+            // subtitle says).
+            None if compact && order.len() > 1 => {
+                let busy = |m: ActorId| {
+                    (trace.from()..trace.to()).any(|i| {
+                        let e = trace.event(i);
+                        e.actor == m && !bookkeeping(e) && e.kind() != Kind::End
+                    })
+                };
+                order
+                    .into_iter()
+                    .filter(|&a| header.actors[a as usize].kind != ActorKind::Master || busy(a))
+                    .collect()
+            }
             None => order,
             Some(names) => {
                 if names.is_empty() {
@@ -217,6 +247,13 @@ impl<'t> View<'t> {
                 kinds[x as usize] = true;
             }
         }
+        let no_master = lanes.len() < n
+            && opts.actors.is_none()
+            && header.actors.iter().any(|a| a.kind == ActorKind::Master)
+            && header
+                .actors
+                .iter()
+                .all(|a| a.kind != ActorKind::Master || lane_of[a.id as usize].is_none());
         let m = trace.len();
         let mut view = View {
             trace,
@@ -235,7 +272,13 @@ impl<'t> View<'t> {
             matched: HashMap::new(),
             match_line: HashMap::new(),
             time_rows: opts.layout == crate::LayoutKind::Time,
+            compact,
+            no_master: false,
+            host_of: vec![NO_HOST; m],
+            with: HashMap::new(),
+            repeats: HashMap::new(),
         };
+        view.no_master = no_master && compact;
         view.fold();
         view.find_fans();
         view.find_matches();
@@ -250,7 +293,94 @@ impl<'t> View<'t> {
                 }
             }
         }
+        if compact {
+            let found = crate::attach::find(&view, view.slice_ns());
+            for (mark, host) in found.pairs {
+                let k = (mark - view.from) as usize;
+                view.folded[k] = true;
+                view.host_of[k] = host;
+                view.with.entry(host).or_default().push(mark);
+            }
+            for (host, times, last) in found.repeats {
+                view.repeats.insert(host, (times, last));
+            }
+        }
         Ok(view)
+    }
+
+    /// A moment: the time a row of the time layout may span, and the
+    /// longest a compact mark may last: 1/100 of the window, at least 1 ms.
+    pub fn slice_ns(&self) -> u64 {
+        let t = self.trace;
+        match (t.get(self.from), t.get(self.to.saturating_sub(1))) {
+            (Some(a), Some(b)) => (b.time_ns.saturating_sub(a.time_ns) / 100).max(1_000_000),
+            _ => 1_000_000,
+        }
+    }
+
+    /// The mark that draws event `i` (before compact attachments): itself
+    /// when shown, the first send of its run of output, the send of a
+    /// message to its own lane; `None` when `i` is not drawn at all.
+    pub fn mark_of(&self, i: u64) -> Option<u64> {
+        if !self.visible(i) {
+            return None;
+        }
+        if let Some(run) = self.run(i) {
+            return run.first().copied();
+        }
+        if self.trace.event(i).dir == Dir::Recv {
+            if let Other::Own(s) = self.other(i) {
+                if self.in_window(s) {
+                    return Some(self.run(s).and_then(|r| r.first().copied()).unwrap_or(s));
+                }
+            }
+        }
+        (self.shown(i) || self.host(i).is_some()).then_some(i)
+    }
+
+    /// The events mark `m` draws: those of its run, or itself and the
+    /// other side of a message to its own lane.
+    pub fn mark_events(&self, m: u64) -> Vec<u64> {
+        if let Some(run) = self.run(m) {
+            return run.to_vec();
+        }
+        match self.other(m) {
+            Other::Own(j) if self.in_window(j) => vec![m, j],
+            _ => vec![m],
+        }
+    }
+
+    /// The marks drawn as part of mark `i` (compact charts), in order.
+    pub fn attached(&self, i: u64) -> &[u64] {
+        self.with.get(&i).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// For a mark repeated in a row (compact charts): how many more times,
+    /// and when the last repeat ended (ns).
+    pub fn repeats(&self, i: u64) -> Option<(u32, u64)> {
+        self.repeats.get(&i).copied()
+    }
+
+    /// The mark event `i` is drawn with (compact charts), if any.
+    pub fn host(&self, i: u64) -> Option<u64> {
+        let h = *self.host_of.get(i.checked_sub(self.from)? as usize)?;
+        (h != NO_HOST).then_some(h)
+    }
+
+    /// The shown event whose mark draws event `i`, if any.
+    pub fn drawn_by(&self, i: u64) -> Option<u64> {
+        let m = self.mark_of(i)?;
+        Some(self.host(m).unwrap_or(m))
+    }
+
+    /// Whether event `i` is a tester's `barrier_enter` drawn as a mark on
+    /// its lane (compact charts draw no arrow to the master).
+    pub fn enter_mark(&self, i: u64) -> bool {
+        let e = self.trace.event(i);
+        self.compact
+            && e.kind() == Kind::BarrierEnter
+            && e.dir == Dir::Send
+            && !matches!(self.other(i), Other::Drawn(_))
     }
 
     /// Marks what folded lanes draw as one mark: a message between a
@@ -484,7 +614,9 @@ impl<'t> View<'t> {
             return false;
         }
         let e = self.trace.event(i);
-        self.lane(e.actor).is_some() && self.kinds[e.kind() as usize]
+        self.lane(e.actor).is_some()
+            && self.kinds[e.kind() as usize]
+            && !(self.compact && bookkeeping(e))
     }
 
     /// Whether event `i` is drawn (visible and not folded into a mark).
@@ -504,7 +636,10 @@ impl<'t> View<'t> {
                     Other::Own(j)
                 } else if !self.in_window(j) {
                     Other::Outside(j, actor)
-                } else if there.is_none() || !self.kinds[t.event(j).kind() as usize] {
+                } else if there.is_none()
+                    || !self.kinds[t.event(j).kind() as usize]
+                    || (self.compact && bookkeeping(t.event(j)))
+                {
                     Other::Hidden(j, actor)
                 } else {
                     Other::Drawn(j)
@@ -545,12 +680,8 @@ impl<'t> View<'t> {
                 best = m;
             }
         };
-        if let Some(run) = self.run(i) {
-            run.iter().for_each(|&x| take(x));
-        } else if let Other::Own(j) = self.other(i) {
-            if self.in_window(j) {
-                take(j);
-            }
+        for &m in std::iter::once(&i).chain(self.attached(i)) {
+            self.mark_events(m).into_iter().for_each(&mut take);
         }
         best
     }
@@ -559,4 +690,14 @@ impl<'t> View<'t> {
     pub fn highlighting(&self) -> bool {
         self.trace.highlighting()
     }
+}
+
+/// Whether `e` is the master's side of barrier bookkeeping (a tester
+/// entering, the master releasing or breaking a barrier), which compact
+/// charts do not draw: the release is drawn on the participants' lanes.
+fn bookkeeping(e: &dtest_trace::Event) -> bool {
+    matches!(
+        (e.kind(), e.dir),
+        (Kind::BarrierEnter, Dir::Recv) | (Kind::BarrierLeave | Kind::BarrierBroken, Dir::Send)
+    )
 }
