@@ -212,7 +212,7 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
 
 /// A session's normal `close` (the shell ended, nothing left behind) right
 /// after its last mark (within `within` of it, nothing else of the session
-/// in between) is drawn with that mark.
+/// or of its tester in between) is drawn with that mark.
 fn closes(view: &View, within: u64, found: &mut Found) {
     let t = view.trace;
     let host: std::collections::HashMap<u64, u64> = found.pairs.iter().copied().collect();
@@ -239,8 +239,24 @@ fn closes(view: &View, within: u64, found: &mut Found) {
                 continue;
             };
             let h = host.get(&m).copied().unwrap_or(m);
-            if view.lane(t.event(h).actor) == view.lane(s as ActorId)
-                && t.event(c).time_ns <= view.telling_time(h).saturating_add(within)
+            let Some(lane) = view.lane(s as ActorId) else {
+                continue;
+            };
+            // And nothing of the tester came after that mark (the close
+            // is not tied to the tester by a message: only time says it
+            // came after the tester's last step).
+            let time = t.event(c).time_ns;
+            let tester = view.lanes[lane];
+            let last = t
+                .actor_events(tester)
+                .iter()
+                .take_while(|&&x| t.event(x).time_ns <= time)
+                .last()
+                .and_then(|&x| view.mark_of(x))
+                .map(|x| host.get(&x).copied().unwrap_or(x));
+            if view.lane(t.event(h).actor) == Some(lane)
+                && last.is_none_or(|x| x == h)
+                && time <= view.telling_time(h).saturating_add(within)
             {
                 more.push((c, h));
             }

@@ -28,7 +28,9 @@ pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> Str
 /// The label of a compact mark: what its events say, joined by ` → `, in
 /// at most `max` columns, each part cut to a fair share of the room. `ok`
 /// verdicts are left to the badge ([`badge`]), a barrier entry to the wait
-/// bar; the output a `match` found its text in is said by the match.
+/// bar, a normal close and blank output to the tooltip, an exit status 0
+/// to the mark's colour ([`mark_ended`]); the output a `match` found its
+/// text in is said by the match.
 fn mark_label(view: &View, i: u64, max: usize) -> String {
     let t = view.trace;
     let mut parts: Vec<u64> = Vec::new();
@@ -41,6 +43,14 @@ fn mark_label(view: &View, i: u64, max: usize) -> String {
         match t.event(m).kind() {
             // Said by the badge, the wait bar, the tooltip.
             Kind::Verdict | Kind::BarrierEnter | Kind::Close => {}
+            Kind::Exit
+                if matches!(
+                    data(view, m),
+                    EventData::Exit {
+                        status: ExitStatus::Code(0)
+                    }
+                ) && m != i => {}
+            Kind::Output if m != i && blank(view, m) => {}
             Kind::Match => {
                 while parts
                     .last()
@@ -57,7 +67,7 @@ fn mark_label(view: &View, i: u64, max: usize) -> String {
         return one_label(view, i, max, 1);
     }
     let times = match view.repeats(i) {
-        Some((n, last)) => format!(" \u{d7}{} to {}", n + 1, text::secs(last)),
+        Some((n, _)) => format!(" \u{d7}{}", n + 1),
         None => String::new(),
     };
     const SEP: &str = " \u{2192} ";
@@ -102,6 +112,29 @@ pub(crate) fn badge(view: &View, i: u64) -> Option<String> {
         })
         .collect();
     (!nums.is_empty()).then(|| text::short(&nums.join(","), 12))
+}
+
+/// Whether output mark `m` (a run, or one chunk) has nothing but blanks.
+fn blank(view: &View, m: u64) -> bool {
+    match (view.run(m), data(view, m)) {
+        (Some(run), _) => run_text(view, run, 1 << 16).trim().is_empty(),
+        (None, EventData::Output { bytes, .. }) => bytes.iter().all(u8::is_ascii_whitespace),
+        _ => false,
+    }
+}
+
+/// Whether a compact mark holds the end of its command with status 0 (and
+/// no failure): drawn in the colour of `ok`.
+pub(crate) fn mark_ended(view: &View, i: u64) -> bool {
+    !mark_fails(view, i)
+        && view.attached(i).iter().any(|&m| {
+            matches!(
+                data(view, m),
+                EventData::Exit {
+                    status: ExitStatus::Code(0)
+                }
+            )
+        })
 }
 
 /// Whether a compact mark holds a failure (an exit status not 0).

@@ -86,10 +86,11 @@ text{font-family:"DejaVu Sans Mono",monospace;font-size:11px;fill:#1a1a1a}
 .hit .box,.hit .cond{stroke:#e00000;stroke-width:3}
 .hit text{fill:#c00000;font-weight:bold}
 .badge rect{fill:#2e7d32;stroke:none}
-.ev g.badge text{fill:#fff;font-size:10px;font-weight:bold}
+.badge text,.ev .badge text{fill:#fff;font-size:10px;font-weight:bold}
 line.span{stroke:#6d6d6d;stroke-width:4;opacity:.3;stroke-linecap:round}
 line.wait{stroke:#7a4fa3;stroke-width:4;opacity:.3;stroke-linecap:round}
 .k-barrier_enter .box{fill:#f6f0fb;stroke:#7a4fa3;stroke-dasharray:2 2}
+.ev.ended .box,.legend .ended .box{fill:#e3f4e3;stroke:#2e7d32}
 "#;
 
 /// The y of row `r`.
@@ -846,7 +847,8 @@ const LEGEND: [(&str, &str); 11] = [
 ];
 /// Compact charts: instead of the barrier message, the wait bar and the
 /// verdict badge.
-const LEGEND_COMPACT: [(&str, &str); 3] = [
+const LEGEND_COMPACT: [(&str, &str); 4] = [
+    ("ended", "command ended, status 0"),
     ("wait", "waiting at a barrier"),
     ("span", "the same, repeated (\u{d7}N)"),
     ("badge", "ok verdicts (numbers)"),
@@ -891,11 +893,7 @@ fn legend(b: &mut String, y: f64, width: f64, compact: bool) {
                 num(b, y);
                 b.push_str("\"/>");
             }
-            "badge" => {
-                b.push_str("<g class=\"ev\">");
-                badge(b, x + 36.0, y, "3,4");
-                b.push_str("</g>");
-            }
+            "badge" => badge(b, x + 36.0, y, "3,4"),
             "k-barrier_leave recv" => {
                 b.push_str("<polygon class=\"cond\" points=\"");
                 for (px, py) in [
@@ -914,7 +912,7 @@ fn legend(b: &mut String, y: f64, width: f64, compact: bool) {
                 b.pop();
                 b.push_str("\"/>");
             }
-            "ok" | "notok" | "skip" | "todo" | "k-output own" => {
+            "ok" | "notok" | "skip" | "todo" | "k-output own" | "ended" => {
                 b.push_str("<rect class=\"box\" x=\"");
                 num(b, x);
                 b.push_str("\" y=\"");
@@ -1011,6 +1009,8 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     }
     if describe::mark_fails(view, i) {
         b.push_str(" fail");
+    } else if describe::mark_ended(view, i) {
+        b.push_str(" ended");
     }
     match view.mark(i) {
         Mark::Plain => {}
