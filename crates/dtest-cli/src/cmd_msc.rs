@@ -47,7 +47,10 @@ pub enum DetailArg {
     after_help = "The format defaults to the output file's extension (.svg, .msc), \
 else SVG. Sessions are drawn on their tester's lane (--sessions keeps them apart); \
 output chunks nothing interrupts are one mark showing the line an expect matched, \
-else the last line (the whole text in the tooltip). An SVG taller than 32000 px is \
+else the last line (the whole text in the tooltip). By default the chart is compact: \
+no master lane when it only kept barriers, and what a tester did in one moment is one \
+mark (a command with its output and exit, a match, ok verdicts as a numbered badge); \
+--detail full draws every event on its own. An SVG taller than 32000 px is \
 split into pages FILE-1.svg, FILE-2.svg, ... (lane names on each). --highlight takes \
 `dtest check --format json` output, or any JSON with \"events\": [indexes]; the events \
 and their causal past stand out, the rest is faded."

@@ -23,6 +23,10 @@
 //! - **Same height means concurrent**: two events on one row are never
 //!   ordered by happens-before, except the merged barrier receives, which
 //!   are a real synchronisation.
+//! - **Time layout: moments in order**: nodes are placed by time; a moment
+//!   starts with the first node more than [`View::slice_ns`] after the
+//!   start of the previous moment, and its rows all come below the rows
+//!   used before it.
 //! - **Nothing overlaps**: two things on one row never need the same room.
 //!
 //! One exception to "as high as it can go": the trace's final `end` event

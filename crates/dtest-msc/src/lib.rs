@@ -58,7 +58,8 @@
 //!    session is drawn on its tester's lane (`sessions: true` keeps them
 //!    apart): a message between a tester and its own session is one mark
 //!    on that lane (drawn by its send), and a run of output chunks that
-//!    nothing interrupts on either side is one mark.
+//!    nothing interrupts on either side is one mark. A compact chart (the
+//!    default, see "Detail") draws more events as part of one mark.
 //! 3. **Layout**: a row for every shown event, from the happens-before
 //!    graph (a petgraph `DiGraph`: one node per event of the window, an edge
 //!    per step of an actor and per message). The receives of one barrier
@@ -80,14 +81,17 @@
 //! # Layouts: time or causal
 //!
 //! [`LayoutKind::Time`] (the default) places nodes in time order (by time,
-//! then index) and never moves a row up from one node to the next: reading
-//! down is reading the run as it happened, and a left-hand column gives
-//! the time of each row (when it changes, to the millisecond). A row only
-//! gathers events within a slice of time (1/400 of the window, at least
-//! 1 ms) of its first one, and a run of output goes where its telling line
-//! arrived. Causality still holds (a receive is stamped after
-//! its send, and the topological order is kept), so it is never upside
-//! down. Use it to follow a run, above all when causality is not all
+//! then index) and cuts the run into moments: a moment starts with the
+//! first node more than 1/100 of the window (at least 1 ms) after the
+//! start of the previous one, and all its rows come below the rows of the
+//! moments before it. Reading down is reading the run as it happened, to
+//! within a moment; inside a moment, nodes go as high as causality and room
+//! allow (what happened within a few milliseconds on different testers
+//! shares rows). A left-hand column gives the time of each row (of its
+//! earliest event, when it changes, to the millisecond), and a run of
+//! output goes where its telling line arrived. Causality still holds (a
+//! receive is stamped after its send, and the topological order is kept),
+//! so it is never upside down. Use it to follow a run, above all when causality is not all
 //! captured: two testers that watch the same server are linked by nothing
 //! in the trace, and only time puts the server's death above the
 //! watchers' reaction.
@@ -99,6 +103,37 @@
 //! trusted (testers on several hosts whose clocks drift: dtest stamps
 //! times on the machine running it, but a remote command's own timing
 //! does not show).
+//!
+//! # Detail: compact or full
+//!
+//! [`Detail::Compact`] (the default) draws the story of a run so that it
+//! fits on a screen (the md5, redis and 7-tester sentinel examples: 694,
+//! 626 and 986 px high):
+//!
+//! - **No master lane** when the master did nothing but barriers (and the
+//!   end, which the subtitle says): the testers' `barrier_enter` arrows and
+//!   the master's release fan are not drawn; a release is still a hexagon
+//!   on each participant's lane, on one row, and a bar on each lane shows
+//!   the wait from where the tester entered the barrier.
+//! - **One mark per moment of a tester** (see `attach.rs`): a command with
+//!   its output and its exit, a `match` with the output it found its line
+//!   in, the step's `ok` verdicts (a green badge with their numbers), the
+//!   barrier entry, a normal session close. A mark takes another only
+//!   within the moment of its first (the time layout's 1/100 of the window)
+//!   and only when nothing else happened in between on the tester and on
+//!   its session, so reading down is still reading in time; the events it
+//!   takes are hidden events to the layout (they still order the others).
+//!   Its label joins what its events say with `→`: an exit status 0 is the
+//!   mark's light green instead of words, a non-zero one is said in red.
+//! - **Repeats**: the same command with the same output and exit, again
+//!   and again in a row on one tester (a `poll`'s attempts), is one mark
+//!   saying `×N`, with a grey bar down to the row of its last attempt.
+//!
+//! Failures are never folded away: `not ok` verdicts, timeouts, broken
+//! barriers and abnormal closes stay marks of their own. Every event
+//! remains in the SVG: in the `data-with` list and the tooltip of the mark
+//! that draws it. [`Detail::Full`] (`--detail full`) draws every event on
+//! its own: barrier messages as arrows to the master, each verdict a box.
 //!
 //! # Labels
 //!
@@ -136,8 +171,12 @@
 //!   run started), `data-clock` (the vector clock, entry *i* for the actor
 //!   whose lane header has `data-actor-id` *i*), `data-row`, `data-y` (the
 //!   event's vertical position), for paired messages `data-partner`, and
-//!   for a run of output `data-run` (its number of chunks). Its `<title>`
-//!   (a tooltip) has the full text, capped at 4 KiB.
+//!   for a run of output `data-run` (its number of chunks), for a compact
+//!   mark `data-with` (the indexes of the other events it draws, which have
+//!   no element of their own). Its `<title>` (a tooltip) has the full text,
+//!   capped at 4 KiB per event. A compact mark's verdicts are a
+//!   `<g class="badge">`; a mark whose command ended with status 0 has the
+//!   class `ended`.
 //! - A message is drawn by its send (the arrow and its label) and its
 //!   receive (the arrowhead). A message whose other side is on a hidden lane
 //!   or outside the window is a dashed arrow to the edge of its lane's
@@ -145,7 +184,10 @@
 //! - Control characters are shown in caret notation (`^[`), invalid UTF-8
 //!   as U+FFFD; text is escaped for XML.
 //! - A barrier release is a hexagon on each participant's lane, on one row,
-//!   joined by a line (`<g class="barrier">`).
+//!   joined by a line (`<g class="barrier">`). In a compact chart a bar
+//!   (`<line class="wait">`) runs down each lane from where its tester
+//!   entered the barrier, and one (`<line class="span">`) from a repeated
+//!   mark to the row of its last repeat.
 //! - An incomplete trace (no `end` event: a killed run) is marked at the top
 //!   and where the lifelines stop.
 //! - A legend of the arrow and box styles closes the chart. Lanes are 190

@@ -497,9 +497,16 @@ fn write_page(
     num(&mut b, MARGIN);
     b.push_str("\" y=\"38\">");
     let shown = (view.from..view.to).filter(|&i| view.shown(i)).count();
-    let mut sub = match trace.total {
-        Some(t) => format!("{shown} of {t} events"),
-        None => format!("{shown} events"),
+    // The outcome first: a narrow chart cuts the end of the line.
+    let mut sub = match &trace.end {
+        Some((ok, summary)) => {
+            format!("{}: {summary} \u{2014} ", if *ok { "ok" } else { "NOT OK" })
+        }
+        None => String::new(),
+    };
+    let _ = match trace.total {
+        Some(t) => write!(sub, "{shown} of {t} events"),
+        None => write!(sub, "{shown} events"),
     };
     if view.from > 0 || trace.total != Some(view.to) {
         let _ = write!(
@@ -538,21 +545,10 @@ fn write_page(
         if view.time_rows { "time" } else { "causal" }
     );
     if view.compact {
-        sub.push_str(if view.no_master {
-            ", compact: no master lane, ok verdicts as badges (--detail full: every event)"
-        } else {
-            ", compact: ok verdicts as badges (--detail full: every event)"
-        });
+        sub.push_str(", compact (--detail full: every event)");
     }
     if page.count > 1 {
         let _ = write!(sub, ", page {} of {}", page.index + 1, page.count);
-    }
-    if let Some((ok, summary)) = &trace.end {
-        let _ = write!(
-            sub,
-            " \u{2014} {}: {summary}",
-            if *ok { "ok" } else { "NOT OK" }
-        );
     }
     text::xml(&mut b, &text::short(&sub, (width / 6.5) as usize));
     b.push_str("</text>\n");
