@@ -204,6 +204,7 @@ fn sentinel_example_fails_over() {
         .output()
         .expect("dtest trace validate");
     assert!(v.status.success(), "{}", show(&v));
+    chart_fits_a_screen_and_tells_the_failover(&trace, dir.path());
 
     // Six distinct free ports, and no Redis process left on any of them.
     let ports = sentinel_ports(&run);
@@ -216,6 +217,77 @@ fn sentinel_example_fails_over() {
         );
         assert!(left.is_empty(), "redis on port {p} left behind: {left:?}");
     }
+}
+
+/// The default chart of the failover (issue 13's "done when"): it fits on
+/// a 1920 x 1080 screen at 1:1, renders with rsvg-convert, and tells the
+/// story in order: the KILL above every sentinel's `+sdown`, above the
+/// `+switch-master` lines, above the release of "failover seen".
+fn chart_fits_a_screen_and_tells_the_failover(trace: &Path, dir: &Path) {
+    let svg_path = dir.join("failover.svg");
+    let o = dtest()
+        .arg("msc")
+        .arg(trace)
+        .arg("-o")
+        .arg(&svg_path)
+        .output()
+        .expect("dtest msc");
+    assert!(o.status.success(), "{}", show(&o));
+    let svg = std::fs::read_to_string(&svg_path).expect("the chart");
+    let attr = |tag: &str, name: &str| -> Option<f64> {
+        tag.split(&format!(" {name}=\""))
+            .nth(1)?
+            .split('"')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let root = &svg[svg.find("<svg ").expect("root")..];
+    let root = &root[..root.find('>').expect("root tag")];
+    let (w, h) = (attr(root, "width").unwrap(), attr(root, "height").unwrap());
+    assert!(w <= 1920.0 && h <= 1080.0, "the chart is {w} x {h} px");
+    let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
+    let png = dir.join("failover.png");
+    let r = std::process::Command::new(rsvg)
+        .arg("-o")
+        .arg(&png)
+        .arg(&svg_path)
+        .output()
+        .expect("rsvg-convert");
+    assert!(r.status.success(), "{}", show(&r));
+    // The rows of the marks whose element has `needle` in it.
+    let rows = |needle: &dyn Fn(&str) -> bool| -> Vec<u32> {
+        svg.split("<g class=\"ev ")
+            .skip(1)
+            .map(|c| &c[..c.find("</g>").unwrap_or(c.len())])
+            .filter(|c| needle(c))
+            .map(|c| attr(c, "data-row").expect("data-row") as u32)
+            .collect()
+    };
+    // (The whole element: tag, tooltip, label.)
+    let kill = rows(&|c| {
+        c.contains("data-actor=\"primary\" data-kind=\"signal\"") && c.contains("signal KILL")
+    });
+    let sdown = rows(&|c| c.contains("+sdown master"));
+    let switch = rows(&|c| c.contains("+switch-master"));
+    let seen: Vec<u32> = svg
+        .split("<g class=\"barrier\" data-name=\"failover seen\"")
+        .skip(1)
+        .map(|c| attr(c, "data-row").expect("barrier row") as u32)
+        .collect();
+    assert_eq!(kill.len(), 1, "one KILL");
+    assert!(sdown.len() >= 3, "each sentinel's +sdown: {sdown:?}");
+    assert!(!switch.is_empty() && !seen.is_empty());
+    assert!(
+        sdown.iter().all(|&r| r > kill[0]),
+        "KILL {kill:?}, +sdown {sdown:?}"
+    );
+    let first_switch = *switch.iter().min().unwrap();
+    assert!(
+        first_switch > *sdown.iter().min().unwrap(),
+        "+sdown {sdown:?}, +switch-master {switch:?}"
+    );
+    assert!(seen.iter().all(|&r| r > kill[0] && r >= first_switch));
 }
 
 // ---------------------------------------------------------------------------

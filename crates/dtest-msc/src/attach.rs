@@ -21,6 +21,7 @@
 //!   event outside the class is either before all of it or after all of
 //!   it on those actors.
 //!
+//! The master's `ok` verdicts in a row (property points) are one mark.
 //! And a session's normal `close` joins the class of the session's last
 //! mark when it follows within `within` (an abnormal one, a lost session
 //! or processes left behind, stays a mark of its own).
@@ -206,8 +207,44 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
         }
     }
     closes(view, within, &mut found);
+    master_verdicts(view, within, &mut found);
     found.pairs.sort_unstable();
     found
+}
+
+/// `ok` verdicts the master gives in a row within a moment (the property
+/// points of `exec --check`) are one mark, listing them.
+fn master_verdicts(view: &View, within: u64, found: &mut Found) {
+    let t = view.trace;
+    let ok = |x: u64| {
+        view.shown(x)
+            && matches!(
+                t.event(x).data,
+                EventData::Verdict {
+                    ok: true,
+                    directive: None,
+                    ..
+                }
+            )
+    };
+    for (a, actor) in t.header.actors.iter().enumerate() {
+        if actor.kind != ActorKind::Master || view.lane(a as ActorId).is_none() {
+            continue;
+        }
+        let mut host: Option<u64> = None;
+        for &x in t.actor_events(a as ActorId) {
+            if !ok(x) {
+                host = None;
+                continue;
+            }
+            match host {
+                Some(h) if t.event(x).time_ns <= t.event(h).time_ns.saturating_add(within) => {
+                    found.pairs.push((x, h));
+                }
+                _ => host = Some(x),
+            }
+        }
+    }
 }
 
 /// A session's normal `close` (the shell ended, nothing left behind) right

@@ -33,6 +33,9 @@ pub(crate) fn label_of(view: &View, i: u64, max: usize, max_lines: usize) -> Str
 /// text in is said by the match.
 fn mark_label(view: &View, i: u64, max: usize) -> String {
     let t = view.trace;
+    if t.event(i).kind() == Kind::Verdict {
+        return verdicts_label(view, i, max);
+    }
     let mut parts: Vec<u64> = Vec::new();
     // A second command is a repeat: said by the count.
     let first = view
@@ -100,9 +103,49 @@ fn mark_label(view: &View, i: u64, max: usize) -> String {
     text::short(&(labels.join(SEP) + &times), max)
 }
 
+/// The label of `ok` verdicts drawn as one mark (the master's property
+/// points): `ok 81-84: a, b, c, d`, their descriptions.
+fn verdicts_label(view: &View, i: u64, max: usize) -> String {
+    let mut nums = Vec::new();
+    let mut what = Vec::new();
+    for &m in std::iter::once(&i).chain(view.attached(i)) {
+        if let EventData::Verdict {
+            number,
+            description,
+            ..
+        } = data(view, m)
+        {
+            nums.push(*number);
+            what.push(
+                description
+                    .strip_prefix("property ")
+                    .unwrap_or(description)
+                    .to_string(),
+            );
+        }
+    }
+    let (first, last) = (nums.first().copied(), nums.last().copied());
+    let range = match (first, last) {
+        (Some(a), Some(b)) if b == a + nums.len() as u32 - 1 && a != b => format!("{a}-{b}"),
+        _ => nums
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    text::short(
+        &text::printable(&format!("ok {range}: {}", what.join(", "))),
+        max,
+    )
+}
+
 /// The numbers of the `ok` verdicts drawn with mark `i` (compact charts),
-/// as a badge text (`3`, `3,4`), if any.
+/// as a badge text (`3`, `3,4`), if any. A mark of verdicts says them in
+/// its label instead.
 pub(crate) fn badge(view: &View, i: u64) -> Option<String> {
+    if view.trace.event(i).kind() == Kind::Verdict {
+        return None;
+    }
     let nums: Vec<String> = view
         .attached(i)
         .iter()

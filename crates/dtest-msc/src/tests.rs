@@ -939,3 +939,49 @@ fn output_marks_show_the_line_a_property_or_an_expect_matched() {
     };
     assert_eq!(label(&apart, s1), "READY on port 80 (3 lines)");
 }
+
+#[test]
+fn compact_master_lane_only_for_more_than_barriers() {
+    // exec --check: the master gives the property points; its lane stays,
+    // and the points in a row are one mark listing them.
+    let mut b = Builder::new(&["master", "t1", "t1@h"]);
+    b.message(
+        1,
+        2,
+        EventData::Start {
+            command: "true".into(),
+        },
+    );
+    for (n, p) in [(2, "a"), (3, "b"), (4, "c")] {
+        b.local(
+            0,
+            EventData::Verdict {
+                number: n,
+                ok: true,
+                description: format!("property {p}"),
+                directive: None,
+                reason: String::new(),
+            },
+        );
+    }
+    b.local(
+        0,
+        EventData::End {
+            ok: true,
+            summary: "4 tests".into(),
+        },
+    );
+    let t = b.trace(true);
+    let o = Options::default();
+    let evs = ev(&t, &o);
+    let view = View::new(&evs, &o).unwrap();
+    assert!(!view.no_master);
+    assert_eq!(view.lanes, vec![0, 1]);
+    assert_eq!(view.attached(2), &[3, 4]);
+    assert_eq!(
+        crate::describe::label_of(&view, 2, 80, 1),
+        "ok 2-4: a, b, c"
+    );
+    assert_eq!(crate::describe::badge(&view, 2), None);
+    check_invariants(&view, &Svg::new(&view));
+}
