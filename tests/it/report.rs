@@ -223,6 +223,13 @@ impl Browser {
         });
     }
 
+    /// Opens a file that is not a report (an SVG chart): no readiness to
+    /// wait for beyond the page load WebDriver waits for.
+    fn goto(&self, file: &Path) {
+        let url = format!("file://{}", file.canonicalize().unwrap().display());
+        self.cmd("POST", "/url", Some(json!({ "url": url })));
+    }
+
     fn js(&self, script: &str) -> Value {
         self.cmd(
             "POST",
@@ -738,4 +745,56 @@ fn hostile_and_torn_traces_open_in_chromium() {
     b.open(&torn_html);
     assert!(b.text("#warnings").contains("truncated"));
     assert!(b.text("#facts").contains("trace incomplete"));
+}
+
+/// The charts of `dtest msc` open in Chromium as SVG documents, and every
+/// label drawn in a box stays inside its box as Chromium lays the text out
+/// (the writer measures text with a fixed advance, without a font engine):
+/// the checked-in md5 chart (compact), the same with `--detail full`, and
+/// the compact chart of a run whose marks join several events.
+#[test]
+fn msc_charts_open_in_chromium_with_labels_in_their_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("md5-full.svg");
+    let o = run(dtest()
+        .arg("msc")
+        .arg(repo_root().join("traces/md5.dtrace"))
+        .args(["--detail", "full", "-o"])
+        .arg(&full));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let (_run, run_dir) = failing_run();
+    let failing = dir.path().join("failing.svg");
+    let o = run(dtest()
+        .arg("msc")
+        .arg(run_dir.join("trace.dtrace"))
+        .arg("-o")
+        .arg(&failing));
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let b = Browser::start();
+    for chart in [repo_root().join("traces/md5.svg"), full, failing] {
+        b.goto(&chart);
+        let name = chart.display();
+        let root = b.js(
+            "const r = document.documentElement; \
+             return [r.namespaceURI, r.localName, document.getElementsByTagName('parsererror').length, \
+                     document.querySelectorAll('g.ev').length]",
+        );
+        assert_eq!(root[0], "http://www.w3.org/2000/svg", "{name}: {root}");
+        assert_eq!(root[1], "svg", "{name}: {root}");
+        assert_eq!(root[2], 0, "{name}: {root}");
+        assert!(root[3].as_u64().unwrap_or(0) > 5, "{name}: {root}");
+        let bad = b.js(
+            "const bad = []; let boxes = 0; \
+             for (const g of document.querySelectorAll('g.ev')) { \
+               const r = g.querySelector(':scope > rect.box, :scope > polygon.cond'); \
+               const t = g.querySelector(':scope > text'); \
+               if (!r || !t) continue; boxes++; \
+               const a = r.getBoundingClientRect(), c = t.getBoundingClientRect(); \
+               if (c.left < a.left - 1 || c.right > a.right + 1) \
+                 bad.push(g.dataset.index + ': ' + t.textContent + ' ' + c.width + ' > ' + a.width); \
+             } return [boxes, bad];",
+        );
+        assert!(bad[0].as_u64().unwrap_or(0) > 5, "{name}: {bad}");
+        assert_eq!(bad[1], json!([]), "{name}: labels out of their boxes");
+    }
 }

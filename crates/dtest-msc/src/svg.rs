@@ -847,7 +847,7 @@ const LEGEND_COMPACT: [(&str, &str); 4] = [
     ("ended", "command ended, status 0"),
     ("wait", "waiting at a barrier"),
     ("span", "the same, repeated (\u{d7}N)"),
-    ("badge", "ok verdicts (numbers)"),
+    ("with-badge", "ok verdicts (numbers)"),
 ];
 const LEGEND_W: f64 = 190.0;
 
@@ -889,7 +889,7 @@ fn legend(b: &mut String, y: f64, width: f64, compact: bool) {
                 num(b, y);
                 b.push_str("\"/>");
             }
-            "badge" => badge(b, x + 36.0, y, "3,4"),
+            "with-badge" => badge(b, x + 36.0, y, "3,4"),
             "k-barrier_leave recv" => {
                 b.push_str("<polygon class=\"cond\" points=\"");
                 for (px, py) in [
