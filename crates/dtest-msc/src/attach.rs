@@ -157,6 +157,12 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
                         cl.1.push(m);
                     }
                 }
+                // A mark drawn as an arrow (a session on a lane of its
+                // own) has no box to carry others: it hosts nothing.
+                _ if !can_host(view, m) => {
+                    cur = None;
+                    next_follows = false;
+                }
                 _ => {
                     let follows = next_follows
                         && cur.as_ref().is_some_and(|c| {
@@ -292,6 +298,7 @@ fn closes(view: &View, within: u64, found: &mut Found) {
                 .and_then(|&x| view.mark_of(x))
                 .map(|x| host.get(&x).copied().unwrap_or(x));
             if view.lane(t.event(h).actor) == Some(lane)
+                && can_host(view, h)
                 && last.is_none_or(|x| x == h)
                 && time <= view.telling_time(h).saturating_add(within)
             {
@@ -300,6 +307,16 @@ fn closes(view: &View, within: u64, found: &mut Found) {
         }
     }
     found.pairs.extend(more);
+}
+
+/// Whether mark `m` is drawn as a box or a condition on its lane, which can
+/// carry the marks drawn with it (their words, a badge).
+fn can_host(view: &View, m: u64) -> bool {
+    let e = view.trace.event(m);
+    e.dir == Dir::Local
+        || matches!(view.other(m), Other::Own(_))
+        || view.enter_mark(m)
+        || (e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken))
 }
 
 /// What a class of a command says (its command, output and exit), to

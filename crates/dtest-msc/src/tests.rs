@@ -985,3 +985,33 @@ fn compact_master_lane_only_for_more_than_barriers() {
     assert_eq!(crate::describe::badge(&view, 2), None);
     check_invariants(&view, &Svg::new(&view));
 }
+
+#[test]
+fn compact_marks_with_sessions_apart_only_join_boxes() {
+    // --sessions: a command is an arrow to the session's lane; nothing is
+    // drawn as part of an arrow (it has no box for words or a badge).
+    let t = story();
+    let o = Options {
+        sessions: true,
+        ..Options::default()
+    };
+    let evs = ev(&t, &o);
+    let view = View::new(&evs, &o).unwrap();
+    for i in view.from..view.to {
+        if !view.attached(i).is_empty() {
+            let e = &t.events[i as usize];
+            assert!(
+                e.dir == Dir::Local
+                    || (e.dir == Dir::Recv && e.kind() == dtest_trace::Kind::BarrierLeave),
+                "#{i} ({:?} {:?}) carries {:?}",
+                e.kind(),
+                e.dir,
+                view.attached(i)
+            );
+        }
+        if let Some(h) = view.host(i) {
+            assert!(view.shown(h));
+        }
+    }
+    check_invariants(&view, &Svg::new(&view));
+}
