@@ -74,6 +74,29 @@ fn mark_label(view: &View, i: u64, max: usize) -> String {
         None => String::new(),
     };
     const SEP: &str = " \u{2192} ";
+    // Too many parts for the room (each wants a few words): the output
+    // between a command and its end goes first (the tooltip has it).
+    const MIN_PART: usize = 9;
+    while parts.len() > 1
+        && parts.len() * MIN_PART + text::cols(SEP) * (parts.len() - 1) + text::cols(&times) > max
+    {
+        if let Some(k) = parts
+            .iter()
+            .rposition(|&p| p != i && t.event(p).kind() == Kind::Output)
+        {
+            parts.remove(k);
+            continue;
+        }
+        // Then the action, when what came of it says more: a match, a
+        // failure.
+        let telling =
+            |p: u64| t.event(p).kind() == Kind::Match || status(data(view, p)) == Some("fail");
+        if parts[1..].iter().any(|&p| telling(p)) {
+            parts.remove(0);
+            continue;
+        }
+        break;
+    }
     let seps = text::cols(SEP) * (parts.len() - 1) + text::cols(&times);
     let room = max.saturating_sub(seps);
     // Fair shares: what a part does not need goes to the others.
@@ -124,15 +147,7 @@ fn verdicts_label(view: &View, i: u64, max: usize) -> String {
             );
         }
     }
-    let (first, last) = (nums.first().copied(), nums.last().copied());
-    let range = match (first, last) {
-        (Some(a), Some(b)) if b == a + nums.len() as u32 - 1 && a != b => format!("{a}-{b}"),
-        _ => nums
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    };
+    let range = ranges(&nums);
     text::short(
         &text::printable(&format!("ok {range}: {}", what.join(", "))),
         max,
@@ -146,15 +161,34 @@ pub(crate) fn badge(view: &View, i: u64) -> Option<String> {
     if view.trace.event(i).kind() == Kind::Verdict {
         return None;
     }
-    let nums: Vec<String> = view
+    let nums: Vec<u32> = view
         .attached(i)
         .iter()
         .filter_map(|&m| match &view.trace.event(m).data {
-            EventData::Verdict { number, .. } => Some(number.to_string()),
+            EventData::Verdict { number, .. } => Some(*number),
             _ => None,
         })
         .collect();
-    (!nums.is_empty()).then(|| text::short(&nums.join(","), 12))
+    (!nums.is_empty()).then(|| text::short(&ranges(&nums), 12))
+}
+
+/// Numbers as `1,2` or, three or more in a row, `3-6`.
+fn ranges(nums: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut k = 0;
+    while k < nums.len() {
+        let mut j = k;
+        while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
+            j += 1;
+        }
+        if j >= k + 2 {
+            out.push(format!("{}-{}", nums[k], nums[j]));
+        } else {
+            out.extend(nums[k..=j].iter().map(u32::to_string));
+        }
+        k = j + 1;
+    }
+    out.join(",")
 }
 
 /// Whether output mark `m` (a run, or one chunk) has nothing but blanks.

@@ -405,10 +405,7 @@ fn compact_marks_tell_a_step_in_one_mark_and_lose_nothing() {
     );
     // Its exit 0 is said by the mark's colour; a failure in words.
     assert!(crate::describe::mark_ended(&view, start));
-    assert_eq!(
-        crate::describe::badge(&view, start).as_deref(),
-        Some("1,2,3")
-    );
+    assert_eq!(crate::describe::badge(&view, start).as_deref(), Some("1-3"));
     // The first two attempts of the probe: one mark, said twice. The third
     // is not the same: the barrier entry came with it.
     let probe = t
@@ -1014,4 +1011,28 @@ fn compact_marks_with_sessions_apart_only_join_boxes() {
         }
     }
     check_invariants(&view, &Svg::new(&view));
+}
+
+#[test]
+fn compact_labels_keep_what_came_of_an_action_when_room_is_short() {
+    let t = story();
+    let o = Options::default();
+    let evs = ev(&t, &o);
+    let view = View::new(&evs, &o).unwrap();
+    // Room for every part: all of them.
+    assert_eq!(
+        crate::describe::label_of(&view, 0, 80, 1),
+        "$ server \u{2192} match: ready"
+    );
+    // Room for one part only: the match, which says what came of it.
+    assert_eq!(crate::describe::label_of(&view, 0, 16, 1), "match: ready");
+    // The probe: its output goes before its failure.
+    let probe = t
+        .events
+        .iter()
+        .position(|e| matches!(&e.data, EventData::Start { command } if command == "probe"))
+        .unwrap() as u64;
+    let label = crate::describe::label_of(&view, probe, 24, 1);
+    assert!(!label.contains("nope"), "{label}");
+    assert!(label.contains("exit 1"), "{label}");
 }
