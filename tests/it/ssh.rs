@@ -949,3 +949,35 @@ fn processes_that_leave_their_session_are_stopped_at_the_end() {
         validate_trace(&r.out_dir().join("trace.dtrace"));
     }
 }
+
+/// `terminate = "INT"` right after `run` on a remote pty with bash, three
+/// testers at once: the Ctrl-C must reach the command, not bash's child
+/// before its `exec` (which still has bash's own SIGINT handler: the
+/// Ctrl-C would be lost and only TERM would end the command).
+#[test]
+fn remote_terminate_int_right_after_run() {
+    let c = Client::new();
+    let a = Sshd::start(25, &c);
+    c.trust(&a);
+    c.write_config(&[("hosta", &a)]);
+    for host in [a.url(), "openssh://hosta".to_string()] {
+        let tester = |n: u32| {
+            format!(
+                "[[tester]]\nname = \"t{n}\"\nhost = \"{host}\"\nshell = \"/bin/bash\"\nsteps = [\n\
+                   {{ run = \"sleep 30\" }},\n\
+                   {{ terminate = \"INT\" }},\n\
+                   {{ wait = \"10s\", status = 130 }},\n\
+                   {{ run = \"echo still-alive\" }},\n\
+                   {{ expect = \"still-alive\" }},\n]\n"
+            )
+        };
+        let toml = format!(
+            "name = \"remote-int\"\ntimeout = \"60s\"\n{}{}{}",
+            tester(1),
+            tester(2),
+            tester(3)
+        );
+        let r = exec(&c, &toml, &[], 90);
+        assert_eq!(r.out.status.code(), Some(0), "{host}: {}", r.all());
+    }
+}

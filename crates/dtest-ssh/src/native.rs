@@ -513,6 +513,18 @@ impl Channel for SshChannel {
         Ok(remote::signalled(&out))
     }
 
+    fn foreground_job(&mut self) -> Option<bool> {
+        if self.closed || !self.pty || self.started.sid <= 0 {
+            return None;
+        }
+        let until = Until::new(Instant::now() + Duration::from_secs(5), self.stop.clone());
+        let (_, out) = self
+            .conn
+            .exec(&remote::foreground_command(self.started.sid), &until)
+            .ok()?;
+        remote::foreground(&out)
+    }
+
     fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo> {
         remote::check_open(self.closed)?;
         let meta = std::fs::metadata(local)

@@ -571,6 +571,26 @@ impl Channel for OpenSshChannel {
         Ok(remote::signalled(&out))
     }
 
+    fn foreground_job(&mut self) -> Option<bool> {
+        if self.closed || !self.pty || self.started.sid <= 0 {
+            return None;
+        }
+        let until = Until::new(Instant::now() + Duration::from_secs(5), self.stop.clone());
+        let mut out = Vec::new();
+        self.ssh
+            .run(
+                &remote::foreground_command(self.started.sid),
+                None,
+                &until,
+                &mut |d| {
+                    out.extend_from_slice(d);
+                    Ok(())
+                },
+            )
+            .ok()?;
+        remote::foreground(&out)
+    }
+
     fn put(&mut self, local: &Path, remote: &str, until: &Until) -> Result<FileInfo> {
         remote::check_open(self.closed)?;
         let terr = |reason: String| SessionError::Transfer {

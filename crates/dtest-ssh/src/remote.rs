@@ -308,6 +308,40 @@ pub fn signal_command(sid: i32, sig: Signal) -> String {
     format!("exec /bin/sh -c {}", shell_quote(&script))
 }
 
+/// Tells whether a job other than shell `sid` holds the shell's terminal
+/// and already runs another program than the shell (its executable or its
+/// command line differ): prints `dtest-fg:1`, else `dtest-fg:0`, and
+/// nothing when it cannot tell (no Linux `/proc`). A job holding the
+/// terminal may still be the shell's child before its `exec`, with the
+/// shell's own SIGINT handler: a Ctrl-C then would be lost (bash). See
+/// [`foreground`]. Runs under `/bin/sh` whatever the login shell.
+pub fn foreground_command(sid: i32) -> String {
+    // /proc/PID/stat after "(comm) ": state ppid pgrp session tty_nr tpgid.
+    let script = format!(
+        "l=; read -r l 2>/dev/null < /proc/{sid}/stat || exit 0; set -- ${{l##*\") \"}}; pg=$6; \
+         case $pg in ''|-*|0) exit 0 ;; esac; \
+         if [ \"$pg\" = {sid} ]; then echo dtest-fg:0; exit 0; fi; \
+         a=$(readlink /proc/{sid}/exe 2>/dev/null); b=$(readlink /proc/$pg/exe 2>/dev/null); \
+         if [ -n \"$b\" ] && [ \"$a\" != \"$b\" ]; then echo dtest-fg:1; exit 0; fi; \
+         ca=$(tr '\\000' ' ' < /proc/{sid}/cmdline 2>/dev/null); \
+         cb=$(tr '\\000' ' ' < /proc/$pg/cmdline 2>/dev/null); \
+         if [ \"$ca\" != \"$cb\" ]; then echo dtest-fg:1; else echo dtest-fg:0; fi"
+    );
+    format!("exec /bin/sh -c {}", shell_quote(&script))
+}
+
+/// What [`foreground_command`] printed: `Some(true)` when the command's
+/// job runs, `Some(false)` when not yet, `None` when it could not tell.
+pub fn foreground(out: &[u8]) -> Option<bool> {
+    let text = String::from_utf8_lossy(out);
+    let rest = &text[text.find("dtest-fg:")? + "dtest-fg:".len()..];
+    match rest.chars().next()? {
+        '1' => Some(true),
+        '0' => Some(false),
+        _ => None,
+    }
+}
+
 /// How many processes [`signal_command`] reached, from its output.
 pub fn signalled(out: &[u8]) -> Option<usize> {
     let text = String::from_utf8_lossy(out);
@@ -762,6 +796,19 @@ mod tests {
         assert!(alive(sc.other));
         let _ = sshd.kill();
         let _ = sshd.wait();
+    }
+
+    #[test]
+    fn foreground_answer() {
+        assert_eq!(foreground(b"dtest-fg:1\n"), Some(true));
+        assert_eq!(foreground(b"motd line\r\ndtest-fg:0\r\n"), Some(false));
+        assert_eq!(foreground(b""), None);
+        assert_eq!(foreground(b"dtest-fg:"), None);
+        // The script is one `sh -c` word, and reads the terminal's
+        // foreground group from field 6 after the command name.
+        let c = foreground_command(42);
+        assert!(c.starts_with("exec /bin/sh -c '"), "{c}");
+        assert!(c.contains("/proc/42/stat") && c.contains("pg=$6"), "{c}");
     }
 
     #[test]

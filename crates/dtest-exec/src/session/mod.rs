@@ -504,8 +504,9 @@ pub trait Channel: Send {
     fn signal(&mut self, sig: Signal) -> Result<Option<usize>>;
 
     /// On a pty: whether a job other than the shell holds the terminal
-    /// (the command has really started), or `None` when the transport
-    /// cannot tell. The shell protocol sends the interrupt character only
+    /// and runs another program than the shell (the command has really
+    /// started), or `None` when the transport cannot tell (the local pty
+    /// asks the kernel; the SSH transports ask the host's `/proc`). The shell protocol sends the interrupt character only
     /// then: a Ctrl-C that reaches the shell itself between two commands
     /// makes bash exit and dash stop reading. Default: `None`.
     fn foreground_job(&mut self) -> Option<bool> {
