@@ -40,7 +40,7 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use dtest_trace::{ActorKind, Dir, EventData, Reader};
+use dtest_trace::{ActorKind, Dir, EventData, Reader, Stream};
 
 mod log;
 
@@ -254,22 +254,53 @@ struct StepContext {
     notes: Vec<(String, String)>,
     events: Vec<u64>,
     last_lines: VecDeque<String>,
+    /// The line still open on stdout and on stderr: a line that arrived
+    /// in several reads is one line.
+    partial: [String; 2],
 }
 
 const LAST_LINES: usize = 8;
+/// The longest open line kept (bytes); past it, it counts as a line.
+const PARTIAL_MAX: usize = 4096;
 
 impl StepContext {
-    fn output(&mut self, text: &str) {
-        for line in text.split('\n') {
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty() {
-                continue;
-            }
-            if self.last_lines.len() == LAST_LINES {
-                self.last_lines.pop_front();
-            }
-            self.last_lines.push_back(line.to_string());
+    fn output(&mut self, stream: Stream, text: &str) {
+        let k = usize::from(stream == Stream::Stderr);
+        self.partial[k].push_str(text);
+        while let Some(p) = self.partial[k].find('\n') {
+            let line: String = self.partial[k].drain(..=p).collect();
+            self.line(line.trim_end_matches(['\n', '\r']));
         }
+        if self.partial[k].len() > PARTIAL_MAX {
+            let line = std::mem::take(&mut self.partial[k]);
+            self.line(&line);
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        if self.last_lines.len() == LAST_LINES {
+            self.last_lines.pop_front();
+        }
+        self.last_lines.push_back(line.to_string());
+    }
+
+    /// The last lines, the open ones (not ended yet) last.
+    fn last_lines(&self) -> Vec<String> {
+        let open = self
+            .partial
+            .iter()
+            .map(|p| p.trim_end_matches('\r'))
+            .filter(|p| !p.trim().is_empty());
+        let all: Vec<String> = self
+            .last_lines
+            .iter()
+            .cloned()
+            .chain(open.map(str::to_string))
+            .collect();
+        all[all.len().saturating_sub(LAST_LINES)..].to_vec()
     }
 }
 
@@ -406,8 +437,8 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
         // What a failed step's diagnostics can be derived from.
         let c = &mut ctx[a];
         match &ev.data {
-            EventData::Output { bytes, .. } if ev.dir == Dir::Recv => {
-                c.output(&String::from_utf8_lossy(bytes));
+            EventData::Output { bytes, stream } if ev.dir == Dir::Recv => {
+                c.output(*stream, &String::from_utf8_lossy(bytes));
             }
             EventData::Timeout { pattern, waited_ns } => {
                 c.notes.push((
@@ -456,11 +487,9 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
                 if !*ok {
                     diag.append(&mut c.notes);
                     events.append(&mut c.events);
-                    if !c.last_lines.is_empty() {
-                        diag.push((
-                            "last_lines".into(),
-                            c.last_lines.iter().cloned().collect::<Vec<_>>().join("\n"),
-                        ));
+                    let last = c.last_lines();
+                    if !last.is_empty() {
+                        diag.push(("last_lines".into(), last.join("\n")));
                     }
                 }
                 c.notes.clear();

@@ -552,3 +552,69 @@ fn log_memory_is_bounded_and_cuts_at_a_character() {
     let cut: Vec<u8> = (0..16).map(|i| 4 * i + 3).chain([65]).collect();
     assert_eq!(codes, cut);
 }
+
+#[test]
+fn derived_last_lines_join_a_line_split_across_reads() {
+    // A failed expect whose output came as "hel" + "lo world\r\nsec" +
+    // "ond" (no newline yet): its derived diagnostic says `hello world`
+    // and `second`, not `hel`, `lo world`, `sec`, `ond`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.dtrace");
+    let actor = |id, name: &str, kind| Actor {
+        id,
+        name: name.into(),
+        kind,
+        host: "local".into(),
+    };
+    let actors = vec![
+        actor(0, "master", ActorKind::Master),
+        actor(1, "t1", ActorKind::Tester),
+        actor(2, "t1@local", ActorKind::Session),
+    ];
+    let rec = Recorder::create(&path, Header::new("split", actors)).unwrap();
+    let m = rec
+        .send(
+            1,
+            EventData::Start {
+                command: "x".into(),
+            },
+        )
+        .unwrap();
+    rec.recv(2, m).unwrap();
+    for chunk in ["hel", "lo world\r\nsec", "ond"] {
+        let m = rec
+            .send(
+                2,
+                EventData::Output {
+                    bytes: chunk.as_bytes().to_vec(),
+                    stream: dtest_trace::Stream::Stdout,
+                },
+            )
+            .unwrap();
+        rec.recv(1, m).unwrap();
+    }
+    rec.local(
+        1,
+        EventData::Verdict {
+            number: 1,
+            ok: false,
+            description: "t1: expect /never/".into(),
+            directive: None,
+            reason: String::new(),
+        },
+    )
+    .unwrap();
+    rec.finish(0, false, "1 test, 1 failed").unwrap();
+    drop(rec);
+    let out = dir.path().join("report.html");
+    write(&path, &Options::default(), &out).unwrap();
+    let v = data_of(&std::fs::read_to_string(&out).unwrap());
+    let diag = &v["points"][0]["diag"];
+    let last = diag
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv[0] == "last_lines")
+        .unwrap_or_else(|| panic!("no last_lines in {diag}"));
+    assert_eq!(last[1], "hello world\nsecond", "{diag}");
+}
