@@ -588,6 +588,19 @@ fn checked_in_md5_chart() {
         "traces/md5.svg is out of date: regenerate it"
     );
     assert_causal(&text);
+    // And it fits on a screen.
+    let root = &text[text.find("<svg ").unwrap()..];
+    let num = |name: &str| -> f64 {
+        root.split(&format!(" {name}=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(num("width") <= 1920.0 && num("height") <= 1080.0);
 }
 
 /// A run killed before its first event leaves a header-only trace: both

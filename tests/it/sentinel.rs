@@ -204,7 +204,7 @@ fn sentinel_example_fails_over() {
         .output()
         .expect("dtest trace validate");
     assert!(v.status.success(), "{}", show(&v));
-    chart_fits_a_screen_and_tells_the_failover(&trace, dir.path());
+    chart_tells_the_failover(&trace, dir.path());
 
     // Six distinct free ports, and no Redis process left on any of them.
     let ports = sentinel_ports(&run);
@@ -219,11 +219,11 @@ fn sentinel_example_fails_over() {
     }
 }
 
-/// The default chart of the failover (issue 13's "done when"): it fits on
-/// a 1920 x 1080 screen at 1:1, renders with rsvg-convert, and tells the
+/// The default chart of a failover renders with rsvg-convert and tells the
 /// story in order: the KILL above every sentinel's `+sdown`, above the
-/// `+switch-master` lines, above the release of "failover seen".
-fn chart_fits_a_screen_and_tells_the_failover(trace: &Path, dir: &Path) {
+/// `+switch-master` lines, above the release of "failover seen". Returns
+/// its size (width, height) in px.
+fn chart_tells_the_failover(trace: &Path, dir: &Path) -> (f64, f64) {
     let svg_path = dir.join("failover.svg");
     let o = dtest()
         .arg("msc")
@@ -245,7 +245,6 @@ fn chart_fits_a_screen_and_tells_the_failover(trace: &Path, dir: &Path) {
     let root = &svg[svg.find("<svg ").expect("root")..];
     let root = &root[..root.find('>').expect("root tag")];
     let (w, h) = (attr(root, "width").unwrap(), attr(root, "height").unwrap());
-    assert!(w <= 1920.0 && h <= 1080.0, "the chart is {w} x {h} px");
     let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
     let png = dir.join("failover.png");
     let r = std::process::Command::new(rsvg)
@@ -288,6 +287,20 @@ fn chart_fits_a_screen_and_tells_the_failover(trace: &Path, dir: &Path) {
         "+sdown {sdown:?}, +switch-master {switch:?}"
     );
     assert!(seen.iter().all(|&r| r > kill[0] && r >= first_switch));
+    (w, h)
+}
+
+/// Issue 13's "done when": the default chart of a 7-tester failover fits
+/// on a 1920 x 1080 screen at 1:1 and tells the story in order. On a
+/// checked-in trace of the example (`dtest exec --check` with both cores
+/// busy, 84 points: a run's chart depends on its timing, so the size is
+/// checked on a fixed one).
+#[test]
+fn failover_chart_fits_a_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = repo_root().join("traces/sentinel-failover.dtrace");
+    let (w, h) = chart_tells_the_failover(&trace, dir.path());
+    assert!(w <= 1920.0 && h <= 1080.0, "the chart is {w} x {h} px");
 }
 
 // ---------------------------------------------------------------------------

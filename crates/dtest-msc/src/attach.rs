@@ -4,12 +4,14 @@
 //! Walking each shown tester's events in order, a mark joins the current
 //! host's class when all of these hold:
 //!
-//! - **It belongs to the host's step**, by kind: an `ok` verdict (the
-//!   verdict of the step the class shows, drawn as a numbered badge); a
-//!   `match` right after the output it found its text in; the tester's
-//!   `barrier_enter` (the wait that follows is drawn down to the release);
-//!   the output and the exit of the command (or signal) the host sent to
-//!   its session, or of the session whose output the host is.
+//! - **It belongs to what the tester was doing**, by kind: an `ok`
+//!   verdict (drawn as a numbered badge); a `match` right after the output
+//!   it found its text in; the tester's `barrier_enter` (the wait that
+//!   follows is drawn down to the release); the output and the exit of
+//!   the command (or signal) the class sent to its session, or of the
+//!   session whose output the host is; a signal or input to that session;
+//!   the tester's next command once the last one ended (not the same
+//!   command again: that is a repeat, below).
 //! - **It is of the same moment**: all its events are at most `within` ns
 //!   after the host's time (its telling line's, for output; `within` is
 //!   the time layout's slice), so a row still means one moment and reading
@@ -42,8 +44,12 @@ struct Class {
     t0: u64,
     /// Every event drawn by the class (marks, folded receives, runs).
     events: HashSet<u64>,
-    /// The session the host sent a command or signal to.
+    /// The session the class's last command or signal went to.
     cmd: Option<ActorId>,
+    /// The class's last command (its start mark), and whether its exit is
+    /// in the class.
+    last_start: Option<u64>,
+    ended: bool,
 }
 
 impl Class {
@@ -67,7 +73,27 @@ impl Class {
             t0,
             events: events.into_iter().collect(),
             cmd,
+            last_start: (e.kind() == Kind::Start && cmd.is_some()).then_some(host),
+            ended: false,
         }
+    }
+
+    /// Takes mark `m` (drawing `evs`) into the class.
+    fn take(&mut self, view: &View, m: u64, evs: Vec<u64>) {
+        let t = view.trace;
+        let e = t.event(m);
+        match e.kind() {
+            Kind::Start | Kind::Signal | Kind::Input => {
+                self.cmd = t.partner(m).map(|(_, a)| a);
+                if e.kind() == Kind::Start {
+                    self.last_start = Some(m);
+                    self.ended = false;
+                }
+            }
+            Kind::Exit if self.cmd == Some(e.actor) => self.ended = true,
+            _ => {}
+        }
+        self.events.extend(evs);
     }
 
     /// Whether mark `m` (drawing `evs`) joins the class; `prev` is the mark
@@ -88,6 +114,19 @@ impl Class {
             (EventData::BarrierEnter { .. }, Dir::Send) => true,
             (EventData::Output { .. } | EventData::Exit { .. }, Dir::Send) => {
                 self.cmd == Some(e.actor) && matches!(view.other(m), Other::Own(_))
+            }
+            // The tester's next command in the same moment, once the last
+            // one ended (not the same command again: that is a repeat);
+            // a signal or input to the running one.
+            (EventData::Start { command }, Dir::Send) => {
+                matches!(view.other(m), Other::Own(_))
+                    && (self.cmd.is_none() || self.ended)
+                    && self.last_start.is_none_or(|s| {
+                        !matches!(&t.event(s).data, EventData::Start { command: c } if c == command)
+                    })
+            }
+            (EventData::Signal { .. } | EventData::Input { .. }, Dir::Send) => {
+                matches!(view.other(m), Other::Own(_))
             }
             _ => false,
         };
@@ -112,10 +151,11 @@ impl Class {
 pub(crate) struct Found {
     /// `(mark, host)`: each mark drawn as part of its host.
     pub pairs: Vec<(u64, u64)>,
-    /// `(host, times, last)`: a host whose class was repeated `times` more
-    /// times in a row (the same command, output and exit: a `poll`'s
-    /// attempts), the last repeat ending at `last` (ns).
-    pub repeats: Vec<(u64, u32, u64)>,
+    /// `(host, times, last, own)`: a host whose class was repeated `times`
+    /// more times in a row (the same command, output and exit: a `poll`'s
+    /// attempts), the last repeat ending at `last` (ns); the first `own`
+    /// marks drawn with the host are its own class's, the rest repeats'.
+    pub repeats: Vec<(u64, u32, u64, usize)>,
 }
 
 /// The attachments of a view. `within` is the longest a class may last,
@@ -152,7 +192,7 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
             let evs = view.mark_events(m);
             match (&mut cur, prev) {
                 (Some(c), Some(p)) if c.accepts(view, m, &evs, p, within) => {
-                    c.events.extend(evs);
+                    c.take(view, m, evs);
                     if let Some(cl) = classes.last_mut() {
                         cl.1.push(m);
                     }
@@ -207,7 +247,9 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
                 found.pairs.push((m, host));
             }
             if j > k + 1 {
-                found.repeats.push((host, (j - k - 1) as u32, last_ns));
+                found
+                    .repeats
+                    .push((host, (j - k - 1) as u32, last_ns, marks.len()));
             }
             k = j;
         }

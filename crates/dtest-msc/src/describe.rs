@@ -37,12 +37,8 @@ fn mark_label(view: &View, i: u64, max: usize) -> String {
         return verdicts_label(view, i, max);
     }
     let mut parts: Vec<u64> = Vec::new();
-    // A second command is a repeat: said by the count.
-    let first = view
-        .attached(i)
-        .iter()
-        .take_while(|&&m| t.event(m).kind() != Kind::Start);
-    for &m in std::iter::once(&i).chain(first) {
+    // The repeats are said by the count.
+    for &m in std::iter::once(&i).chain(view.own_attached(i)) {
         match t.event(m).kind() {
             // Said by the badge, the wait bar, the tooltip.
             Kind::Verdict | Kind::BarrierEnter | Kind::Close => {}

@@ -107,8 +107,8 @@
 //! # Detail: compact or full
 //!
 //! [`Detail::Compact`] (the default) draws the story of a run so that it
-//! fits on a screen (the md5, redis and 7-tester sentinel examples: 694,
-//! 626 and 986 px high):
+//! fits on a screen (the md5, redis and 7-tester sentinel examples: 622,
+//! 626 and 890 px high):
 //!
 //! - **No master lane** when the master did nothing but barriers (and the
 //!   end, which the subtitle says): the testers' `barrier_enter` arrows and
@@ -116,9 +116,10 @@
 //!   on each participant's lane, on one row, and a bar on each lane shows
 //!   the wait from where the tester entered the barrier.
 //! - **One mark per moment of a tester** (see `attach.rs`): a command with
-//!   its output and its exit, a `match` with the output it found its line
-//!   in, the step's `ok` verdicts (a green badge with their numbers), the
-//!   barrier entry, a normal session close. A mark takes another only
+//!   its output and its exit (and the tester's next commands in the same
+//!   moment), a `match` with the output it found its line in, the step's
+//!   `ok` verdicts (a green badge with their numbers), the barrier entry, a
+//!   normal session close. A mark takes another only
 //!   within the moment of its first (the time layout's 1/100 of the window)
 //!   and only when nothing else happened in between on the tester and on
 //!   its session, so reading down is still reading in time; the events it

@@ -1036,3 +1036,44 @@ fn compact_labels_keep_what_came_of_an_action_when_room_is_short() {
     assert!(!label.contains("nope"), "{label}");
     assert!(label.contains("exit 1"), "{label}");
 }
+
+#[test]
+fn compact_mark_holds_a_testers_quick_commands_but_not_a_repeat() {
+    // Within one moment: `a` (output x, exit 0), `b` (exit 0): one mark.
+    // Then `b` again at once: not drawn with them (a repeat of `b` is
+    // said by a count, never hidden inside another command's mark).
+    let mut b = Builder::new(&["master", "t1", "t1@h"]);
+    let cmd = |b: &mut Builder, c: &str, out_text: Option<&str>| {
+        b.message(1, 2, EventData::Start { command: c.into() });
+        if let Some(o) = out_text {
+            b.message(2, 1, out(o));
+        }
+        b.message(
+            2,
+            1,
+            EventData::Exit {
+                status: ExitStatus::Code(0),
+            },
+        );
+    };
+    cmd(&mut b, "a", Some("x\n"));
+    cmd(&mut b, "b", None);
+    cmd(&mut b, "b", None);
+    let t = b.trace(true);
+    let o = Options::default();
+    let evs = ev(&t, &o);
+    let view = View::new(&evs, &o).unwrap();
+    let label = crate::describe::label_of(&view, 0, 80, 1);
+    assert_eq!(label, "$ a \u{2192} x \u{2192} $ b", "{label}");
+    assert!(crate::describe::mark_ended(&view, 0));
+    let second_b = t
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(&e.data, EventData::Start { command } if command == "b"))
+        .nth(1)
+        .unwrap()
+        .0 as u64;
+    assert!(view.shown(second_b), "the second `b` is a mark of its own");
+    check_invariants(&view, &Svg::new(&view));
+}

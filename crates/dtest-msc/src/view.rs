@@ -90,7 +90,7 @@ pub(crate) struct View<'t> {
     with: HashMap<u64, Vec<u64>>,
     /// For a host repeated in a row (see [`crate::attach`]): how many more
     /// times, and when the last repeat ended (ns).
-    repeats: HashMap<u64, (u32, u64)>,
+    repeats: HashMap<u64, (u32, u64, usize)>,
 }
 
 const NO_HOST: u64 = u64::MAX;
@@ -301,8 +301,8 @@ impl<'t> View<'t> {
                 view.host_of[k] = host;
                 view.with.entry(host).or_default().push(mark);
             }
-            for (host, times, last) in found.repeats {
-                view.repeats.insert(host, (times, last));
+            for (host, times, last, own) in found.repeats {
+                view.repeats.insert(host, (times, last, own));
             }
         }
         Ok(view)
@@ -358,7 +358,16 @@ impl<'t> View<'t> {
     /// For a mark repeated in a row (compact charts): how many more times,
     /// and when the last repeat ended (ns).
     pub fn repeats(&self, i: u64) -> Option<(u32, u64)> {
-        self.repeats.get(&i).copied()
+        self.repeats.get(&i).map(|&(n, last, _)| (n, last))
+    }
+
+    /// The marks drawn with mark `i` that are its own (not its repeats').
+    pub fn own_attached(&self, i: u64) -> &[u64] {
+        let all = self.attached(i);
+        match self.repeats.get(&i) {
+            Some(&(_, _, own)) => &all[..own.min(all.len())],
+            None => all,
+        }
     }
 
     /// The mark event `i` is drawn with (compact charts), if any.
