@@ -119,3 +119,14 @@ pub fn spawn_exec(
         .expect("spawn dtest");
     (dir, child)
 }
+
+/// The number in attribute `name="..."` of the first tag in `tag` that has
+/// it (an SVG's root size, an element's `data-y`), if any.
+pub fn svg_num(tag: &str, name: &str) -> Option<f64> {
+    tag.split(&format!(" {name}=\""))
+        .nth(1)?
+        .split('"')
+        .next()?
+        .parse()
+        .ok()
+}

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use dtest_trace::{Actor, ActorKind, Directive, EventData, ExitStatus, Header, Recorder, Stream};
 
-use crate::common::{dtest, repo_root, require_tool, run, show};
+use crate::common::{dtest, repo_root, require_tool, run, show, svg_num};
 
 /// Runs `dtest msc TRACE ARGS... -o OUT` and returns OUT's bytes.
 fn msc(trace: &Path, out: &Path, args: &[&str]) -> Vec<u8> {
@@ -590,17 +590,9 @@ fn checked_in_md5_chart() {
     assert_causal(&text);
     // And it fits on a screen.
     let root = &text[text.find("<svg ").unwrap()..];
-    let num = |name: &str| -> f64 {
-        root.split(&format!(" {name}=\""))
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    assert!(num("width") <= 1920.0 && num("height") <= 1080.0);
+    let root = &root[..root.find('>').unwrap()];
+    let (w, h) = (svg_num(root, "width"), svg_num(root, "height"));
+    assert!(w <= Some(1920.0) && h <= Some(1080.0), "{w:?} x {h:?}");
 }
 
 /// A run killed before its first event leaves a header-only trace: both
@@ -857,14 +849,7 @@ fn y_of(svg: &str, needle: &str) -> f64 {
         .unwrap_or_else(|| panic!("{needle} not in the chart"));
     let tag_start = svg[..at].rfind("<g class=\"ev ").unwrap();
     let tag = &svg[tag_start..tag_start + svg[tag_start..].find('>').unwrap()];
-    tag.split("data-y=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    svg_num(tag, "data-y").expect("data-y")
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::common::{dtest, repo_root, require_tool, show, spawn_exec, wait_deadline};
+use crate::common::{dtest, repo_root, require_tool, show, spawn_exec, svg_num, wait_deadline};
 use crate::sshd;
 
 fn exec(toml: &str, files: &[(&str, &str)], extra: &[&str]) -> (tempfile::TempDir, Output) {
@@ -234,14 +234,7 @@ fn chart_tells_the_failover(trace: &Path, dir: &Path) -> (f64, f64) {
         .expect("dtest msc");
     assert!(o.status.success(), "{}", show(&o));
     let svg = std::fs::read_to_string(&svg_path).expect("the chart");
-    let attr = |tag: &str, name: &str| -> Option<f64> {
-        tag.split(&format!(" {name}=\""))
-            .nth(1)?
-            .split('"')
-            .next()?
-            .parse()
-            .ok()
-    };
+    let attr = svg_num;
     let root = &svg[svg.find("<svg ").expect("root")..];
     let root = &root[..root.find('>').expect("root tag")];
     let (w, h) = (attr(root, "width").unwrap(), attr(root, "height").unwrap());
