@@ -132,8 +132,8 @@
 //!
 //! Failures are never folded away: `not ok` verdicts, timeouts, broken
 //! barriers and abnormal closes stay marks of their own. Every event
-//! remains in the SVG: in the `data-with` list and the tooltip of the mark
-//! that draws it. [`Detail::Full`] (`--detail full`) draws every event on
+//! remains in the SVG: in the `data-with` list of the mark that draws it,
+//! and in its tooltip (which keeps about 16 KiB of text). [`Detail::Full`] (`--detail full`) draws every event on
 //! its own: barrier messages as arrows to the master, each verdict a box.
 //!
 //! # Labels
