@@ -164,7 +164,7 @@ pub(crate) struct Found {
 /// Then, on each lane, a class that repeats the one before it (nothing
 /// else in between on the tester, the same command, output and exit, no
 /// verdict: a `poll`'s attempts) is drawn with it; the mark says how many
-/// times, until when, and a bar on the lane shows how long.
+/// times (its tooltip until when), and a bar on the lane shows how long.
 pub(crate) fn find(view: &View, within: u64) -> Found {
     let t = view.trace;
     let mut found = Found::default();
