@@ -133,16 +133,19 @@ impl Class {
         kind && evs
             .iter()
             .all(|&y| t.event(y).time_ns <= self.t0.saturating_add(within))
-            && evs.iter().all(|&y| {
-                let chain = t.actor_events(t.event(y).actor);
-                match chain.binary_search(&y) {
-                    Ok(k) if k > 0 => {
-                        let p = chain[k - 1];
-                        self.events.contains(&p) || evs.contains(&p)
-                    }
-                    _ => false,
-                }
+            && self.adjoins(view, evs)
+    }
+
+    /// Whether nothing happened between the class and `evs`: the previous
+    /// event of each of their actors is in the class or in `evs`.
+    fn adjoins(&self, view: &View, evs: &[u64]) -> bool {
+        let t = view.trace;
+        evs.iter().all(|&y| {
+            let chain = t.actor_events(t.event(y).actor);
+            chain.binary_search(&y).is_ok_and(|k| {
+                k > 0 && (self.events.contains(&chain[k - 1]) || evs.contains(&chain[k - 1]))
             })
+        })
     }
 }
 
@@ -204,18 +207,9 @@ pub(crate) fn find(view: &View, within: u64) -> Found {
                     next_follows = false;
                 }
                 _ => {
-                    let follows = next_follows
-                        && cur.as_ref().is_some_and(|c| {
-                            // Nothing in between on the session either.
-                            evs.iter().all(|&y| {
-                                let chain = t.actor_events(t.event(y).actor);
-                                chain.binary_search(&y).is_ok_and(|k| {
-                                    k > 0
-                                        && (c.events.contains(&chain[k - 1])
-                                            || evs.contains(&chain[k - 1]))
-                                })
-                            })
-                        });
+                    // Nothing in between on the session either.
+                    let follows =
+                        next_follows && cur.as_ref().is_some_and(|c| c.adjoins(view, &evs));
                     cur = Some(Class::new(view, m, evs));
                     classes.push((m, Vec::new(), follows));
                     next_follows = true;
@@ -358,7 +352,7 @@ fn can_host(view: &View, m: u64) -> bool {
     e.dir == Dir::Local
         || matches!(view.other(m), Other::Own(_))
         || view.enter_mark(m)
-        || (e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken))
+        || view.is_condition(m)
 }
 
 /// What a class of a command says (its command, output and exit), to

@@ -29,11 +29,6 @@ const CHAR_PX: f64 = 7.5;
 
 pub(crate) struct Msc;
 
-fn is_condition(view: &View, i: u64) -> bool {
-    let e = &view.trace.event(i);
-    e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
-}
-
 fn contiguous(view: &View, members: &[u64]) -> Option<(usize, usize)> {
     let lanes: Vec<usize> = members
         .iter()
@@ -48,7 +43,7 @@ impl Geometry for Msc {
         let e = &view.trace.event(i);
         let l = 2.0 * view.lane(e.actor)? as f64;
         let own = Some((l - 1.0, l + 1.0));
-        if e.dir == Dir::Local || is_condition(view, i) {
+        if e.dir == Dir::Local || view.is_condition(i) {
             return own;
         }
         match view.other(i) {
@@ -294,7 +289,7 @@ fn statement<'a>(
     let mut label = String::new();
     let mut s = String::new();
     if e.dir == Dir::Local
-        || is_condition(view, i)
+        || view.is_condition(i)
         || matches!(view.other(i), Other::Own(_))
         || view.enter_mark(i)
     {

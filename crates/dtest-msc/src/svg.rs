@@ -266,7 +266,7 @@ impl Svg {
     fn is_box(view: &View, i: u64) -> bool {
         view.trace.event(i).dir == Dir::Local
             || matches!(view.other(i), Other::Own(_))
-            || Svg::is_condition(view, i)
+            || view.is_condition(i)
             || view.enter_mark(i)
     }
 
@@ -274,18 +274,13 @@ impl Svg {
     fn badge_width(view: &View, i: u64) -> f64 {
         describe::badge(view, i).map_or(0.0, |b| badge_w(&b) + 3.0)
     }
-
-    fn is_condition(view: &View, i: u64) -> bool {
-        let e = &view.trace.event(i);
-        e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
-    }
 }
 
 impl Geometry for Svg {
     fn span(&self, view: &View, i: u64) -> Option<Span> {
         let e = &view.trace.event(i);
         let x = self.x(view.lane(e.actor)?);
-        if Svg::is_condition(view, i) {
+        if view.is_condition(i) {
             let w = Svg::cond_width(&self.box_label(view, i));
             return Some((x - w / 2.0 - Svg::badge_width(view, i), x + w / 2.0));
         }
@@ -764,7 +759,7 @@ fn wait_bars(
                 bar(b, "span", g.x(lane), r1, until + 1);
             }
         }
-        if !Svg::is_condition(view, i) {
+        if !view.is_condition(i) {
             continue;
         }
         let e = t.event(i);
@@ -779,7 +774,7 @@ fn wait_bars(
         let enter = chain[..k]
             .iter()
             .rev()
-            .take_while(|&&x| !Svg::is_condition(view, x))
+            .take_while(|&&x| !view.is_condition(x))
             .find(|&&x| t.event(x).kind() == Kind::BarrierEnter);
         let Some(r0) = enter
             .and_then(|&x| view.drawn_by(x))
@@ -1047,7 +1042,7 @@ fn event(b: &mut String, g: &Svg, view: &View, layout: &Layout, i: u64, row: u32
     text::xml(b, &describe::tooltip(view, i));
     b.push_str("</title>");
 
-    if Svg::is_condition(view, i) {
+    if view.is_condition(i) {
         // A barrier condition: a hexagon on the participant's lane.
         let label = g.box_label(view, i);
         let w = Svg::cond_width(&label);

@@ -382,6 +382,13 @@ impl<'t> View<'t> {
         Some(self.host(m).unwrap_or(m))
     }
 
+    /// Whether event `i` is a barrier condition on its lane: a participant's
+    /// receive of a release (or of a broken barrier), drawn as a hexagon.
+    pub fn is_condition(&self, i: u64) -> bool {
+        let e = self.trace.event(i);
+        e.dir == Dir::Recv && matches!(e.kind(), Kind::BarrierLeave | Kind::BarrierBroken)
+    }
+
     /// Whether event `i` is a tester's `barrier_enter` drawn as a mark on
     /// its lane (compact charts draw no arrow to the master).
     pub fn enter_mark(&self, i: u64) -> bool {
