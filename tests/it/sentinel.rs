@@ -9,7 +9,7 @@
 //! orders that must deadlock, unknown transport keys).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -112,26 +112,37 @@ fn sentinel_ports(run: &Path) -> Vec<u16> {
     ports
 }
 
-#[test]
-fn sentinel_example_fails_over() {
-    require_tool("redis-server", "redis-server");
-    require_tool("redis-cli", "redis-tools");
-    require_tool("pgrep", "procps");
+/// Runs `dtest exec examples/SCENARIO --check examples/SPEC` from the
+/// repository, at most `secs` seconds: the temporary directory, the run
+/// directory in it, dtest's output.
+fn exec_example(scenario: &str, spec: &str, secs: u64) -> (tempfile::TempDir, PathBuf, Output) {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = dir.path().join("run");
     let child = dtest()
         .current_dir(repo_root())
-        .args(["exec", "examples/sentinel/sentinel.toml", "--out"])
+        .arg("exec")
+        .arg(Path::new("examples").join(scenario))
+        .arg("--out")
         .arg(&run)
-        .args(["--check", "examples/sentinel/sentinel.spec"])
+        .arg("--check")
+        .arg(Path::new("examples").join(spec))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn dtest");
+    let o = wait_deadline(child, secs, &format!("dtest exec {scenario}"));
+    (dir, run, o)
+}
+
+#[test]
+fn sentinel_example_fails_over() {
+    require_tool("redis-server", "redis-server");
+    require_tool("redis-cli", "redis-tools");
+    require_tool("pgrep", "procps");
     // The scenario's own timeout is 5 minutes; its deadlines are generous
     // for a loaded machine.
-    let o = wait_deadline(child, 330, "dtest exec sentinel.toml");
+    let (dir, run, o) = exec_example("sentinel/sentinel.toml", "sentinel/sentinel.spec", 330);
     let tap = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let pts = points(&tap);
@@ -220,54 +231,80 @@ fn sentinel_example_fails_over() {
     }
 }
 
+/// The default chart of a trace (`dtest msc TRACE -o DIR/NAME.svg`),
+/// rendered with rsvg-convert.
+struct Chart {
+    svg: String,
+}
+
+impl Chart {
+    fn draw(trace: &Path, dir: &Path, name: &str) -> Chart {
+        let svg_path = dir.join(format!("{name}.svg"));
+        let o = dtest()
+            .arg("msc")
+            .arg(trace)
+            .arg("-o")
+            .arg(&svg_path)
+            .output()
+            .expect("dtest msc");
+        assert!(o.status.success(), "{}", show(&o));
+        let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
+        let r = std::process::Command::new(rsvg)
+            .arg("-o")
+            .arg(dir.join(format!("{name}.png")))
+            .arg(&svg_path)
+            .output()
+            .expect("rsvg-convert");
+        assert!(r.status.success(), "{}", show(&r));
+        Chart {
+            svg: std::fs::read_to_string(&svg_path).expect("the chart"),
+        }
+    }
+
+    /// Width and height, in px.
+    fn size(&self) -> (f64, f64) {
+        let root = &self.svg[self.svg.find("<svg ").expect("root")..];
+        let root = &root[..root.find('>').expect("root tag")];
+        (
+            svg_num(root, "width").expect("width"),
+            svg_num(root, "height").expect("height"),
+        )
+    }
+
+    /// The rows of the marks whose element (tag, tooltip, label) passes
+    /// `pick`.
+    fn rows(&self, pick: &dyn Fn(&str) -> bool) -> Vec<u32> {
+        self.svg
+            .split("<g class=\"ev ")
+            .skip(1)
+            .map(|c| &c[..c.find("</g>").unwrap_or(c.len())])
+            .filter(|c| pick(c))
+            .map(|c| svg_num(c, "data-row").expect("data-row") as u32)
+            .collect()
+    }
+
+    /// The rows of the releases of barrier `name`.
+    fn releases(&self, name: &str) -> Vec<u32> {
+        self.svg
+            .split(&format!("<g class=\"barrier\" data-name=\"{name}\""))
+            .skip(1)
+            .map(|c| svg_num(c, "data-row").expect("barrier row") as u32)
+            .collect()
+    }
+}
+
 /// The default chart of a failover renders with rsvg-convert and tells the
 /// story in order: the KILL above every sentinel's `+sdown`, above the
 /// `+switch-master` lines, above the release of "failover seen". Returns
 /// its size (width, height) in px.
 fn chart_tells_the_failover(trace: &Path, dir: &Path) -> (f64, f64) {
-    let svg_path = dir.join("failover.svg");
-    let o = dtest()
-        .arg("msc")
-        .arg(trace)
-        .arg("-o")
-        .arg(&svg_path)
-        .output()
-        .expect("dtest msc");
-    assert!(o.status.success(), "{}", show(&o));
-    let svg = std::fs::read_to_string(&svg_path).expect("the chart");
-    let attr = svg_num;
-    let root = &svg[svg.find("<svg ").expect("root")..];
-    let root = &root[..root.find('>').expect("root tag")];
-    let (w, h) = (attr(root, "width").unwrap(), attr(root, "height").unwrap());
-    let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
-    let png = dir.join("failover.png");
-    let r = std::process::Command::new(rsvg)
-        .arg("-o")
-        .arg(&png)
-        .arg(&svg_path)
-        .output()
-        .expect("rsvg-convert");
-    assert!(r.status.success(), "{}", show(&r));
-    // The rows of the marks whose element has `needle` in it.
-    let rows = |needle: &dyn Fn(&str) -> bool| -> Vec<u32> {
-        svg.split("<g class=\"ev ")
-            .skip(1)
-            .map(|c| &c[..c.find("</g>").unwrap_or(c.len())])
-            .filter(|c| needle(c))
-            .map(|c| attr(c, "data-row").expect("data-row") as u32)
-            .collect()
-    };
-    // (The whole element: tag, tooltip, label.)
-    let kill = rows(&|c| {
+    let chart = Chart::draw(trace, dir, "failover");
+    let kill = chart.rows(&|c| {
         c.contains("data-actor=\"primary\" data-kind=\"signal\"") && c.contains("signal KILL")
     });
-    let sdown = rows(&|c| c.contains("+sdown master"));
-    let switch = rows(&|c| c.contains("+switch-master"));
-    let seen: Vec<u32> = svg
-        .split("<g class=\"barrier\" data-name=\"failover seen\"")
-        .skip(1)
-        .map(|c| attr(c, "data-row").expect("barrier row") as u32)
-        .collect();
+    let sdown = chart.rows(&|c| c.contains("+sdown master"));
+    let switch = chart.rows(&|c| c.contains("+switch-master"));
+    let seen = chart.releases("failover seen");
     assert_eq!(kill.len(), 1, "one KILL");
     assert!(sdown.len() >= 3, "each sentinel's +sdown: {sdown:?}");
     assert!(!switch.is_empty() && !seen.is_empty());
@@ -281,7 +318,7 @@ fn chart_tells_the_failover(trace: &Path, dir: &Path) -> (f64, f64) {
         "+sdown {sdown:?}, +switch-master {switch:?}"
     );
     assert!(seen.iter().all(|&r| r > kill[0] && r >= first_switch));
-    (w, h)
+    chart.size()
 }
 
 /// Issue 13's "done when": the default charts of the Redis-like and the
@@ -305,19 +342,7 @@ fn example_charts_fit_a_screen() {
 /// property ok.
 #[test]
 fn certi_like_example_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run = dir.path().join("run");
-    let child = dtest()
-        .current_dir(repo_root())
-        .args(["exec", "examples/certi-like/certi.toml", "--out"])
-        .arg(&run)
-        .args(["--check", "examples/certi-like/certi.spec"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dtest");
-    let o = wait_deadline(child, 150, "dtest exec certi.toml");
+    let (dir, run, o) = exec_example("certi-like/certi.toml", "certi-like/certi.spec", 150);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let tap = stdout(&o);
     let pts = points(&tap);
@@ -331,42 +356,12 @@ fn certi_like_example_runs() {
 /// (whose parked output is one mark) is stopped after both resigned.
 /// Returns its size (width, height) in px.
 fn chart_tells_the_billard_story(trace: &Path, dir: &Path) -> (f64, f64) {
-    let svg_path = dir.join("billard.svg");
-    let o = dtest()
-        .arg("msc")
-        .arg(trace)
-        .arg("-o")
-        .arg(&svg_path)
-        .output()
-        .expect("dtest msc");
-    assert!(o.status.success(), "{}", show(&o));
-    let svg = std::fs::read_to_string(&svg_path).expect("the chart");
-    let rsvg = require_tool("rsvg-convert", "librsvg2-bin");
-    let r = std::process::Command::new(rsvg)
-        .arg("-o")
-        .arg(dir.join("billard.png"))
-        .arg(&svg_path)
-        .output()
-        .expect("rsvg-convert");
-    assert!(r.status.success(), "{}", show(&r));
-    let rows = |needle: &dyn Fn(&str) -> bool| -> Vec<u32> {
-        svg.split("<g class=\"ev ")
-            .skip(1)
-            .map(|c| &c[..c.find("</g>").unwrap_or(c.len())])
-            .filter(|c| needle(c))
-            .map(|c| svg_num(c, "data-row").expect("data-row") as u32)
-            .collect()
-    };
-    let release = |name: &str| -> Vec<u32> {
-        svg.split(&format!("<g class=\"barrier\" data-name=\"{name}\""))
-            .skip(1)
-            .map(|c| svg_num(c, "data-row").expect("barrier row") as u32)
-            .collect()
-    };
-    let joined = release("All Billard(s) joined");
-    let ended = release("All Billard(s) ended");
-    let billards_ended = rows(&|c| c.contains("Billard 1 ended") || c.contains("Billard 2 ended"));
-    let stop = rows(&|c| c.contains("data-actor=\"rtig\" data-kind=\"signal\""));
+    let chart = Chart::draw(trace, dir, "billard");
+    let joined = chart.releases("All Billard(s) joined");
+    let ended = chart.releases("All Billard(s) ended");
+    let billards_ended =
+        chart.rows(&|c| c.contains("Billard 1 ended") || c.contains("Billard 2 ended"));
+    let stop = chart.rows(&|c| c.contains("data-actor=\"rtig\" data-kind=\"signal\""));
     assert!(
         !joined.is_empty() && !ended.is_empty(),
         "releases: {joined:?} {ended:?}"
@@ -384,12 +379,7 @@ fn chart_tells_the_billard_story(trace: &Path, dir: &Path) -> (f64, f64) {
         "{billards_ended:?} {ended:?}"
     );
     assert!(max(&ended) < stop[0], "{ended:?} {stop:?}");
-    let root = &svg[svg.find("<svg ").expect("root")..];
-    let root = &root[..root.find('>').expect("root tag")];
-    (
-        svg_num(root, "width").expect("width"),
-        svg_num(root, "height").expect("height"),
-    )
+    chart.size()
 }
 
 // ---------------------------------------------------------------------------
