@@ -160,6 +160,22 @@ fn base64(data: &[u8]) -> String {
     s
 }
 
+/// Writes `[[k, v], ...]` (JSON strings) to `out`.
+fn js_pairs<'a>(out: &mut String, pairs: impl Iterator<Item = &'a (String, String)>) {
+    out.push('[');
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        js_str(out, k);
+        out.push(',');
+        js_str(out, v);
+        out.push(']');
+    }
+    out.push(']');
+}
+
 /// A JSON string literal, safe inside an HTML `<script>` (no `<`).
 fn js_str(out: &mut String, s: &str) {
     let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
@@ -570,18 +586,9 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
         header.start_unix_ns,
         r.is_complete()
     ));
-    data.push_str(",\"meta\":[");
-    for (i, (k, v)) in header.meta.iter().enumerate() {
-        if i > 0 {
-            data.push(',');
-        }
-        data.push('[');
-        js_str(&mut data, k);
-        data.push(',');
-        js_str(&mut data, v);
-        data.push(']');
-    }
-    data.push_str("],\"warnings\":[");
+    data.push_str(",\"meta\":");
+    js_pairs(&mut data, header.meta.iter());
+    data.push_str(",\"warnings\":[");
     for (i, w) in r.warnings().iter().enumerate() {
         if i > 0 {
             data.push(',');
@@ -685,19 +692,10 @@ pub fn write(trace: &Path, opts: &Options, out: &Path) -> Result<Stats, Error> {
             Some(d) => js_str(&mut data, d),
             None => data.push_str("null"),
         }
-        data.push_str(",\"diag\":[");
-        for (j, (k, v)) in p.diag.iter().enumerate() {
-            if j > 0 {
-                data.push(',');
-            }
-            data.push('[');
-            js_str(&mut data, k);
-            data.push(',');
-            js_str(&mut data, v);
-            data.push(']');
-        }
+        data.push_str(",\"diag\":");
+        js_pairs(&mut data, p.diag.iter());
         data.push_str(&format!(
-            "],\"events\":{}}}",
+            ",\"events\":{}}}",
             serde_json::to_string(&p.events).unwrap_or_else(|_| "[]".into())
         ));
     }
